@@ -1,0 +1,49 @@
+"""q3: the U-Net (skip connections) for 24-colour colourization, optionally over batch sizes.
+
+    python experiments/q3_unet.py --image_dir=../shared/data/cifar10-jpeg --batch_sizes=100,50
+"""
+
+from pathlib import Path
+
+from absl import flags
+
+from jaxcolor import cli
+from jaxcolor.analysis import block_gradient_norms, skip_connection_notes
+from jaxcolor.experiment import RunOutput, run_grid
+from jaxcolor.models import build_model
+from jaxcolor.report import read_rows
+from jaxcolor.tasks import TaskData
+
+cli.define_flags(default_model="unet")
+flags.DEFINE_string("batch_sizes", None, "Comma-separated batch sizes to compare "
+                    "(default: --batch_size only).")
+flags.DEFINE_string("compare_with", None, "q2 results.json to compare with "
+                    "(default: <output_dir>/../q2_classification/results.json).")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    cfg = cli.config_from_flags("q3_unet")
+    batch_sizes = (cli.parse_int_list("batch_sizes", flags.FLAGS.batch_sizes)
+                   if flags.FLAGS.batch_sizes else [cfg.batch_size])
+    q2_path = Path(flags.FLAGS.compare_with or
+                   Path(cfg.output_dir).parent / "q2_classification" / "results.json")
+
+    norms: dict[str, dict[str, float]] = {}  # measured once, on the first notes call
+
+    def notes(runs: list[RunOutput], data: TaskData) -> str:
+        batch = slice(0, min(cfg.batch_size, len(data.train_inputs)))
+        for name in ("cnn", "unet"):
+            norms.setdefault(name, block_gradient_norms(
+                build_model(name, num_filters=cfg.num_filters, kernel=cfg.kernel,
+                            num_outputs=data.num_outputs),
+                data.train_inputs[batch], data.train_targets[batch], data.objective, cfg.seed))
+        cnn_rows = [row for row in read_rows(q2_path) if row.get("model") == "cnn"]
+        return skip_connection_notes([run.row for run in runs], cnn_rows, str(q2_path), norms)
+
+    run_grid([cfg.replace(batch_size=size) for size in batch_sizes],
+             "q3 — U-Net: skip connections for colourization", notes=notes)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,75 @@
+"""Shared absl flags for every experiment script, and the error-handling entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from absl import app, flags
+
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.data import SOURCES
+from jaxcolor.errors import UserError
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(default_model: str = "cnn") -> None:
+    """Define the flags every experiment accepts (call once, at import of the script)."""
+    defaults = ExperimentConfig(experiment="", model=default_model)
+    flags.DEFINE_string("model", defaults.model, "Model: cnn, unet or regression_cnn.")
+    flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.")
+    flags.DEFINE_integer("batch_size", defaults.batch_size, "Training batch size.")
+    flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
+    flags.DEFINE_integer("num_filters", defaults.num_filters, "NF, the base channel count.")
+    flags.DEFINE_integer("kernel", defaults.kernel, "Convolution kernel size (odd).")
+    flags.DEFINE_integer("num_colours", defaults.num_colours, "k-means colour classes.")
+    flags.DEFINE_integer("seed", defaults.seed, "PRNG seed for initialisation and shuffling.")
+    flags.DEFINE_string("category", defaults.category, "Image category (CIFAR-10 class name).")
+    flags.DEFINE_enum("source", None, SOURCES,
+                      "Image source; default: folder when --image_dir is set, else tfds.")
+    flags.DEFINE_string("image_dir", None, "Image folder PATH/{train,test}/{class}/*.jpg|png "
+                        "(default: $JAXCOLOR_IMAGE_DIR).")
+    flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir (default: tfds's own).")
+    flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0 = all).")
+    flags.DEFINE_integer("num_samples", defaults.num_samples, "Test images in sample grids.")
+    flags.DEFINE_string("output_dir", None, "Where results go (default: results/<script name>).")
+
+
+def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
+    """The validated config of the parsed flags; ``overrides`` replace flag values."""
+    values = dict(
+        experiment=experiment, model=FLAGS.model, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, num_colours=FLAGS.num_colours,
+        seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
+        image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
+        max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
+        output_dir=FLAGS.output_dir or os.path.join("results", experiment))
+    values.update(overrides)
+    return ExperimentConfig(**values).validate()
+
+
+def parse_int_list(flag: str, text: str) -> list[int]:
+    """``"100,50"`` → [100, 50], or a UserError naming the flag."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"--{flag}={text!r} must be a comma-separated list of integers.") from None
+    if not values or min(values) <= 0:
+        raise UserError(f"--{flag}={text!r} must list positive integers.")
+    return values
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """``absl.app.run`` that turns a UserError into one ``error: …`` line and exit status 2."""
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    app.run(guarded)

@@ -1,0 +1,107 @@
+"""Colour quantization: k-means over RGB pixels (in JAX) and nearest-colour labelling."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CACHE_DIR_ENV = "JAXCOLOR_CACHE_DIR"
+KMEANS_VERSION = 1  # bump when the algorithm changes so stale cached colours are not reused
+
+
+def to_unit_float(images: np.ndarray | jax.Array) -> jax.Array:
+    """uint8 [0, 255] → float32 [0, 1]."""
+    return jnp.asarray(images, jnp.float32) / 255.0
+
+
+def _squared_distances(points: jax.Array, centres: jax.Array) -> jax.Array:
+    """(P, 3), (K, 3) → (P, K) squared Euclidean distances, as one matmul."""
+    return (
+        jnp.sum(points**2, axis=-1, keepdims=True)
+        - 2.0 * points @ centres.T
+        + jnp.sum(centres**2, axis=-1)
+    )
+
+
+@jax.jit
+def nearest_colour(pixels: jax.Array, centres: jax.Array) -> jax.Array:
+    """Index of the nearest centre (Euclidean, RGB) for every pixel; shape ``pixels.shape[:-1]``."""
+    flat = pixels.reshape(-1, pixels.shape[-1])
+    labels = jnp.argmin(_squared_distances(flat, centres), axis=-1)
+    return labels.astype(jnp.int32).reshape(pixels.shape[:-1])
+
+
+@partial(jax.jit, static_argnames=("k", "max_iters"))
+def fit_kmeans(points: jax.Array, key: jax.Array, k: int, max_iters: int = 100,
+               tol: float = 1e-7) -> jax.Array:
+    """k-means++ initialisation then Lloyd iterations until the centres stop moving.
+
+    Returns (k, D) centres sorted by brightness so that label order does not depend on the init.
+    An empty cluster keeps its previous centre.
+    """
+    num_points = points.shape[0]
+    init_key, loop_key = jax.random.split(key)
+    first = points[jax.random.randint(init_key, (), 0, num_points)]
+    centres = jnp.zeros((k, points.shape[1]), points.dtype).at[0].set(first)
+    min_dist = jnp.sum((points - first) ** 2, axis=-1)
+
+    def add_centre(i, carry):
+        centres, min_dist = carry
+        choice = jax.random.choice(jax.random.fold_in(loop_key, i), num_points,
+                                   p=min_dist / jnp.sum(min_dist))
+        centres = centres.at[i].set(points[choice])
+        min_dist = jnp.minimum(min_dist, jnp.sum((points - points[choice]) ** 2, axis=-1))
+        return centres, min_dist
+
+    centres, _ = jax.lax.fori_loop(1, k, add_centre, (centres, min_dist))
+
+    def lloyd(carry):
+        centres, _, iteration = carry
+        labels = jnp.argmin(_squared_distances(points, centres), axis=-1)
+        sums = jax.ops.segment_sum(points, labels, num_segments=k)
+        counts = jax.ops.segment_sum(jnp.ones((num_points,), points.dtype), labels,
+                                     num_segments=k)
+        updated = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
+        shift = jnp.max(jnp.sum((updated - centres) ** 2, axis=-1))
+        return updated, shift, iteration + 1
+
+    def not_converged(carry):
+        _, shift, iteration = carry
+        return (shift > tol) & (iteration < max_iters)
+
+    centres, _, _ = jax.lax.while_loop(not_converged, lloyd, (centres, jnp.inf, 0))
+    return centres[jnp.argsort(jnp.sum(centres, axis=-1))]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "jaxcolor")
+
+
+def colour_palette(images: np.ndarray, k: int, seed: int, *, name: str = "colours",
+                   cache_dir: Path | None = None) -> np.ndarray:
+    """The k k-means colours (float32 [0, 1], shape (k, 3)) of a uint8 image set, cached on disk.
+
+    The cache key is a digest of the pixels themselves plus k, seed and algorithm version, so any
+    change of source, category or subset recomputes, and nothing stale is ever reused.
+    """
+    digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
+    cache_dir = cache_dir or default_cache_dir()
+    path = cache_dir / f"{name}-k{k}-seed{seed}-v{KMEANS_VERSION}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    pixels = to_unit_float(images).reshape(-1, images.shape[-1])
+    centres = np.asarray(fit_kmeans(pixels, jax.random.key(seed), k=k))
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, centres)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs recomputation
+    return centres

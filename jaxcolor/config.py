@@ -1,0 +1,53 @@
+"""The experiment configuration: one frozen dataclass, validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxcolor.data import CIFAR10_CLASSES
+from jaxcolor.errors import UserError
+from jaxcolor.models import MODELS
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    experiment: str
+    model: str = "cnn"
+    task: str = "colourization"
+    epochs: int = 25
+    batch_size: int = 100
+    learning_rate: float = 1e-3
+    num_filters: int = 32
+    kernel: int = 3
+    num_colours: int = 24
+    seed: int = 0
+    colour_seed: int = 0  # k-means seed: fixed, so that training seeds share one palette
+    category: str = "horse"
+    source: str = ""  # "" = folder when image_dir is given, else tfds
+    image_dir: str | None = None
+    tfds_data_dir: str | None = None
+    max_images: int = 0  # per split; 0 = all
+    num_samples: int = 6
+    output_dir: str = ""
+
+    def replace(self, **changes) -> ExperimentConfig:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> ExperimentConfig:
+        """Raise UserError naming the first bad flag; return self for chaining."""
+        if self.model not in MODELS:
+            raise UserError(f"--model={self.model!r} is unknown; use one of {', '.join(MODELS)}.")
+        for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"--{name}={getattr(self, name)} must be a positive integer.")
+        if not self.learning_rate > 0:
+            raise UserError(f"--learning_rate={self.learning_rate} must be positive.")
+        if self.kernel <= 0 or self.kernel % 2 == 0:
+            raise UserError(f"--kernel={self.kernel} must be a positive odd number "
+                            f"('same' padding keeps the image size only for odd kernels).")
+        if self.max_images < 0:
+            raise UserError(f"--max_images={self.max_images} must be 0 (all) or positive.")
+        if self.category not in CIFAR10_CLASSES and self.source != "folder" and not self.image_dir:
+            raise UserError(f"--category={self.category!r} is unknown; use one of: "
+                            f"{', '.join(CIFAR10_CLASSES)}.")
+        return self

@@ -1,0 +1,193 @@
+"""Image sources → uint8 arrays (N, H, W, 3) for one category and split.
+
+Three sources, one result type:
+- ``tfds``: TensorFlow Datasets ``cifar10`` via ``tfds.data_source`` (ArrayRecord random access;
+  no TensorFlow needed). Downloads on first use.
+- ``folder``: ``ROOT/{train,test}/{class}/*.{png,jpg,jpeg}``, files in sorted-name order.
+- ``synthetic``: small procedurally generated images for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from jaxcolor.errors import UserError
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+SPLITS = ("train", "test")
+SOURCES = ("tfds", "folder", "synthetic")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_DIR_ENV = "JAXCOLOR_IMAGE_DIR"
+# Host that tfds downloads CIFAR-10 from; probed so that offline users fail in seconds, not minutes.
+CIFAR10_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
+SYNTHETIC_SIZES = {"train": 256, "test": 64}
+
+
+def resolve_source(source: str, image_dir: str | None) -> tuple[str, str | None]:
+    """Pick the source: explicit ``source`` wins; else a folder if one is given (flag or env)."""
+    image_dir = image_dir or os.environ.get(IMAGE_DIR_ENV) or None
+    if not source:
+        source = "folder" if image_dir else "tfds"
+    if source not in SOURCES:
+        raise UserError(f"--source={source!r} is unknown; use one of {', '.join(SOURCES)}.")
+    if source == "folder" and not image_dir:
+        raise UserError(f"--source=folder needs --image_dir=PATH (or ${IMAGE_DIR_ENV}).")
+    return source, image_dir
+
+
+def load_category(
+    source: str,
+    category: str,
+    split: str,
+    *,
+    image_dir: str | None = None,
+    tfds_data_dir: str | None = None,
+    max_images: int = 0,
+) -> np.ndarray:
+    """Return the uint8 images (N, H, W, 3) of one category and split from a source.
+
+    ``max_images`` > 0 keeps only the first that many (in source order) for quick runs.
+    """
+    if split not in SPLITS:
+        raise UserError(f"split {split!r} is unknown; use one of {', '.join(SPLITS)}.")
+    if source == "tfds":
+        images = _load_tfds(category, split, tfds_data_dir, max_images)
+    elif source == "folder":
+        images = _load_folder(Path(image_dir or ""), category, split, max_images)
+    elif source == "synthetic":
+        images = synthetic_images(SYNTHETIC_SIZES[split], seed=SPLITS.index(split))
+    else:
+        raise UserError(f"--source={source!r} is unknown; use one of {', '.join(SOURCES)}.")
+    if max_images:
+        images = images[:max_images]
+    if len(images) == 0:
+        raise UserError(f"no {split} images for category {category!r} in the {source} source.")
+    return images
+
+
+def category_index(category: str, names: Sequence[str] = CIFAR10_CLASSES) -> int:
+    if category not in names:
+        raise UserError(f"--category={category!r} is unknown; use one of: {', '.join(names)}.")
+    return list(names).index(category)
+
+
+# --- tfds -----------------------------------------------------------------------------------------
+
+def _load_tfds(category: str, split: str, data_dir: str | None, max_images: int) -> np.ndarray:
+    import tensorflow_datasets as tfds
+
+    label = category_index(category)
+    builder = tfds.builder("cifar10", data_dir=data_dir, file_format="array_record")
+    if not builder.is_prepared():
+        require_download_reachable()
+    try:
+        source = tfds.data_source(
+            "cifar10", split=split, data_dir=data_dir,
+            builder_kwargs={"file_format": "array_record"},
+        )
+    except (ConnectionError, OSError) as err:
+        raise UserError(_offline_message(f"{type(err).__name__}: {err}")) from err
+    images = []
+    for index in range(len(source)):
+        example = source[index]
+        if int(example["label"]) == label:
+            images.append(np.asarray(example["image"], dtype=np.uint8))
+            if max_images and len(images) >= max_images:
+                break
+    return np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
+
+
+def require_download_reachable(address: tuple[str, int] = CIFAR10_DOWNLOAD_HOST,
+                               timeout: float = 5.0) -> None:
+    """Fail fast when the CIFAR-10 download host cannot be reached (tfds retries for minutes)."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError as err:
+        raise UserError(_offline_message(f"cannot reach {address[0]}: {err}")) from err
+
+
+def _offline_message(detail: str) -> str:
+    return (
+        f"tfds cannot download CIFAR-10 ({detail}). Connect to the internet, set TFDS_DATA_DIR to "
+        f"a prepared copy, or use a local image folder: --image_dir=PATH (PATH/train/horse/*.jpg)."
+    )
+
+
+# --- image folder --------------------------------------------------------------------------------
+
+def _load_folder(root: Path, category: str, split: str, max_images: int) -> np.ndarray:
+    if not root.is_dir():
+        raise UserError(f"--image_dir={root} does not exist or is not a folder.")
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise UserError(f"--image_dir={root} has no '{split}' folder (expected {root}/{split}/"
+                        f"{category}/*.jpg).")
+    category_dir = split_dir / category
+    if not category_dir.is_dir():
+        found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+        raise UserError(f"--category={category!r}: no folder {category_dir}; categories found: "
+                        f"{', '.join(found) or 'none'}.")
+    files = sorted(p for p in category_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"{category_dir} holds no .png/.jpg images.")
+    if max_images:
+        files = files[:max_images]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
+        images = list(pool.map(_read_image, files))
+    shape = images[0].shape
+    for path, image in zip(files, images, strict=True):
+        if image.shape != shape:
+            raise UserError(f"{path} is {image.shape[1]}x{image.shape[0]} but {files[0]} is "
+                            f"{shape[1]}x{shape[0]}; all images of a split must share one size.")
+    return np.stack(images)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise UserError(f"cannot read image {path}: {err}. Remove or replace the file.") from err
+
+
+# --- synthetic ------------------------------------------------------------------------------------
+
+_PALETTE = np.array([
+    [0.55, 0.35, 0.20],  # brown
+    [0.30, 0.60, 0.25],  # green
+    [0.35, 0.55, 0.85],  # sky blue
+    [0.85, 0.80, 0.70],  # sand
+    [0.15, 0.15, 0.15],  # near black
+    [0.90, 0.30, 0.25],  # red
+], dtype=np.float32)
+
+
+def synthetic_images(count: int, seed: int = 0, size: int = 32) -> np.ndarray:
+    """Deterministic toy scenes: a sky/ground split and an ellipse "animal", from a small palette.
+
+    Colour correlates with position and brightness, so colourization is learnable in a few steps.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    images = np.empty((count, size, size, 3), np.float32)
+    for i in range(count):
+        sky, ground, animal = rng.choice(len(_PALETTE), size=3, replace=False)
+        horizon = rng.uniform(0.3, 0.7)
+        image = np.where((yy < horizon)[..., None], _PALETTE[sky], _PALETTE[ground])
+        cy, cx = rng.uniform(0.3, 0.7, size=2)
+        ry, rx = rng.uniform(0.1, 0.25, size=2)
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1.0
+        image = np.where(inside[..., None], _PALETTE[animal], image)
+        image = image + rng.normal(0.0, 0.02, size=image.shape)
+        images[i] = image
+    return (np.clip(images, 0.0, 1.0) * 255.0).round().astype(np.uint8)

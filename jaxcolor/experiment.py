@@ -1,0 +1,173 @@
+"""Compose data → model → training → figures/tables. Experiment scripts only choose what to run."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxcolor import colours, data, plots, report, tasks, train
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.errors import UserError
+from jaxcolor.models import build_model
+from jaxcolor.objectives import CLASSIFICATION
+
+Log = Callable[[str], None]
+
+
+def log_line(text: str) -> None:
+    print(text, flush=True)
+
+
+def prepare_output_dir(path: str) -> Path:
+    """Create the output folder and check that it is writable, before any training."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"--output_dir={path} is not writable: {err.strerror or err}.") from err
+    return out
+
+
+def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData:
+    """Images of the configured category/source → the task's arrays and colour palette."""
+    source, image_dir = data.resolve_source(cfg.source, cfg.image_dir)
+    start = time.perf_counter()
+    images = {split: data.load_category(source, cfg.category, split, image_dir=image_dir,
+                                        tfds_data_dir=cfg.tfds_data_dir,
+                                        max_images=cfg.max_images)
+              for split in data.SPLITS}
+    palette = colours.colour_palette(images["train"], cfg.num_colours, cfg.colour_seed,
+                                     name=f"colours-{cfg.category}")
+    task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette)
+    log(f"data: {len(images['train'])} train / {len(images['test'])} test '{cfg.category}' images "
+        f"from {source}{f' ({image_dir})' if image_dir else ''}, {cfg.num_colours} colours, "
+        f"{time.perf_counter() - start:.1f}s")
+    return task_data
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutput:
+    config: ExperimentConfig
+    row: dict[str, Any]
+    fit: train.FitResult
+
+    @property
+    def label(self) -> str:
+        cfg = self.config
+        return f"{cfg.model} bs{cfg.batch_size} lr{cfg.learning_rate:g}"
+
+    @property
+    def slug(self) -> str:
+        cfg = self.config
+        return (f"{cfg.model}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}_nf{cfg.num_filters}"
+                f"_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
+
+
+def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
+                       log: Log = log_line) -> RunOutput:
+    """Train one configuration and summarise it as a results.json row."""
+    if cfg.batch_size > len(task_data.train_inputs):
+        raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
+                        f"{len(task_data.train_inputs)} training images; use a smaller one.")
+    model = build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
+                        num_outputs=task_data.num_outputs)
+    log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, batch {cfg.batch_size}, lr "
+        f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
+        f"seed {cfg.seed}")
+    fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    learning_rate=cfg.learning_rate, seed=cfg.seed, log=log)
+    return RunOutput(cfg, result_row(cfg, fit), fit)
+
+
+def result_row(cfg: ExperimentConfig, fit: train.FitResult) -> dict[str, Any]:
+    """The results.json contract: configuration, final metrics, best epoch, speed, history."""
+    history = [dataclasses.asdict(record) for record in fit.history]
+    final = history[-1]
+    row: dict[str, Any] = {
+        "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task,
+        "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
+        "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
+        "val_accuracy": final["val_accuracy"],
+        "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
+        "compile_seconds": fit.compile_seconds, "wall_seconds": fit.wall_seconds,
+    }
+    if final["val_accuracy"] is not None:
+        best = max(history, key=lambda r: r["val_accuracy"])
+        row.update(best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+    row["history"] = history
+    return row
+
+
+def sample_columns(run: RunOutput, task_data: tasks.TaskData,
+                   count: int) -> list[tuple[str, np.ndarray]]:
+    """Grey input / ground truth / truth in the palette / prediction, for a few test images."""
+    cfg = run.config
+    model = build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
+                        num_outputs=task_data.num_outputs)
+    outputs = np.asarray(train.make_predict(model)(run.fit.state, task_data.test_inputs[:count]))
+    truth = task_data.test_images[:count].astype(np.float32) / 255.0
+    columns = [("input (grey)", task_data.test_inputs[:count]), ("ground truth", truth)]
+    palette = task_data.palette
+    if task_data.objective is CLASSIFICATION:
+        columns.append((f"truth, {len(palette)} colours", palette[task_data.test_targets[:count]]))
+        columns.append((f"{cfg.model} prediction", palette[outputs.argmax(axis=-1)]))
+    else:
+        columns.append((f"{cfg.model} prediction", np.clip(outputs, 0.0, 1.0)))
+    return columns
+
+
+RESULT_COLUMNS = [
+    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("learning_rate", "lr"), ("train_loss", "train loss"), ("val_loss", "val loss"),
+    ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc %"),
+    ("best_epoch", "best epoch"), ("train_images_per_sec", "train img/s"),
+    ("wall_seconds", "wall s"),
+]
+
+
+def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], task_data: tasks.TaskData,
+                  *, num_samples: int, notes: str = "") -> None:
+    """results.json, results.md, training_curve.png and one sample grid per run."""
+    rows = [run.row for run in runs]
+    report.write_json_atomic(out / "results.json", rows)
+    plots.training_curves([(run.label, run.row["history"]) for run in runs],
+                          out / "training_curve.png")
+    figures = ["![training curve](training_curve.png)"]
+    for run in runs:
+        name = f"samples_{run.slug}.png"
+        plots.image_grid(sample_columns(run, task_data, num_samples), out / name, title=run.label)
+        figures.append(f"![samples {run.label}]({name})")
+    text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), ""]
+    if notes:
+        text += [notes, ""]
+    text += ["## Figures", "", *figures, ""]
+    report.write_text_atomic(out / "results.md", "\n".join(text))
+
+
+Notes = Callable[[list["RunOutput"], tasks.TaskData], str]
+
+
+def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
+             notes: Notes = lambda runs, task_data: "", log: Log = log_line) -> list[RunOutput]:
+    """Train each config on one shared data load; rewrite the outputs after every run, so an
+    interrupted grid keeps the runs that finished."""
+    first = configs[0]
+    out = prepare_output_dir(first.output_dir)
+    task_data = load_task_data(first, log)
+    runs: list[RunOutput] = []
+    for cfg in configs:
+        runs.append(train_and_evaluate(cfg, task_data, log))
+        write_outputs(out, title, runs, task_data, num_samples=first.num_samples,
+                      notes=notes(runs, task_data))
+    log(f"wrote {out}/results.md, results.json and figures")
+    return runs

@@ -1,0 +1,68 @@
+"""Figures: training curves and image grids (matplotlib, Agg backend, written as PNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curves(runs: Sequence[tuple[str, Sequence[dict]]], path: Path) -> None:
+    """Train (solid) and validation (dashed) loss per epoch; validation accuracy when present."""
+    has_accuracy = any(r.get("val_accuracy") is not None for _, history in runs for r in history)
+    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4),
+                             squeeze=False)
+    for index, (label, history) in enumerate(runs):
+        colour = f"C{index}"
+        epochs = [r["epoch"] for r in history]
+        axes[0, 0].plot(epochs, [r["train_loss"] for r in history], "-", color=colour,
+                        label=f"{label} train")
+        axes[0, 0].plot(epochs, [r["val_loss"] for r in history], "--", color=colour,
+                        label=f"{label} val")
+        if has_accuracy:
+            axes[0, 1].plot(epochs, [r["val_accuracy"] for r in history], "-", color=colour,
+                            label=label)
+    axes[0, 0].set(xlabel="epoch", ylabel="loss", title="Training curve")
+    axes[0, 0].legend(fontsize=8)
+    if has_accuracy:
+        axes[0, 1].set(xlabel="epoch", ylabel="validation pixel accuracy (%)",
+                       title="Validation accuracy")
+        axes[0, 1].legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def image_grid(columns: Sequence[tuple[str, np.ndarray]], path: Path, title: str = "") -> None:
+    """One row per sample, one titled column per image set (float [0, 1], NHWC, C = 1 or 3)."""
+    rows = len(columns[0][1])
+    fig, axes = plt.subplots(rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows),
+                             squeeze=False)
+    for col, (name, images) in enumerate(columns):
+        for row in range(rows):
+            axis = axes[row, col]
+            image = np.clip(images[row], 0.0, 1.0)
+            if image.shape[-1] == 1:
+                axis.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            else:
+                axis.imshow(image)
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(name, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
