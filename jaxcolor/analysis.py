@@ -14,7 +14,8 @@ def block_gradient_norms(model: nn.Module, inputs: np.ndarray, targets: np.ndarr
                          objective: Objective, seed: int = 0) -> dict[str, float]:
     """L2 norm of the loss gradient w.r.t. each block's conv kernel, for a freshly initialised
     model on one batch (train mode). Large early-block norms mean the signal reaches them."""
-    variables = model.init(jax.random.key(seed), inputs[:1], train=False)
+    variables = jax.jit(model.init, static_argnames="train")(jax.random.key(seed), inputs[:1],
+                                                            train=False)
 
     def loss_of(params):
         outputs, _ = model.apply({**variables, "params": params}, inputs, train=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -72,4 +73,6 @@ def run(main: Callable[[list[str]], None]) -> None:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(2)
 
+    # jax logs at INFO that it found no TPU on every CPU/GPU start; keep the console for results.
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     app.run(guarded)

@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated colour cache, the real-data path, and a script runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Identical programs compile once per test session (and once across subprocess script runs).
+_JAX_CACHE = Path(os.environ.get("JAXCOLOR_TEST_JAX_CACHE", "/tmp/jaxcolor-test-jax-cache"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("JAXCOLOR_TEST_DATA",
+                                REPO.parent / "shared" / "data" / "cifar10-jpeg"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("JAXCOLOR_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("JAXCOLOR_IMAGE_DIR", raising=False)
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not (REAL_DATA / "train" / "horse").is_dir():
+        pytest.skip(f"real CIFAR-10 folder not found at {REAL_DATA} (set JAXCOLOR_TEST_DATA)")
+    return REAL_DATA
+
+
+def run_script(name: str, *args: str, cache_dir: Path | None = None
+               ) -> subprocess.CompletedProcess:
+    """Run ``experiments/<name>.py`` in a subprocess, as a user would."""
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    if cache_dir is not None:
+        env["JAXCOLOR_CACHE_DIR"] = str(cache_dir)
+    return subprocess.run([sys.executable, str(REPO / "experiments" / f"{name}.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)

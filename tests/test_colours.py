@@ -1,0 +1,50 @@
+import jax
+import numpy as np
+
+from jaxcolor import colours, tasks
+
+
+def test_kmeans_recovers_separated_clusters():
+    rng = np.random.default_rng(0)
+    true_centres = np.array([[0.1, 0.1, 0.1], [0.9, 0.1, 0.1], [0.1, 0.9, 0.1],
+                             [0.1, 0.1, 0.9], [0.9, 0.9, 0.9]], np.float32)
+    points = (true_centres[rng.integers(0, 5, 4000)]
+              + rng.normal(0, 0.02, (4000, 3))).astype(np.float32)
+    centres = np.asarray(colours.fit_kmeans(points, jax.random.key(3), k=5))
+    distances = np.linalg.norm(centres[:, None] - true_centres[None], axis=-1)
+    assert distances.min(axis=1).max() < 0.01  # every centre sits on a true cluster
+    assert sorted(distances.argmin(axis=1)) == [0, 1, 2, 3, 4]  # and each cluster is found
+    assert np.all(np.diff(centres.sum(axis=1)) >= 0)  # sorted by brightness
+
+
+def test_kmeans_is_seeded():
+    points = np.random.default_rng(1).random((2000, 3), dtype=np.float32)
+    a = colours.fit_kmeans(points, jax.random.key(0), k=6)
+    b = colours.fit_kmeans(points, jax.random.key(0), k=6)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nearest_colour_matches_brute_force_numpy():
+    rng = np.random.default_rng(2)
+    pixels = rng.random((7, 5, 4, 3), dtype=np.float32)
+    palette = rng.random((24, 3), dtype=np.float32)
+    brute = np.argmin(((pixels[..., None, :] - palette) ** 2).sum(-1), axis=-1)
+    np.testing.assert_array_equal(np.asarray(colours.nearest_colour(pixels, palette)), brute)
+
+
+def test_palette_is_cached_by_content(tmp_path):
+    images = (np.random.default_rng(3).random((4, 8, 8, 3)) * 255).astype(np.uint8)
+    first = colours.colour_palette(images, 4, seed=0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    np.testing.assert_array_equal(first, colours.colour_palette(images, 4, seed=0,
+                                                                cache_dir=tmp_path))
+    colours.colour_palette(images[:2], 4, seed=0, cache_dir=tmp_path)  # other pixels: new entry
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_greyscale_is_channel_mean_in_unit_range():
+    images = np.zeros((1, 4, 4, 3), np.uint8)
+    images[..., 0] = 255
+    grey = tasks.greyscale(images)
+    assert grey.shape == (1, 4, 4, 1) and grey.dtype == np.float32
+    np.testing.assert_allclose(grey, 1.0 / 3.0, rtol=1e-6)

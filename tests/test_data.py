@@ -1,0 +1,116 @@
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import data
+from jaxcolor.errors import UserError
+
+
+def write_folder(root, sizes=None, fmt="png"):
+    """root/{train,test}/{horse,cat}/NNNN.<fmt> with known pixel values."""
+    sizes = sizes or {"train": 5, "test": 3}
+    for split, count in sizes.items():
+        for label, category in enumerate(["horse", "cat"]):
+            folder = root / split / category
+            folder.mkdir(parents=True)
+            for i in range(count):
+                value = 10 * i + label
+                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(
+                    folder / f"{i:04d}.{fmt}")
+    return root
+
+
+def test_folder_loader_reads_category_in_sorted_order(tmp_path):
+    write_folder(tmp_path)
+    images = data.load_category("folder", "horse", "train", image_dir=str(tmp_path))
+    assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(images[:, 0, 0, 0], [0, 10, 20, 30, 40])
+    cats = data.load_category("folder", "cat", "test", image_dir=str(tmp_path), max_images=2)
+    np.testing.assert_array_equal(cats[:, 0, 0, 0], [1, 11])
+
+
+def test_folder_loader_reads_jpeg(tmp_path):
+    write_folder(tmp_path, {"train": 2}, fmt="jpg")
+    images = data.load_category("folder", "horse", "train", image_dir=str(tmp_path))
+    assert images.shape == (2, 32, 32, 3)
+    assert abs(int(images[1, 5, 5, 0]) - 10) <= 2  # lossy, but close
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing_root", "does not exist"),
+    ("missing_category", "categories found: cat, horse"),
+    ("empty", "holds no .png/.jpg images"),
+    ("corrupt", "cannot read image .*0001.png"),
+    ("mixed_sizes", "must share one size"),
+])
+def test_folder_loader_errors_name_the_problem(tmp_path, case, pattern):
+    root = write_folder(tmp_path / "data")
+    category = "horse"
+    if case == "missing_root":
+        root = tmp_path / "nope"
+    elif case == "missing_category":
+        category = "zebra"
+    elif case == "empty":
+        (root / "train" / "dog").mkdir()
+        category = "dog"
+    elif case == "corrupt":
+        (root / "train" / "horse" / "0001.png").write_bytes(b"not a png")
+    elif case == "mixed_sizes":
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/horse/0002.png")
+    with pytest.raises(UserError, match=pattern):
+        data.load_category("folder", category, "train", image_dir=str(root))
+
+
+def test_resolve_source_prefers_folder_when_given(monkeypatch):
+    assert data.resolve_source("", None) == ("tfds", None)
+    assert data.resolve_source("", "/x") == ("folder", "/x")
+    monkeypatch.setenv(data.IMAGE_DIR_ENV, "/from/env")
+    assert data.resolve_source("", None) == ("folder", "/from/env")
+    with pytest.raises(UserError, match="--source='bogus'"):
+        data.resolve_source("bogus", None)
+
+
+def test_tfds_source_filters_category_under_mock_data(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data, "require_download_reachable", lambda *a, **k: None)
+    with tfds.testing.mock_data(num_examples=60):
+        source = tfds.data_source("cifar10", split="train")
+        expected = [np.asarray(source[i]["image"]) for i in range(len(source))
+                    if int(source[i]["label"]) == data.category_index("horse")]
+        images = data.load_category("tfds", "horse", "train")
+    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
+    assert len(images) == len(expected) > 0
+    np.testing.assert_array_equal(images, np.stack(expected))
+
+
+def test_tfds_offline_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+
+    def refuse(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(UserError, match="tfds cannot download CIFAR-10.*--image_dir"):
+        data.load_category("tfds", "horse", "train", tfds_data_dir=str(tmp_path))
+
+
+def test_unknown_category_is_a_user_error():
+    with pytest.raises(UserError, match="--category='zebra' is unknown"):
+        data.category_index("zebra")
+
+
+def test_synthetic_source_is_deterministic():
+    a = data.load_category("synthetic", "horse", "train")
+    b = data.load_category("synthetic", "horse", "train")
+    assert a.shape == (data.SYNTHETIC_SIZES["train"], 32, 32, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[:10], data.load_category("synthetic", "horse", "test")[:10])
+
+
+def test_real_cifar_folder_integration(real_data):
+    images = data.load_category("folder", "horse", "test", image_dir=str(real_data),
+                                max_images=8)
+    assert images.shape == (8, 32, 32, 3)
+    assert 20 < images.mean() < 235 and images.std() > 10

@@ -1,0 +1,95 @@
+"""Experiment scripts end to end, as a user runs them (subprocesses, tiny synthetic data)."""
+
+import json
+
+import pytest
+from conftest import run_script
+
+TINY = ["--source=synthetic", "--epochs=2", "--batch_size=32", "--num_filters=4",
+        "--num_colours=6", "--num_samples=2"]
+NUMBERS = ("train_loss", "val_loss", "val_accuracy")
+
+
+def assert_outputs(out, models):
+    rows = json.loads((out / "results.json").read_text())
+    assert [row["model"] for row in rows] == models
+    for row in rows:
+        for key in ("epochs", "batch_size", "learning_rate", "train_loss", "val_loss",
+                    "val_accuracy", "train_images_per_sec", "wall_seconds"):
+            assert row[key] is not None, key
+        assert len(row["history"]) == row["epochs"]
+        assert 0 <= row["val_accuracy"] <= 100
+    assert (out / "training_curve.png").stat().st_size > 1000
+    assert len(list(out.glob("samples_*.png"))) == len(rows)
+    text = (out / "results.md").read_text()
+    assert "| model |" in text and "training_curve.png" in text
+    return rows
+
+
+@pytest.fixture(scope="module")
+def q2_outputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    runs = [run_script("q2_classification", *TINY, f"--output_dir={root / name}")
+            for name in ("first", "again")]
+    for result in runs:
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_q2_writes_table_json_and_figures(q2_outputs):
+    rows = assert_outputs(q2_outputs / "first", ["cnn"])
+    assert rows[0]["experiment"] == "q2_classification"
+
+
+def test_same_seed_gives_identical_results_json(q2_outputs):
+    first, again = (json.loads((q2_outputs / name / "results.json").read_text())
+                    for name in ("first", "again"))
+    assert [{k: r[k] for k in NUMBERS} for r in first] == [
+        {k: r[k] for k in NUMBERS} for r in again]
+    assert [h["val_loss"] for h in first[0]["history"]] == [
+        h["val_loss"] for h in again[0]["history"]]
+
+
+def test_q3_compares_batch_sizes_and_q2(q2_outputs, tmp_path):
+    out = tmp_path / "q3_unet"
+    result = run_script("q3_unet", *TINY, "--batch_sizes=32,16", f"--output_dir={out}",
+                        f"--compare_with={q2_outputs / 'first' / 'results.json'}")
+    assert result.returncode == 0, result.stderr
+    rows = assert_outputs(out, ["unet", "unet"])
+    assert [row["batch_size"] for row in rows] == [32, 16]
+    text = (out / "results.md").read_text()
+    assert "Gradient norm" in text and "Best final validation accuracy: U-Net" in text
+    assert "epoch   2/2" in result.stdout  # one progress line per epoch
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=resnet"], "--model='resnet' is unknown"),
+    (["--batch_size=0"], "--batch_size=0 must be a positive integer"),
+    (["--epochs=-1"], "--epochs=-1 must be a positive integer"),
+    (["--learning_rate=0"], "--learning_rate=0.0 must be positive"),
+    (["--kernel=4"], "--kernel=4 must be a positive odd number"),
+    (["--category=zebra", "--source=tfds"], "--category='zebra' is unknown"),
+    (["--image_dir=/no/such/folder"], "--image_dir=/no/such/folder does not exist"),
+    (["--batch_size=5000"], "--batch_size=5000 is larger than the 256 training images"),
+    (["--batch_sizes=100,x"], "--batch_sizes='100,x' must be a comma-separated list"),
+    (["--output_dir=/proc/nope"], "--output_dir=/proc/nope is not writable"),
+])
+def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
+    defaults = ["--source=synthetic", f"--output_dir={tmp_path / 'out'}"]
+    if any(a.startswith("--image_dir") for a in args):
+        defaults = [f"--output_dir={tmp_path / 'out'}"]
+    result = run_script("q3_unet", *defaults, *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_real_images_end_to_end(real_data, tmp_path):
+    out = tmp_path / "real"
+    result = run_script("q2_classification", f"--image_dir={real_data}", "--max_images=200",
+                        "--epochs=1", "--batch_size=50", "--num_filters=8", "--num_samples=2",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = assert_outputs(out, ["cnn"])
+    assert rows[0]["val_accuracy"] > 5.0  # 24 classes: above chance after one epoch

@@ -1,0 +1,69 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcolor.models import CNN, UNet, build_model
+
+# Shapes and counts come from jax.eval_shape (no compilation), so these tests take milliseconds.
+
+
+def abstract_init(model, shape):
+    return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros(shape))
+
+
+def conv_params(k, cin, cout):
+    return k * k * cin * cout + cout
+
+
+def count(tree):
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("nf, nc, k, cin", [(32, 24, 3, 1), (8, 10, 5, 3)])
+def test_cnn_shapes_and_parameter_count(nf, nc, k, cin):
+    model = CNN(num_filters=nf, num_colours=nc, kernel=k)
+    variables = abstract_init(model, (2, 32, 32, cin))
+    assert jax.eval_shape(model.apply, variables, jnp.zeros((2, 32, 32, cin))).shape == (
+        2, 32, 32, nc)
+    convs = [(cin, nf), (nf, 2 * nf), (2 * nf, 2 * nf), (2 * nf, nf), (nf, nc), (nc, nc)]
+    batchnorm = 2 * (nf + 2 * nf + 2 * nf + nf + nc)  # scale and bias per channel
+    assert count(variables["params"]) == sum(conv_params(k, a, b) for a, b in convs) + batchnorm
+
+
+def test_unet_shapes_and_parameter_count():
+    nf, nc, k, cin = 32, 24, 3, 1
+    model = UNet(num_filters=nf, num_colours=nc, kernel=k)
+    variables = abstract_init(model, (2, 32, 32, cin))
+    assert jax.eval_shape(model.apply, variables, jnp.zeros((2, 32, 32, cin))).shape == (
+        2, 32, 32, nc)
+    convs = [(cin, nf), (nf, 2 * nf), (2 * nf, 2 * nf), (4 * nf, nf), (2 * nf, nc),
+             (nc + cin, nc)]
+    batchnorm = 2 * (nf + 2 * nf + 2 * nf + nf + nc)
+    assert count(variables["params"]) == sum(conv_params(k, a, b) for a, b in convs) + batchnorm
+
+
+@pytest.mark.parametrize("name", ["cnn", "unet"])
+def test_intermediates_expose_every_block(name):
+    model = build_model(name, num_filters=4, kernel=3, num_outputs=6)
+    variables = abstract_init(model, (1, 32, 32, 1))
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]),
+                              variables, jnp.zeros((1, 32, 32, 1)))
+    shapes = {block: value["activations"][0].shape
+              for block, value in state["intermediates"].items()}
+    assert shapes == {"block1": (1, 16, 16, 4), "block2": (1, 8, 8, 8), "block3": (1, 8, 8, 8),
+                      "block4": (1, 16, 16, 4), "block5": (1, 32, 32, 6)}
+
+
+def test_models_are_fully_convolutional():
+    model = UNet(num_filters=4, num_colours=5)
+    variables = abstract_init(model, (1, 32, 32, 1))
+    assert jax.eval_shape(model.apply, variables, jnp.zeros((1, 64, 48, 1))).shape == (
+        1, 64, 48, 5)
+
+
+def test_regression_cnn_outputs_rgb():
+    model = build_model("regression_cnn", num_filters=4, kernel=3, num_outputs=3)
+    variables = abstract_init(model, (1, 32, 32, 1))
+    assert jax.eval_shape(model.apply, variables, jnp.zeros((3, 32, 32, 1))).shape == (
+        3, 32, 32, 3)
