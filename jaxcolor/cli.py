@@ -16,9 +16,9 @@ from jaxcolor.errors import UserError
 FLAGS = flags.FLAGS
 
 
-def define_flags(default_model: str = "cnn") -> None:
+def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     """Define the flags every experiment accepts (call once, at import of the script)."""
-    defaults = ExperimentConfig(experiment="", model=default_model)
+    defaults = ExperimentConfig(experiment="", model=default_model, epochs=default_epochs)
     flags.DEFINE_string("model", defaults.model, "Model: cnn, unet or regression_cnn.")
     flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.")
     flags.DEFINE_integer("batch_size", defaults.batch_size, "Training batch size.")

@@ -29,6 +29,8 @@ class ExperimentConfig:
     max_images: int = 0  # per split; 0 = all
     num_samples: int = 6
     output_dir: str = ""
+    # Also report the state after these epochs of the same run (exactly equal to shorter runs).
+    report_epochs: tuple[int, ...] = ()
 
     def replace(self, **changes) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
@@ -45,6 +47,9 @@ class ExperimentConfig:
         if self.kernel <= 0 or self.kernel % 2 == 0:
             raise UserError(f"--kernel={self.kernel} must be a positive odd number "
                             f"('same' padding keeps the image size only for odd kernels).")
+        if any(not 0 < e <= self.epochs for e in self.report_epochs):
+            raise UserError(f"report epochs {list(self.report_epochs)} must lie in 1..--epochs="
+                            f"{self.epochs}.")
         if self.max_images < 0:
             raise UserError(f"--max_images={self.max_images} must be 0 (all) or positive.")
         if self.category not in CIFAR10_CLASSES and self.source != "folder" and not self.image_dir:

@@ -9,9 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import colours, data, plots, report, tasks, train
+from jaxcolor import colours, data, metrics, plots, report, tasks, train
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import build_model
@@ -58,12 +60,12 @@ def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData
 class RunOutput:
     config: ExperimentConfig
     row: dict[str, Any]
-    fit: train.FitResult
+    state: train.TrainState
 
     @property
     def label(self) -> str:
         cfg = self.config
-        return f"{cfg.model} bs{cfg.batch_size} lr{cfg.learning_rate:g}"
+        return f"{cfg.model} bs{cfg.batch_size} lr{cfg.learning_rate:g} {cfg.epochs}ep"
 
     @property
     def slug(self) -> str:
@@ -72,25 +74,58 @@ class RunOutput:
                 f"_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
 
 
+def model_for(cfg: ExperimentConfig, task_data: tasks.TaskData):
+    return build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
+                       num_outputs=task_data.num_outputs)
+
+
 def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
-                       log: Log = log_line) -> RunOutput:
-    """Train one configuration and summarise it as a results.json row."""
+                       log: Log = log_line) -> list[RunOutput]:
+    """Train one configuration; one results row per reported epoch (the last one at least)."""
     if cfg.batch_size > len(task_data.train_inputs):
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(task_data.train_inputs)} training images; use a smaller one.")
-    model = build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
-                        num_outputs=task_data.num_outputs)
+    model = model_for(cfg, task_data)
     log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, batch {cfg.batch_size}, lr "
         f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
         f"seed {cfg.seed}")
+    report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
+    snapshots: dict[int, train.TrainState] = {}
+
+    def keep_snapshot(epoch: int, state: train.TrainState) -> None:
+        if epoch in report_epochs:
+            snapshots[epoch] = jax.tree.map(jnp.copy, state)
+
     fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                    learning_rate=cfg.learning_rate, seed=cfg.seed, log=log)
-    return RunOutput(cfg, result_row(cfg, fit), fit)
+                    learning_rate=cfg.learning_rate, seed=cfg.seed, log=log,
+                    on_epoch=keep_snapshot)
+    runs = []
+    for epoch in report_epochs:
+        run_cfg = cfg.replace(epochs=epoch, report_epochs=())
+        row = result_row(run_cfg, fit.history[:epoch], fit.compile_seconds)
+        row.update(metrics.image_quality(predict_rgb(run_cfg, snapshots[epoch], task_data),
+                                         task_data.test_images.astype(np.float32) / 255.0))
+        runs.append(RunOutput(run_cfg, row, snapshots[epoch]))
+    return runs
 
 
-def result_row(cfg: ExperimentConfig, fit: train.FitResult) -> dict[str, Any]:
+def predict_rgb(cfg: ExperimentConfig, state: train.TrainState, task_data: tasks.TaskData,
+                count: int | None = None) -> np.ndarray:
+    """Test-set predictions as RGB in [0, 1]: palette colours of the argmax class, or clipped
+    regression outputs. Batched at the training batch size."""
+    predict = train.make_predict(model_for(cfg, task_data))
+    inputs = task_data.test_inputs[:count]
+    outputs = np.concatenate([np.asarray(predict(state, inputs[i:i + cfg.batch_size]))
+                              for i in range(0, len(inputs), cfg.batch_size)])
+    if task_data.objective is CLASSIFICATION:
+        return task_data.palette[outputs.argmax(axis=-1)]
+    return np.clip(outputs, 0.0, 1.0)
+
+
+def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
+               compile_seconds: float) -> dict[str, Any]:
     """The results.json contract: configuration, final metrics, best epoch, speed, history."""
-    history = [dataclasses.asdict(record) for record in fit.history]
+    history = [dataclasses.asdict(record) for record in records]
     final = history[-1]
     row: dict[str, Any] = {
         "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task,
@@ -99,7 +134,7 @@ def result_row(cfg: ExperimentConfig, fit: train.FitResult) -> dict[str, Any]:
         "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
-        "compile_seconds": fit.compile_seconds, "wall_seconds": fit.wall_seconds,
+        "compile_seconds": compile_seconds, "wall_seconds": final["elapsed"],
     }
     if final["val_accuracy"] is not None:
         best = max(history, key=lambda r: r["val_accuracy"])
@@ -110,19 +145,15 @@ def result_row(cfg: ExperimentConfig, fit: train.FitResult) -> dict[str, Any]:
 
 def sample_columns(run: RunOutput, task_data: tasks.TaskData,
                    count: int) -> list[tuple[str, np.ndarray]]:
-    """Grey input / ground truth / truth in the palette / prediction, for a few test images."""
-    cfg = run.config
-    model = build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
-                        num_outputs=task_data.num_outputs)
-    outputs = np.asarray(train.make_predict(model)(run.fit.state, task_data.test_inputs[:count]))
+    """Input / ground truth / truth in the palette / prediction, for a few test images."""
     truth = task_data.test_images[:count].astype(np.float32) / 255.0
-    columns = [("input (grey)", task_data.test_inputs[:count]), ("ground truth", truth)]
-    palette = task_data.palette
+    columns = [(f"input ({task_data.task})", task_data.test_inputs[:count]),
+               ("ground truth", truth)]
     if task_data.objective is CLASSIFICATION:
+        palette = task_data.palette
         columns.append((f"truth, {len(palette)} colours", palette[task_data.test_targets[:count]]))
-        columns.append((f"{cfg.model} prediction", palette[outputs.argmax(axis=-1)]))
-    else:
-        columns.append((f"{cfg.model} prediction", np.clip(outputs, 0.0, 1.0)))
+    columns.append((f"{run.config.model} prediction",
+                    predict_rgb(run.config, run.state, task_data, count)))
     return columns
 
 
@@ -132,6 +163,13 @@ RESULT_COLUMNS = [
     ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc %"),
     ("best_epoch", "best epoch"), ("train_images_per_sec", "train img/s"),
     ("wall_seconds", "wall s"),
+]
+
+
+QUALITY_COLUMNS = [
+    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"), ("psnr", "PSNR dB"),
+    ("ssim", "SSIM"), ("colourfulness", "colourfulness"),
+    ("true_colourfulness", "truth colourfulness"), ("ab_auc", "ab-error AuC %"),
 ]
 
 
@@ -147,7 +185,10 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], task_data: t
         name = f"samples_{run.slug}.png"
         plots.image_grid(sample_columns(run, task_data, num_samples), out / name, title=run.label)
         figures.append(f"![samples {run.label}]({name})")
-    text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), ""]
+    text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), "",
+            "Image quality of the test-set predictions (RGB; prediction = the palette colour of "
+            "the most likely class, or the clipped regression output):", "",
+            report.markdown_table(rows, QUALITY_COLUMNS), ""]
     if notes:
         text += [notes, ""]
     text += ["## Figures", "", *figures, ""]
@@ -166,7 +207,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
     task_data = load_task_data(first, log)
     runs: list[RunOutput] = []
     for cfg in configs:
-        runs.append(train_and_evaluate(cfg, task_data, log))
+        runs.extend(train_and_evaluate(cfg, task_data, log))
         write_outputs(out, title, runs, task_data, num_samples=first.num_samples,
                       notes=notes(runs, task_data))
     log(f"wrote {out}/results.md, results.json and figures")

@@ -131,6 +131,7 @@ class EpochRecord:
     val_accuracy: float | None  # percent, for classification
     seconds: float  # train + validation wall time
     train_images_per_sec: float
+    elapsed: float  # seconds since fit() started, data transfer and compilation included
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,8 +147,14 @@ class FitResult:
 
 
 def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learning_rate: float,
-        seed: int, log: Callable[[str], None] = print) -> FitResult:
-    """Train with Adam for ``epochs``, validating on the test split after every epoch."""
+        seed: int, log: Callable[[str], None] = print,
+        on_epoch: Callable[[int, TrainState], None] | None = None) -> FitResult:
+    """Train with Adam for ``epochs``, validating on the test split after every epoch.
+
+    ``on_epoch(epoch, state)`` sees the state after each epoch; its buffers are donated to the
+    next step, so copy what you keep. With a constant learning rate the first E epochs of a
+    longer run equal an E-epoch run exactly.
+    """
     start = time.perf_counter()
     tx = optax.adam(learning_rate)
     train_inputs = jax.device_put(data.train_inputs)
@@ -178,8 +185,11 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
         accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
         record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
                              time.perf_counter() - epoch_start,
-                             num_batches * batch_size / train_seconds)
+                             num_batches * batch_size / train_seconds,
+                             time.perf_counter() - start)
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, state)
         accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
         log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
             f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "

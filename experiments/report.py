@@ -1,0 +1,29 @@
+"""Gather every results/*/results.json into RESULTS.md, beside the assignment's reference numbers.
+
+    python experiments/report.py [--results_dir=results] [--output=RESULTS.md]
+"""
+
+from pathlib import Path
+
+from absl import flags
+
+from jaxcolor import cli
+from jaxcolor.errors import UserError
+from jaxcolor.report import build_results_markdown, write_text_atomic
+
+flags.DEFINE_string("results_dir", "results", "Folder holding <experiment>/results.json.")
+flags.DEFINE_string("output", "RESULTS.md", "The Markdown file to write.")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    results_dir = Path(flags.FLAGS.results_dir)
+    if not results_dir.is_dir():
+        raise UserError(f"--results_dir={results_dir} does not exist; run an experiment first.")
+    output = Path(flags.FLAGS.output)
+    write_text_atomic(output, build_results_markdown(results_dir, output.parent))
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
