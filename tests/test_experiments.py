@@ -93,3 +93,45 @@ def test_real_images_end_to_end(real_data, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = assert_outputs(out, ["cnn"])
     assert rows[0]["val_accuracy"] > 5.0  # 24 classes: above chance after one epoch
+
+
+def test_q1_reports_several_epochs_with_measured_notes(tmp_path):
+    out = tmp_path / "q1"
+    result = run_script("q1_regression", *TINY, "--epochs=3", "--report_epochs=1,2",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [(row["model"], row["epochs"]) for row in rows] == [
+        ("regression_cnn", 1), ("regression_cnn", 2), ("regression_cnn", 3)]
+    assert rows[1]["history"] == rows[2]["history"][:2]
+    assert all(row["val_accuracy"] is None and row["val_loss"] > 0 for row in rows)
+    assert all(row["colourfulness"] >= 0 and row["true_colourfulness"] > 0 for row in rows)
+    text = (out / "results.md").read_text()
+    assert "Why MSE on RGB is a poor loss" in text and "ΔE*ab" in text
+    assert len(list(out.glob("samples_*.png"))) == 3
+
+
+def test_q4_compares_models_with_interpolation(tmp_path):
+    out = tmp_path / "q4"
+    result = run_script("q4_super_resolution", *TINY, "--epochs=1", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = assert_outputs(out, ["cnn", "unet"])
+    assert all(row["task"] == "superres" and row["psnr"] > 0 for row in rows)
+    text = (out / "results.md").read_text()
+    assert "| bilinear |" in text and "ground truth → palette (ceiling)" in text
+
+
+def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
+    results = tmp_path / "results"
+    (results / "q2_classification").mkdir(parents=True)
+    rows = json.loads((q2_outputs / "first" / "results.json").read_text())
+    rows[0].update(epochs=25, batch_size=100, num_filters=32)  # a default-configuration row
+    (results / "q2_classification" / "results.json").write_text(json.dumps(rows))
+    output = tmp_path / "RESULTS.md"
+    result = run_script("report", f"--results_dir={results}", f"--output={output}")
+    assert result.returncode == 0, result.stderr
+    text = output.read_text()
+    assert "## q2_classification" in text and "1.5496 / val 1.5649, 41%" in text
+    assert "results/q2_classification/results.md" in text
+    missing = run_script("report", f"--results_dir={tmp_path / 'none'}")
+    assert missing.returncode == 2 and "run an experiment first" in missing.stderr

@@ -103,3 +103,11 @@ def test_padded_evaluation_equals_unpadded(tiny_task):
     assert padded.keys() == {"loss", "accuracy"}
     for name in padded:
         assert padded[name] == pytest.approx(whole[name], rel=1e-5)
+
+
+def test_first_epochs_of_a_longer_run_equal_a_shorter_run(tiny_task):
+    """What lets q1 report 15/25/50 epochs from one run: no schedule depends on the total."""
+    short = fit_tiny(tiny_task, epochs=2, seed=5).history
+    longer = fit_tiny(tiny_task, epochs=3, seed=5).history
+    assert [(r.train_loss, r.val_loss) for r in longer[:2]] == [
+        (r.train_loss, r.val_loss) for r in short]
