@@ -61,17 +61,18 @@ class RunOutput:
     config: ExperimentConfig
     row: dict[str, Any]
     state: train.TrainState
+    task_data: tasks.TaskData  # what it was trained and evaluated on (shared, not copied)
 
     @property
     def label(self) -> str:
         cfg = self.config
-        return f"{cfg.model} bs{cfg.batch_size} lr{cfg.learning_rate:g} {cfg.epochs}ep"
+        return f"{cfg.model} {cfg.task} bs{cfg.batch_size} lr{cfg.learning_rate:g} {cfg.epochs}ep"
 
     @property
     def slug(self) -> str:
         cfg = self.config
-        return (f"{cfg.model}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}_nf{cfg.num_filters}"
-                f"_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
+        return (f"{cfg.model}_{cfg.task}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
+                f"_nf{cfg.num_filters}_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
 
 
 def model_for(cfg: ExperimentConfig, task_data: tasks.TaskData):
@@ -105,7 +106,7 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
         row = result_row(run_cfg, fit.history[:epoch], fit.compile_seconds)
         row.update(metrics.image_quality(predict_rgb(run_cfg, snapshots[epoch], task_data),
                                          task_data.test_images.astype(np.float32) / 255.0))
-        runs.append(RunOutput(run_cfg, row, snapshots[epoch]))
+        runs.append(RunOutput(run_cfg, row, snapshots[epoch], task_data))
     return runs
 
 
@@ -143,9 +144,9 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
     return row
 
 
-def sample_columns(run: RunOutput, task_data: tasks.TaskData,
-                   count: int) -> list[tuple[str, np.ndarray]]:
+def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
     """Input / ground truth / truth in the palette / prediction, for a few test images."""
+    task_data = run.task_data
     truth = task_data.test_images[:count].astype(np.float32) / 255.0
     columns = [(f"input ({task_data.task})", task_data.test_inputs[:count]),
                ("ground truth", truth)]
@@ -173,8 +174,8 @@ QUALITY_COLUMNS = [
 ]
 
 
-def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], task_data: tasks.TaskData,
-                  *, num_samples: int, notes: str = "") -> None:
+def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], *, num_samples: int,
+                  notes: str = "") -> None:
     """results.json, results.md, training_curve.png and one sample grid per run."""
     rows = [run.row for run in runs]
     report.write_json_atomic(out / "results.json", rows)
@@ -183,7 +184,7 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], task_data: t
     figures = ["![training curve](training_curve.png)"]
     for run in runs:
         name = f"samples_{run.slug}.png"
-        plots.image_grid(sample_columns(run, task_data, num_samples), out / name, title=run.label)
+        plots.image_grid(sample_columns(run, num_samples), out / name, title=run.label)
         figures.append(f"![samples {run.label}]({name})")
     text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), "",
             "Image quality of the test-set predictions (RGB; prediction = the palette colour of "
@@ -208,7 +209,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
     runs: list[RunOutput] = []
     for cfg in configs:
         runs.extend(train_and_evaluate(cfg, task_data, log))
-        write_outputs(out, title, runs, task_data, num_samples=first.num_samples,
+        write_outputs(out, title, runs, num_samples=first.num_samples,
                       notes=notes(runs, task_data))
     log(f"wrote {out}/results.md, results.json and figures")
     return runs

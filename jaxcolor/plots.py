@@ -66,3 +66,40 @@ def _save(fig: plt.Figure, path: Path) -> None:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     tmp.replace(path)
+
+
+def channel_mosaic(activation: np.ndarray) -> np.ndarray:
+    """(H, W, C) maps → one 2-D image of all C channels tiled in a near-square grid, each
+    channel scaled to [0, 1] on its own, with 1-pixel gaps (NaN, drawn blank)."""
+    height, width, channels = activation.shape
+    cols = int(np.ceil(np.sqrt(channels)))
+    rows = int(np.ceil(channels / cols))
+    mosaic = np.full((rows * (height + 1) - 1, cols * (width + 1) - 1), np.nan, np.float32)
+    for c in range(channels):
+        channel = activation[..., c]
+        span = channel.max() - channel.min()
+        scaled = (channel - channel.min()) / span if span > 0 else np.zeros_like(channel)
+        r, q = divmod(c, cols)
+        mosaic[r * (height + 1):r * (height + 1) + height,
+               q * (width + 1):q * (width + 1) + width] = scaled
+    return mosaic
+
+
+def activation_grid(image: np.ndarray, activations: dict[str, np.ndarray], path: Path,
+                    title: str = "") -> None:
+    """The input image, then every block's channels as a mosaic (one panel per block)."""
+    fig, axes = plt.subplots(1, len(activations) + 1, figsize=(3.2 * (len(activations) + 1), 3.6))
+    axes[0].imshow(np.clip(image[..., 0] if image.shape[-1] == 1 else image, 0, 1),
+                   cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
+    axes[0].set_title("input", fontsize=9)
+    for axis, (name, activation) in zip(axes[1:], activations.items(), strict=True):
+        axis.imshow(channel_mosaic(activation), cmap="viridis", vmin=0, vmax=1)
+        axis.set_title(f"{name}: {activation.shape[2]} ch, {activation.shape[0]}×"
+                       f"{activation.shape[1]}", fontsize=9)
+    for axis in axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, path)

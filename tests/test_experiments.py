@@ -135,3 +135,20 @@ def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
     assert "results/q2_classification/results.md" in text
     missing = run_script("report", f"--results_dir={tmp_path / 'none'}")
     assert missing.returncode == 2 and "run an experiment first" in missing.stderr
+
+
+def test_q5_draws_every_block_and_measures_it(tmp_path):
+    out = tmp_path / "q5"
+    result = run_script("q5_activations", *TINY, "--epochs=1", "--num_images=1",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [(row["model"], row["task"]) for row in rows] == [
+        ("cnn", "colourization"), ("unet", "colourization"), ("unet", "superres")]
+    for row in rows:
+        stats = row["activation_statistics"]
+        assert [s["block"] for s in stats] == [f"block{i}" for i in range(1, 6)]
+        assert [s["channels"] for s in stats] == [4, 8, 8, 4, 6]
+        assert all(0 <= s["r_brightness"] <= 1 and 0 <= s["active"] <= 1 for s in stats)
+    assert len(list(out.glob("activations_*.png"))) == 3
+    assert "What early and late blocks respond to" in (out / "results.md").read_text()

@@ -67,3 +67,13 @@ def test_regression_cnn_outputs_rgb():
     variables = abstract_init(model, (1, 32, 32, 1))
     assert jax.eval_shape(model.apply, variables, jnp.zeros((3, 32, 32, 1))).shape == (
         3, 32, 32, 3)
+
+
+def test_channel_mosaic_tiles_every_channel():
+    from jaxcolor.plots import channel_mosaic
+
+    maps = np.random.default_rng(0).random((8, 8, 5)).astype(np.float32)
+    mosaic = channel_mosaic(maps)
+    assert mosaic.shape == (2 * 9 - 1, 3 * 9 - 1)  # 5 channels → 2 rows × 3 columns
+    np.testing.assert_allclose(np.nanmax(mosaic), 1.0)
+    assert np.isnan(mosaic[8]).all()  # the gap row between tiles
