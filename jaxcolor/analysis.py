@@ -290,3 +290,42 @@ def activation_notes(stats: dict[str, list[dict[str, Any]]]) -> str:
                      "moved away from raw intensity towards the colour classes it must output."
                      if brightness == "more" else ""), ""]
     return "\n".join(lines)
+
+
+def time_call(fn, *args, repeats: int = 20) -> float:
+    """Median seconds of ``fn(*args)`` after one warm-up call (compilation excluded)."""
+    import time
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def pool_relu_orders(shape: tuple[int, ...], seed: int = 0, repeats: int = 20
+                     ) -> dict[str, Any]:
+    """Compare ReLU∘MaxPool with MaxPool∘ReLU on one random NHWC tensor: the largest absolute
+    difference of outputs and of input gradients, and the median time of each order
+    (forward and forward+backward, jit-compiled)."""
+    from jaxcolor.models import maxpool2x
+
+    x = jax.random.normal(jax.random.key(seed), shape)
+    orders = {"relu_after_pool": lambda v: nn.relu(maxpool2x(v)),
+              "pool_after_relu": lambda v: maxpool2x(nn.relu(v))}
+    outputs = {name: jax.jit(f)(x) for name, f in orders.items()}
+    grads = {name: jax.jit(jax.grad(lambda v, f=f: jnp.sum(f(v) ** 2)))(x)
+             for name, f in orders.items()}
+    row: dict[str, Any] = {
+        "shape": "×".join(map(str, shape)),
+        "max_abs_diff": float(jnp.max(jnp.abs(outputs["relu_after_pool"]
+                                              - outputs["pool_after_relu"]))),
+        "max_abs_grad_diff": float(jnp.max(jnp.abs(grads["relu_after_pool"]
+                                                   - grads["pool_after_relu"])))}
+    for name, f in orders.items():
+        row[f"{name}_forward_ms"] = 1e3 * time_call(jax.jit(f), x, repeats=repeats)
+        row[f"{name}_backward_ms"] = 1e3 * time_call(
+            jax.jit(jax.grad(lambda v, f=f: jnp.sum(f(v) ** 2))), x, repeats=repeats)
+    return row

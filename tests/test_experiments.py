@@ -152,3 +152,14 @@ def test_q5_draws_every_block_and_measures_it(tmp_path):
         assert all(0 <= s["r_brightness"] <= 1 and 0 <= s["active"] <= 1 for s in stats)
     assert len(list(out.glob("activations_*.png"))) == 3
     assert "What early and late blocks respond to" in (out / "results.md").read_text()
+
+
+def test_q6b_shows_pool_and_relu_commute(tmp_path):
+    out = tmp_path / "q6b"
+    result = run_script("q6b_pool_relu", "--repeats=1", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert len(rows) == 3
+    assert all(row["max_abs_diff"] == 0.0 and row["max_abs_grad_diff"] == 0.0 for row in rows)
+    assert all(row["relu_after_pool_forward_ms"] > 0 for row in rows)
+    assert "bit-identical" in (out / "results.md").read_text()
