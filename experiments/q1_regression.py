@@ -19,7 +19,7 @@ flags.DEFINE_string("report_epochs", "15,25", "Also report these epochs of the r
 
 def main(argv: list[str]) -> None:
     del argv
-    report_epochs = tuple(cli.parse_int_list("report_epochs", flags.FLAGS.report_epochs))
+    report_epochs = tuple(cli.parse_list("report_epochs", flags.FLAGS.report_epochs))
     cfg = cli.config_from_flags("q1_regression", task="regression", report_epochs=report_epochs)
 
     def notes(runs: list[RunOutput], data: TaskData) -> str:

@@ -24,7 +24,7 @@ flags.DEFINE_string("compare_with", None, "q2 results.json to compare with "
 def main(argv: list[str]) -> None:
     del argv
     cfg = cli.config_from_flags("q3_unet")
-    batch_sizes = (cli.parse_int_list("batch_sizes", flags.FLAGS.batch_sizes)
+    batch_sizes = (cli.parse_list("batch_sizes", flags.FLAGS.batch_sizes)
                    if flags.FLAGS.batch_sizes else [cfg.batch_size])
     q2_path = Path(flags.FLAGS.compare_with or
                    Path(cfg.output_dir).parent / "q2_classification" / "results.json")

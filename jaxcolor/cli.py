@@ -12,6 +12,7 @@ from absl import app, flags
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
 from jaxcolor.errors import UserError
+from jaxcolor.objectives import LOSSES
 
 FLAGS = flags.FLAGS
 
@@ -25,6 +26,8 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
     flags.DEFINE_integer("num_filters", defaults.num_filters, "NF, the base channel count.")
     flags.DEFINE_integer("kernel", defaults.kernel, "Convolution kernel size (odd).")
+    flags.DEFINE_enum("loss", defaults.loss, LOSSES,
+                      "Classification loss: plain or class-rebalanced cross-entropy.")
     flags.DEFINE_integer("num_colours", defaults.num_colours, "k-means colour classes.")
     flags.DEFINE_integer("seed", defaults.seed, "PRNG seed for initialisation and shuffling.")
     flags.DEFINE_string("category", defaults.category, "Image category (CIFAR-10 class name).")
@@ -41,7 +44,7 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
 def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
     """The validated config of the parsed flags; ``overrides`` replace flag values."""
     values = dict(
-        experiment=experiment, model=FLAGS.model, epochs=FLAGS.epochs,
+        experiment=experiment, model=FLAGS.model, loss=FLAGS.loss, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, num_colours=FLAGS.num_colours,
         seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
@@ -52,14 +55,15 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
     return ExperimentConfig(**values).validate()
 
 
-def parse_int_list(flag: str, text: str) -> list[int]:
-    """``"100,50"`` → [100, 50], or a UserError naming the flag."""
+def parse_list(flag: str, text: str, kind: type = int) -> list:
+    """``"100,50"`` → [100, 50] (``kind`` int or float), or a UserError naming the flag."""
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        values = [kind(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise UserError(f"--{flag}={text!r} must be a comma-separated list of integers.") from None
+        raise UserError(f"--{flag}={text!r} must be a comma-separated list of "
+                        f"{kind.__name__}s.") from None
     if not values or min(values) <= 0:
-        raise UserError(f"--{flag}={text!r} must list positive integers.")
+        raise UserError(f"--{flag}={text!r} must list positive numbers.")
     return values
 
 

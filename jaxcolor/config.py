@@ -7,6 +7,7 @@ import dataclasses
 from jaxcolor.data import CIFAR10_CLASSES
 from jaxcolor.errors import UserError
 from jaxcolor.models import MODELS
+from jaxcolor.objectives import LOSSES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,6 +15,7 @@ class ExperimentConfig:
     experiment: str
     model: str = "cnn"
     task: str = "colourization"
+    loss: str = "cross_entropy"  # or "rebalanced" (classification tasks)
     epochs: int = 25
     batch_size: int = 100
     learning_rate: float = 1e-3
@@ -39,6 +41,10 @@ class ExperimentConfig:
         """Raise UserError naming the first bad flag; return self for chaining."""
         if self.model not in MODELS:
             raise UserError(f"--model={self.model!r} is unknown; use one of {', '.join(MODELS)}.")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
+        if self.loss == "rebalanced" and self.task == "regression":
+            raise UserError("--loss=rebalanced needs a classification task, not regression.")
         for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name}={getattr(self, name)} must be a positive integer.")

@@ -17,7 +17,7 @@ from jaxcolor import colours, data, metrics, plots, report, tasks, train
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import build_model
-from jaxcolor.objectives import CLASSIFICATION
+from jaxcolor.objectives import REGRESSION, rebalanced_classification, rebalancing_weights
 
 Log = Callable[[str], None]
 
@@ -66,12 +66,14 @@ class RunOutput:
     @property
     def label(self) -> str:
         cfg = self.config
-        return f"{cfg.model} {cfg.task} bs{cfg.batch_size} lr{cfg.learning_rate:g} {cfg.epochs}ep"
+        loss = "" if cfg.loss == "cross_entropy" else f" {cfg.loss}"
+        return (f"{cfg.model} {cfg.task}{loss} bs{cfg.batch_size} lr{cfg.learning_rate:g} "
+                f"{cfg.epochs}ep")
 
     @property
     def slug(self) -> str:
         cfg = self.config
-        return (f"{cfg.model}_{cfg.task}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
+        return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
                 f"_nf{cfg.num_filters}_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
 
 
@@ -86,8 +88,11 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
     if cfg.batch_size > len(task_data.train_inputs):
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(task_data.train_inputs)} training images; use a smaller one.")
+    if cfg.loss == "rebalanced":
+        weights = rebalancing_weights(task_data.train_targets, len(task_data.palette))
+        task_data = dataclasses.replace(task_data, objective=rebalanced_classification(weights))
     model = model_for(cfg, task_data)
-    log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, batch {cfg.batch_size}, lr "
+    log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
         f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
         f"seed {cfg.seed}")
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
@@ -118,7 +123,7 @@ def predict_rgb(cfg: ExperimentConfig, state: train.TrainState, task_data: tasks
     inputs = task_data.test_inputs[:count]
     outputs = np.concatenate([np.asarray(predict(state, inputs[i:i + cfg.batch_size]))
                               for i in range(0, len(inputs), cfg.batch_size)])
-    if task_data.objective is CLASSIFICATION:
+    if task_data.objective is not REGRESSION:
         return task_data.palette[outputs.argmax(axis=-1)]
     return np.clip(outputs, 0.0, 1.0)
 
@@ -129,7 +134,7 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
     history = [dataclasses.asdict(record) for record in records]
     final = history[-1]
     row: dict[str, Any] = {
-        "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task,
+        "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
         "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
         "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
@@ -150,7 +155,7 @@ def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
     truth = task_data.test_images[:count].astype(np.float32) / 255.0
     columns = [(f"input ({task_data.task})", task_data.test_inputs[:count]),
                ("ground truth", truth)]
-    if task_data.objective is CLASSIFICATION:
+    if task_data.objective is not REGRESSION:
         palette = task_data.palette
         columns.append((f"truth, {len(palette)} colours", palette[task_data.test_targets[:count]]))
     columns.append((f"{run.config.model} prediction",

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -37,3 +38,28 @@ def pixel_squared_error(predictions: jax.Array, targets: jax.Array) -> jax.Array
 
 CLASSIFICATION = Objective("classification", pixel_cross_entropy, pixel_accuracy)
 REGRESSION = Objective("regression", pixel_squared_error, lambda outputs, targets: {})
+
+
+def rebalancing_weights(labels: np.ndarray, num_classes: int, mix: float = 0.5) -> np.ndarray:
+    """Per-class weights ∝ 1 / ((1 − mix)·p + mix/K), scaled so their expectation under the
+    empirical class distribution p is 1 (Zhang, Isola & Efros 2016, with λ = ``mix``).
+
+    Rare colours then weigh more, so the loss stops favouring the common desaturated ones."""
+    frequency = np.bincount(np.asarray(labels).ravel(), minlength=num_classes).astype(np.float64)
+    frequency /= frequency.sum()
+    weights = 1.0 / ((1.0 - mix) * frequency + mix / num_classes)
+    return (weights / np.sum(frequency * weights)).astype(np.float32)
+
+
+def rebalanced_classification(class_weights: np.ndarray) -> Objective:
+    """Cross-entropy weighted by the true class's rebalancing weight (its values are not on the
+    plain cross-entropy's scale: compare runs by accuracy and image-quality metrics)."""
+    weights = jnp.asarray(class_weights)
+
+    def loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+        return weights[labels] * pixel_cross_entropy(logits, labels)
+
+    return Objective("rebalanced", loss, pixel_accuracy)
+
+
+LOSSES = ("cross_entropy", "rebalanced")

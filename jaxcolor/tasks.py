@@ -27,7 +27,7 @@ class TaskData:
 
     @property
     def num_outputs(self) -> int:
-        return len(self.palette) if self.objective is CLASSIFICATION else 3
+        return 3 if self.objective is REGRESSION else len(self.palette)
 
     @property
     def in_channels(self) -> int:

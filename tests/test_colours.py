@@ -1,5 +1,6 @@
 import jax
 import numpy as np
+import pytest
 
 from jaxcolor import colours, tasks
 
@@ -66,3 +67,13 @@ def test_superres_task_targets_are_original_colour_classes():
     task = tasks.make_task("superres", images[:2], images[2:], palette)
     assert task.in_channels == 3 and task.num_outputs == 5
     np.testing.assert_array_equal(task.test_targets, tasks.colour_labels(images[2:], palette))
+
+
+def test_rebalancing_weights_have_expectation_one_and_favour_rare_classes():
+    from jaxcolor.objectives import rebalancing_weights
+
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    weights = rebalancing_weights(labels, 4)
+    frequency = np.bincount(labels, minlength=4) / len(labels)
+    assert np.sum(frequency * weights) == pytest.approx(1.0, rel=1e-6)
+    assert weights[0] < weights[1] < weights[2] < weights[3]  # unseen class weighs most

@@ -163,3 +163,42 @@ def test_q6b_shows_pool_and_relu_commute(tmp_path):
     assert all(row["max_abs_diff"] == 0.0 and row["max_abs_grad_diff"] == 0.0 for row in rows)
     assert all(row["relu_after_pool_forward_ms"] > 0 for row in rows)
     assert "bit-identical" in (out / "results.md").read_text()
+
+
+def test_q6a_varies_one_knob_at_a_time(tmp_path):
+    out = tmp_path / "q6a"
+    result = run_script("q6a_hyperparameters", *TINY, "--epochs=1", "--learning_rates=0.01,0.001",
+                        "--batch_sizes=16", "--num_filters_list=8", "--kernels=5",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    knobs = [(r["learning_rate"], r["batch_size"], r["num_filters"], r["kernel"]) for r in rows]
+    assert knobs == [(0.001, 32, 4, 3), (0.01, 32, 4, 3), (0.001, 16, 4, 3), (0.001, 32, 8, 3),
+                     (0.001, 32, 4, 5)]
+    assert "learning_rate (default 0.001) → change in val accuracy" in (
+        out / "results.md").read_text()
+
+
+def test_q6c_trains_plain_and_rebalanced_losses(tmp_path):
+    out = tmp_path / "results" / "q6c"
+    result = run_script("q6c_perceptual", *TINY, "--epochs=1", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["loss"] for r in rows] == ["cross_entropy", "rebalanced"]
+    assert rows[0]["history"] != rows[1]["history"]  # the loss really differs
+    assert all(r["ssim"] is not None and 0 <= r["ab_auc"] <= 100 for r in rows)
+    assert "rebalancing changes pixel accuracy" in (out / "results.md").read_text()
+
+
+def test_q6d_colourizes_photos_larger_than_training_images(tmp_path):
+    pytest.importorskip("skimage")
+    out = tmp_path / "q6d"
+    result = run_script("q6d_large_images", *TINY, "--epochs=1", "--photos=coffee",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    (row,) = json.loads((out / "results.json").read_text())
+    sizes = [(image["width"], image["height"]) for image in row["large_images"]]
+    assert sizes == [(148, 100), (600, 400)]
+    assert (out / "large_coffee_600x400.png").stat().st_size > 10_000
+    bad = run_script("q6d_large_images", *TINY, "--photos=nosuchphoto", f"--output_dir={out}")
+    assert bad.returncode == 2 and "nosuchphoto not in skimage.data" in bad.stderr
