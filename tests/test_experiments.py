@@ -128,11 +128,13 @@ def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
     rows[0].update(epochs=25, batch_size=100, num_filters=32)  # a default-configuration row
     (results / "q2_classification" / "results.json").write_text(json.dumps(rows))
     output = tmp_path / "RESULTS.md"
-    result = run_script("report", f"--results_dir={results}", f"--output={output}")
+    result = run_script("report", f"--results_dir={results}", f"--output={output}",
+                        f"--publish_dir={tmp_path / 'published'}")
     assert result.returncode == 0, result.stderr
     text = output.read_text()
     assert "## q2_classification" in text and "1.5496 / val 1.5649, 41%" in text
-    assert "results/q2_classification/results.md" in text
+    assert "published/q2_classification/results.md" in text
+    assert (tmp_path / "published" / "q2_classification" / "results.json").exists()
     missing = run_script("report", f"--results_dir={tmp_path / 'none'}")
     assert missing.returncode == 2 and "run an experiment first" in missing.stderr
 
