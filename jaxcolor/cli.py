@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from absl import app, flags
 
@@ -80,3 +81,27 @@ def run(main: Callable[[list[str]], None]) -> None:
     # jax logs at INFO that it found no TPU on every CPU/GPU start; keep the console for results.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     app.run(guarded)
+
+
+DEFAULT_TEXT = os.path.join("..", "shared", "data", "tinyshakespeare", "input.txt")
+DEFAULT_SNAPSHOT = os.path.join("results", "r0_char_rnn", "model.npz")
+
+
+def define_char_rnn_flags() -> None:
+    """Flags shared by the char-RNN scripts."""
+    flags.DEFINE_string("text", os.environ.get("JAXCOLOR_TEXT", DEFAULT_TEXT),
+                        "Training text file (default: $JAXCOLOR_TEXT or tiny Shakespeare).")
+    flags.DEFINE_string("checkpoint", DEFAULT_SNAPSHOT, "Char-RNN snapshot (.npz) to load.")
+    flags.DEFINE_integer("seed", 0, "PRNG seed.")
+    flags.DEFINE_string("output_dir", None, "Where results go (default: results/<script>).")
+
+
+def read_text(path: str) -> str:
+    """The text of a training file, or a UserError naming the --text flag."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"--text={path} cannot be read: {err}.") from err
+    if len(text) < 100:
+        raise UserError(f"--text={path} holds only {len(text)} characters; use a longer text.")
+    return text

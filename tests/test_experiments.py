@@ -204,3 +204,44 @@ def test_q6d_colourizes_photos_larger_than_training_images(tmp_path):
     assert (out / "large_coffee_600x400.png").stat().st_size > 10_000
     bad = run_script("q6d_large_images", *TINY, "--photos=nosuchphoto", f"--output_dir={out}")
     assert bad.returncode == 2 and "nosuchphoto not in skimage.data" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def char_rnn(tmp_path_factory):
+    root = tmp_path_factory.mktemp("charrnn")
+    text = root / "text.txt"
+    text.write_text("ROMEO:\nGood morrow, cousin.\n\nBENVOLIO:\nIs the day so young?\n" * 30)
+    result = run_script("r0_train_char_rnn", f"--text={text}", "--hidden=12", "--batch_size=4",
+                        "--optimizer=adam", "--learning_rate=0.01", "--steps=40",
+                        "--log_every=20", f"--output_dir={root / 'r0'}")
+    assert result.returncode == 0, result.stderr
+    return root, text
+
+
+def test_r0_trains_and_writes_a_snapshot(char_rnn):
+    root, _ = char_rnn
+    (row,) = json.loads((root / "r0" / "results.json").read_text())
+    assert row["steps_done"] >= 40 and row["held_out_loss"] > 0 and row["chars_per_sec"] > 0
+    assert (root / "r0" / "model.npz").exists()
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("r1_temperature", ["--temperatures=0.1,1,10", "--length=50"], "temperature 10"),
+    ("r2_continuation", ["--prompt=ROMEO", "--samples=2", "--length=20"], "### sample 1"),
+    ("r3_colon_newline", [], "':' after a typical previous state"),
+    ("r4_dependency", ["--min_count=5"], "learned dependencies found by search"),
+])
+def test_char_rnn_question_scripts(char_rnn, script, args, expected):
+    root, text = char_rnn
+    out = root / script
+    result = run_script(script, f"--checkpoint={root / 'r0' / 'model.npz'}", f"--text={text}",
+                        *args, f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    assert expected in (out / "results.md").read_text()
+    assert json.loads((out / "results.json").read_text()) is not None
+
+
+def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
+    result = run_script("r1_temperature", f"--checkpoint={tmp_path / 'none.npz'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "does not exist; train one with experiments/r0_train_char_rnn.py" in result.stderr
