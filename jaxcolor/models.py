@@ -9,7 +9,7 @@ maps): ``model.apply(variables, x, train=False, mutable=["intermediates"])``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import flax.linen as nn
 import jax
@@ -57,35 +57,29 @@ class CNN(nn.Module):
     num_filters: int = 32
     num_colours: int = 24
     kernel: int = 3
+    skip_connections: ClassVar[bool] = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         nf, nc, k = self.num_filters, self.num_colours, self.kernel
-        x = ConvBlock(nf, k, "down", name="block1")(x, train)
-        x = ConvBlock(2 * nf, k, "down", name="block2")(x, train)
-        x = ConvBlock(2 * nf, k, name="block3")(x, train)
-        x = ConvBlock(nf, k, "up", name="block4")(x, train)
-        x = ConvBlock(nc, k, "up", name="block5")(x, train)
-        return nn.Conv(nc, (k, k), padding="SAME", name="final")(x)
 
+        def join(features: jax.Array, skip: jax.Array) -> jax.Array:
+            if not self.skip_connections:
+                return features
+            return jnp.concatenate([features, skip], axis=-1)
 
-class UNet(nn.Module):
-    """The CNN with skip connections by channel concatenation (block3‖2, block4‖1, block5‖input)."""
-
-    num_filters: int = 32
-    num_colours: int = 24
-    kernel: int = 3
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        nf, nc, k = self.num_filters, self.num_colours, self.kernel
         b1 = ConvBlock(nf, k, "down", name="block1")(x, train)
         b2 = ConvBlock(2 * nf, k, "down", name="block2")(b1, train)
         b3 = ConvBlock(2 * nf, k, name="block3")(b2, train)
-        b4 = ConvBlock(nf, k, "up", name="block4")(jnp.concatenate([b3, b2], axis=-1), train)
-        b5 = ConvBlock(nc, k, "up", name="block5")(jnp.concatenate([b4, b1], axis=-1), train)
-        return nn.Conv(nc, (k, k), padding="SAME", name="final")(
-            jnp.concatenate([b5, x], axis=-1))
+        b4 = ConvBlock(nf, k, "up", name="block4")(join(b3, b2), train)
+        b5 = ConvBlock(nc, k, "up", name="block5")(join(b4, b1), train)
+        return nn.Conv(nc, (k, k), padding="SAME", name="final")(join(b5, x))
+
+
+class UNet(CNN):
+    """The CNN with skip connections by channel concatenation (block3‖2, block4‖1, block5‖input)."""
+
+    skip_connections: ClassVar[bool] = True
 
 
 class RegressionCNN(CNN):
