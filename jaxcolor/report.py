@@ -105,6 +105,13 @@ def build_results_markdown(results_dir: Path, relative_to: Path, note: str = "",
             shutil.copytree(folder, target, ignore=shutil.ignore_patterns(".*"))
             folder = target
         link = Path(os.path.relpath(folder, relative_to)).as_posix()
+        if not all("model" in row for row in rows):  # not a training table: inline its text
+            body = (folder / "results.md").read_text() if (folder / "results.md").exists() else ""
+            body = "\n".join("##" + line if line.startswith("#") else line
+                             for line in body.splitlines()[1:])
+            sections += [f"## {folder.name}", "", body.strip(), "",
+                         f"Source: [{link}/results.md]({link}/results.md)", ""]
+            continue
         table_rows = []
         for row in rows:
             best = row.get("best_val_accuracy")
