@@ -11,6 +11,7 @@ is dropped; a fresh shuffle each epoch covers it later), so each function compil
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -23,6 +24,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks import TaskData
 
@@ -181,6 +183,9 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
             state, losses[i] = train_step(state, train_inputs, train_targets, order, batch_index)
         train_loss = float(jnp.mean(jnp.stack(losses)))  # the one host sync of the epoch
         train_seconds = time.perf_counter() - epoch_start
+        if not math.isfinite(train_loss):
+            raise UserError(f"training diverged in epoch {epoch}: the mean train loss is "
+                            f"{train_loss}. Lower --learning_rate (now {learning_rate:g}).")
         metrics = evaluate(eval_step, state, eval_batches, len(data.test_inputs))
         accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
         record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,

@@ -73,6 +73,8 @@ def test_q3_compares_batch_sizes_and_q2(q2_outputs, tmp_path):
     (["--batch_size=5000"], "--batch_size=5000 is larger than the 256 training images"),
     (["--batch_sizes=100,x"], "--batch_sizes='100,x' must be a comma-separated list"),
     (["--output_dir=/proc/nope"], "--output_dir=/proc/nope is not writable"),
+    (["--learning_rate=1e12", "--epochs=1", "--batch_size=32", "--num_filters=4"],
+     "training diverged in epoch 1"),
 ])
 def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
     defaults = ["--source=synthetic", f"--output_dir={tmp_path / 'out'}"]
