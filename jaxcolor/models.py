@@ -26,8 +26,37 @@ def upsample2x(x: jax.Array) -> jax.Array:
     return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
+@jax.custom_vjp
 def maxpool2x(x: jax.Array) -> jax.Array:
-    return nn.max_pool(x, (2, 2), strides=(2, 2))
+    """2×2 max-pooling, stride 2, of NHWC maps (H and W even).
+
+    Same values and gradients as ``nn.max_pool`` (the gradient goes to the first maximum of each
+    window, tested with ties), but the backward pass is a one-hot of the window argmax instead
+    of XLA's select-and-scatter, which XLA:CPU runs slowly (``benchmarks/maxpool_grad.py``).
+    """
+    return _pool_windows(x).max(axis=-1)
+
+
+def _pool_windows(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) → (N, H/2, W/2, C, 4): each 2×2 window's values in row-major order."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
+        n, h // 2, w // 2, c, 4)
+
+
+def _maxpool_forward(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, tuple[int, ...]]]:
+    windows = _pool_windows(x)
+    return windows.max(axis=-1), (jnp.argmax(windows, axis=-1), x.shape)
+
+
+def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
+    first_max, (n, h, w, c) = residual
+    routed = jax.nn.one_hot(first_max, 4, dtype=grad.dtype) * grad[..., None]
+    return (routed.reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(
+        n, h, w, c),)
+
+
+maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
 class ConvBlock(nn.Module):

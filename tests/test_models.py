@@ -77,3 +77,23 @@ def test_channel_mosaic_tiles_every_channel():
     assert mosaic.shape == (2 * 9 - 1, 3 * 9 - 1)  # 5 channels → 2 rows × 3 columns
     np.testing.assert_allclose(np.nanmax(mosaic), 1.0)
     assert np.isnan(mosaic[8]).all()  # the gap row between tiles
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_fast_maxpool_matches_flax_values_and_gradients(ties):
+    import flax.linen as nn
+
+    from jaxcolor.models import maxpool2x
+
+    x = jax.random.normal(jax.random.key(1), (3, 8, 12, 5))
+    if ties:
+        x = jnp.round(x)  # many equal values per window: the first maximum must win
+    weights = jnp.arange(1.0, 1.0 + 3 * 4 * 6 * 5).reshape(3, 4, 6, 5)
+
+    def reference(v):
+        return nn.max_pool(v, (2, 2), strides=(2, 2))
+
+    np.testing.assert_array_equal(maxpool2x(x), reference(x))
+    ours = jax.grad(lambda v: jnp.sum(maxpool2x(v) * weights))(x)
+    theirs = jax.grad(lambda v: jnp.sum(reference(v) * weights))(x)
+    np.testing.assert_array_equal(ours, theirs)
