@@ -9,8 +9,7 @@ from absl import flags
 
 from jaxcolor import cli
 from jaxcolor.analysis import block_gradient_norms, skip_connection_notes
-from jaxcolor.experiment import RunOutput, run_grid
-from jaxcolor.models import build_model
+from jaxcolor.experiment import RunOutput, model_for, run_grid
 from jaxcolor.report import read_rows
 from jaxcolor.tasks import TaskData
 
@@ -35,8 +34,7 @@ def main(argv: list[str]) -> None:
         batch = slice(0, min(cfg.batch_size, len(data.train_inputs)))
         for name in ("cnn", "unet"):
             norms.setdefault(name, block_gradient_norms(
-                build_model(name, num_filters=cfg.num_filters, kernel=cfg.kernel,
-                            num_outputs=data.num_outputs),
+                model_for(cfg.replace(model=name), data),
                 data.train_inputs[batch], data.train_targets[batch], data.objective, cfg.seed))
         cnn_rows = [row for row in read_rows(q2_path) if row.get("model") == "cnn"]
         return skip_connection_notes([run.row for run in runs], cnn_rows, str(q2_path), norms)

@@ -13,6 +13,7 @@ from absl import app, flags
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
 from jaxcolor.errors import UserError
+from jaxcolor.models import CONV_INITS
 from jaxcolor.objectives import LOSSES
 
 FLAGS = flags.FLAGS
@@ -27,6 +28,8 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_float("learning_rate", defaults.learning_rate, "Adam learning rate.")
     flags.DEFINE_integer("num_filters", defaults.num_filters, "NF, the base channel count.")
     flags.DEFINE_integer("kernel", defaults.kernel, "Convolution kernel size (odd).")
+    flags.DEFINE_enum("conv_init", defaults.conv_init, list(CONV_INITS),
+                      "Conv weight init: pytorch (torch default, the reference's) or lecun.")
     flags.DEFINE_enum("loss", defaults.loss, LOSSES,
                       "Classification loss: plain or class-rebalanced cross-entropy.")
     flags.DEFINE_integer("num_colours", defaults.num_colours, "k-means colour classes.")
@@ -47,7 +50,8 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
     values = dict(
         experiment=experiment, model=FLAGS.model, loss=FLAGS.loss, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
-        num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, num_colours=FLAGS.num_colours,
+        num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, conv_init=FLAGS.conv_init,
+        num_colours=FLAGS.num_colours,
         seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
         image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,

@@ -6,7 +6,7 @@ import dataclasses
 
 from jaxcolor.data import CIFAR10_CLASSES
 from jaxcolor.errors import UserError
-from jaxcolor.models import MODELS
+from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.objectives import LOSSES
 
 
@@ -21,6 +21,7 @@ class ExperimentConfig:
     learning_rate: float = 1e-3
     num_filters: int = 32
     kernel: int = 3
+    conv_init: str = "pytorch"  # conv weight init: "pytorch" (the reference's) or "lecun" (flax)
     num_colours: int = 24
     seed: int = 0
     colour_seed: int = 0  # k-means seed: fixed, so that training seeds share one palette
@@ -41,6 +42,9 @@ class ExperimentConfig:
         """Raise UserError naming the first bad flag; return self for chaining."""
         if self.model not in MODELS:
             raise UserError(f"--model={self.model!r} is unknown; use one of {', '.join(MODELS)}.")
+        if self.conv_init not in CONV_INITS:
+            raise UserError(f"--conv_init={self.conv_init!r} is unknown; use one of "
+                            f"{', '.join(CONV_INITS)}.")
         if self.loss not in LOSSES:
             raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
         if self.loss == "rebalanced" and self.task == "regression":

@@ -79,7 +79,7 @@ class RunOutput:
 
 def model_for(cfg: ExperimentConfig, task_data: tasks.TaskData):
     return build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
-                       num_outputs=task_data.num_outputs)
+                       num_outputs=task_data.num_outputs, conv_init=cfg.conv_init)
 
 
 def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
@@ -137,6 +137,7 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
         "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
         "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
+        "conv_init": cfg.conv_init,
         "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),

@@ -59,16 +59,25 @@ def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
 maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
+# Convolution weight initialisers by flag name. "pytorch" is torch.nn.Conv2d's default
+# (kaiming-uniform with a = √5, i.e. U(±1/√fan_in)), which the reference numbers were trained
+# with; "lecun" is flax's default (normal, variance 1/fan_in: √3× larger weights).
+CONV_INITS = {"pytorch": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+              "lecun": nn.initializers.lecun_normal()}
+
+
 class ConvBlock(nn.Module):
     """conv(k×k, SAME) → optional MaxPool 2 / Upsample ×2 → BatchNorm → ReLU."""
 
     features: int
     kernel: int
     resample: Resample = "none"
+    conv_init: str = "pytorch"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME")(x)
+        x = nn.Conv(self.features, (self.kernel, self.kernel), padding="SAME",
+                    kernel_init=CONV_INITS[self.conv_init])(x)
         if self.resample == "down":
             x = maxpool2x(x)
         elif self.resample == "up":
@@ -86,23 +95,25 @@ class CNN(nn.Module):
     num_filters: int = 32
     num_colours: int = 24
     kernel: int = 3
+    conv_init: str = "pytorch"
     skip_connections: ClassVar[bool] = False
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        nf, nc, k = self.num_filters, self.num_colours, self.kernel
+        nf, nc, k, init = self.num_filters, self.num_colours, self.kernel, self.conv_init
 
         def join(features: jax.Array, skip: jax.Array) -> jax.Array:
             if not self.skip_connections:
                 return features
             return jnp.concatenate([features, skip], axis=-1)
 
-        b1 = ConvBlock(nf, k, "down", name="block1")(x, train)
-        b2 = ConvBlock(2 * nf, k, "down", name="block2")(b1, train)
-        b3 = ConvBlock(2 * nf, k, name="block3")(b2, train)
-        b4 = ConvBlock(nf, k, "up", name="block4")(join(b3, b2), train)
-        b5 = ConvBlock(nc, k, "up", name="block5")(join(b4, b1), train)
-        return nn.Conv(nc, (k, k), padding="SAME", name="final")(join(b5, x))
+        b1 = ConvBlock(nf, k, "down", init, name="block1")(x, train)
+        b2 = ConvBlock(2 * nf, k, "down", init, name="block2")(b1, train)
+        b3 = ConvBlock(2 * nf, k, "none", init, name="block3")(b2, train)
+        b4 = ConvBlock(nf, k, "up", init, name="block4")(join(b3, b2), train)
+        b5 = ConvBlock(nc, k, "up", init, name="block5")(join(b4, b1), train)
+        return nn.Conv(nc, (k, k), padding="SAME", kernel_init=CONV_INITS[init],
+                       name="final")(join(b5, x))
 
 
 class UNet(CNN):
@@ -120,6 +131,8 @@ class RegressionCNN(CNN):
 MODELS: dict[str, type[nn.Module]] = {"cnn": CNN, "unet": UNet, "regression_cnn": RegressionCNN}
 
 
-def build_model(name: str, *, num_filters: int, kernel: int, num_outputs: int) -> nn.Module:
+def build_model(name: str, *, num_filters: int, kernel: int, num_outputs: int,
+                conv_init: str = "pytorch") -> nn.Module:
     """Instantiate a model by its flag name."""
-    return MODELS[name](num_filters=num_filters, num_colours=num_outputs, kernel=kernel)
+    return MODELS[name](num_filters=num_filters, num_colours=num_outputs, kernel=kernel,
+                        conv_init=conv_init)
