@@ -93,19 +93,6 @@ def make_optimizer(name: str, learning_rate: float, clip: float = 5.0
     return optax.chain(optax.clip(clip), inner)
 
 
-def make_train_step(tx: optax.GradientTransformation):
-    """A jitted ``(params, opt_state, h, inputs, targets) → (params, opt_state, h, loss)``."""
-
-    @partial(jax.jit, donate_argnums=(0, 1))
-    def train_step(params, opt_state, h, inputs, targets):
-        (loss, h), grads = jax.value_and_grad(chunk_loss, has_aux=True)(params, h, inputs,
-                                                                         targets)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, h, loss
-
-    return train_step
-
-
 def stream_batches(data: np.ndarray, batch_size: int, seq_length: int) -> tuple[np.ndarray, int]:
     """Split ``data`` into ``batch_size`` contiguous streams (B, L); return them and the number of
     whole chunks of ``seq_length`` (+1 target character) each stream holds."""
