@@ -1,6 +1,7 @@
 """Experiment scripts end to end, as a user runs them (subprocesses, tiny synthetic data)."""
 
 import json
+import math
 
 import pytest
 from conftest import run_script
@@ -90,11 +91,14 @@ def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
 def test_real_images_end_to_end(real_data, tmp_path):
     out = tmp_path / "real"
     result = run_script("q2_classification", f"--image_dir={real_data}", "--max_images=200",
-                        "--epochs=1", "--batch_size=50", "--num_filters=8", "--num_samples=2",
+                        "--epochs=2", "--batch_size=20", "--num_filters=8", "--num_samples=2",
                         f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     rows = assert_outputs(out, ["cnn"])
-    assert rows[0]["val_accuracy"] > 5.0  # 24 classes: above chance after one epoch
+    history = rows[0]["history"]
+    # Learned something: the second epoch's mean training cross-entropy is below the first's
+    # and below a uniform guess over the 24 colours (log 24 ≈ 3.18).
+    assert history[1]["train_loss"] < min(history[0]["train_loss"], math.log(24))
 
 
 def test_q1_reports_several_epochs_with_measured_notes(tmp_path):
