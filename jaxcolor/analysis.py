@@ -198,26 +198,35 @@ def superres_baselines(task_data, batch: int = 500) -> list[dict[str, Any]]:
 
 
 def superres_notes(model_rows: list[dict], baseline_rows: list[dict]) -> str:
-    """q4's comparison of the learned upsamplers with nearest and bilinear interpolation."""
-    from jaxcolor.report import markdown_table
+    """q4's comparison of the learned upsamplers with nearest and bilinear interpolation, on
+    colour-class accuracy and on RGB PSNR of each rendering of the models' colour
+    distributions."""
+    from jaxcolor.report import markdown_table, quality_rows
 
     bilinear_rows = [r for r in baseline_rows if r["model"].startswith("bilinear")]
     best_accuracy = max(r["val_accuracy"] for r in bilinear_rows)
     best_psnr = max(r["psnr"] for r in bilinear_rows)
     lines = ["## Learned super-resolution vs interpolation of the 8×8 image", "",
-             markdown_table(model_rows + baseline_rows, [
-                 ("model", "model"), ("epochs", "epochs"), ("val_accuracy", "colour-class acc %"),
-                 ("psnr", "PSNR dB"), ("ssim", "SSIM"), ("ab_auc", "ab-error AuC %")]), "",
+             markdown_table(quality_rows(model_rows) + baseline_rows, [
+                 ("model", "model"), ("epochs", "epochs"), ("rendering", "rendering"),
+                 ("val_accuracy", "colour-class acc %"), ("psnr", "PSNR dB"), ("ssim", "SSIM"),
+                 ("ab_auc", "ab-error AuC %")]), "",
              "Interpolations are scored like the models: accuracy of the nearest palette colour of "
              "each interpolated pixel; PSNR/SSIM of the interpolated RGB itself, and (→ palette) "
-             "of its nearest palette colours, which is how the models' outputs are rendered. "
-             "Verdicts compare with the better bilinear variant on each metric.", ""]
+             "of its nearest palette colours. A model's accuracy is that of its argmax class; its "
+             "PSNR is given for each rendering of its per-pixel colour distribution (argmax "
+             "colour, expected colour, annealed mean). Verdicts compare the model's best "
+             "rendering with the better bilinear variant on each metric.", ""]
     for row in model_rows:
+        renderings = quality_rows([row])
+        best = max(renderings, key=lambda r: r["psnr"])
         verdict = ("beats bilinear on both" if row["val_accuracy"] > best_accuracy
-                   and row["psnr"] > best_psnr else "does not beat bilinear on both")
+                   and best["psnr"] > best_psnr else "does not beat bilinear on both")
         lines.append(f"- {row['model']} ({row['epochs']} epochs): {verdict} — accuracy "
                      f"{row['val_accuracy']:.2f}% vs {best_accuracy:.2f}%, PSNR "
-                     f"{row['psnr']:.2f} vs {best_psnr:.2f} dB.")
+                     f"{best['psnr']:.2f} ({best['rendering']} rendering) vs {best_psnr:.2f} dB"
+                     + "".join(f"; {r['rendering']} {r['psnr']:.2f} dB"
+                               for r in renderings if r is not best) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,25 @@ def nearest_colour(pixels: jax.Array, centres: jax.Array) -> jax.Array:
     return labels.astype(jnp.int32).reshape(pixels.shape[:-1])
 
 
+# How a class distribution becomes one colour: the temperature of Zhang et al.'s (2016)
+# "annealed mean". 0 = the most likely colour (mode), 1 = the expected colour (mean, which
+# minimises squared RGB error but averages towards grey), 0.38 = Zhang's compromise.
+RENDERING_TEMPERATURES = {"argmax": 0.0, "annealed_mean": 0.38, "expected": 1.0}
+
+
+def render_colours(logits: jax.Array, palette: jax.Array, rendering: str = "argmax"
+                   ) -> jax.Array:
+    """(..., K) class logits, (K, 3) palette → (..., 3) RGB, decoded as ``rendering``."""
+    if rendering not in RENDERING_TEMPERATURES:
+        raise ValueError(f"unknown rendering {rendering!r}; choose from "
+                         f"{', '.join(RENDERING_TEMPERATURES)}")
+    palette = jnp.asarray(palette, jnp.float32)
+    temperature = RENDERING_TEMPERATURES[rendering]
+    if temperature == 0.0:
+        return palette[jnp.argmax(logits, axis=-1)]
+    return jax.nn.softmax(jnp.asarray(logits, jnp.float32) / temperature, axis=-1) @ palette
+
+
 @partial(jax.jit, static_argnames=("k", "max_iters"))
 def fit_kmeans(points: jax.Array, key: jax.Array, k: int, max_iters: int = 100,
                tol: float = 1e-7) -> jax.Array:

@@ -109,23 +109,35 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
     for epoch in report_epochs:
         run_cfg = cfg.replace(epochs=epoch, report_epochs=())
         row = result_row(run_cfg, fit.history[:epoch], fit.compile_seconds)
-        row.update(metrics.image_quality(predict_rgb(run_cfg, snapshots[epoch], task_data),
-                                         task_data.test_images.astype(np.float32) / 255.0))
+        row.update(prediction_quality(run_cfg, snapshots[epoch], task_data))
         runs.append(RunOutput(run_cfg, row, snapshots[epoch], task_data))
     return runs
 
 
-def predict_rgb(cfg: ExperimentConfig, state: train.TrainState, task_data: tasks.TaskData,
-                count: int | None = None) -> np.ndarray:
-    """Test-set predictions as RGB in [0, 1]: palette colours of the argmax class, or clipped
-    regression outputs. Batched at the training batch size."""
+def prediction_quality(cfg: ExperimentConfig, state: train.TrainState,
+                       task_data: tasks.TaskData) -> dict[str, Any]:
+    """Image-quality metrics of the test-set predictions. The flat keys score the default
+    rendering (argmax colour, or the regression output); classifiers also get every rendering
+    of their class distribution under ``quality_by_rendering``."""
+    truth = task_data.test_images.astype(np.float32) / 255.0
+    outputs = predict_outputs(cfg, state, task_data)
+    if task_data.objective is REGRESSION:
+        return metrics.image_quality(np.clip(outputs, 0.0, 1.0), truth)
+    by_rendering = {
+        rendering: metrics.image_quality(
+            colours.render_colours(outputs, task_data.palette, rendering), truth)
+        for rendering in colours.RENDERING_TEMPERATURES}
+    return {**by_rendering["argmax"], "quality_by_rendering": by_rendering}
+
+
+def predict_outputs(cfg: ExperimentConfig, state: train.TrainState, task_data: tasks.TaskData,
+                    count: int | None = None) -> np.ndarray:
+    """Raw model outputs (class logits or RGB) on the test inputs, batched at the training
+    batch size."""
     predict = train.make_predict(model_for(cfg, task_data))
     inputs = task_data.test_inputs[:count]
-    outputs = np.concatenate([np.asarray(predict(state, inputs[i:i + cfg.batch_size]))
-                              for i in range(0, len(inputs), cfg.batch_size)])
-    if task_data.objective is not REGRESSION:
-        return task_data.palette[outputs.argmax(axis=-1)]
-    return np.clip(outputs, 0.0, 1.0)
+    return np.concatenate([np.asarray(predict(state, inputs[i:i + cfg.batch_size]))
+                           for i in range(0, len(inputs), cfg.batch_size)])
 
 
 def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
@@ -151,7 +163,8 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
 
 
 def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
-    """Input / ground truth / truth in the palette / prediction, for a few test images."""
+    """Input / ground truth / truth in the palette / prediction (a classifier's as argmax and
+    expected colour), for a few test images."""
     task_data = run.task_data
     truth = task_data.test_images[:count].astype(np.float32) / 255.0
     columns = [(f"input ({task_data.task})", task_data.test_inputs[:count]),
@@ -159,8 +172,13 @@ def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
     if task_data.objective is not REGRESSION:
         palette = task_data.palette
         columns.append((f"truth, {len(palette)} colours", palette[task_data.test_targets[:count]]))
-    columns.append((f"{run.config.model} prediction",
-                    predict_rgb(run.config, run.state, task_data, count)))
+        outputs = predict_outputs(run.config, run.state, task_data, count)
+        for rendering in ("argmax", "expected"):
+            columns.append((f"{run.config.model}, {rendering}",
+                            np.asarray(colours.render_colours(outputs, palette, rendering))))
+    else:
+        columns.append((f"{run.config.model} prediction", np.clip(
+            predict_outputs(run.config, run.state, task_data, count), 0.0, 1.0)))
     return columns
 
 
@@ -174,9 +192,10 @@ RESULT_COLUMNS = [
 
 
 QUALITY_COLUMNS = [
-    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"), ("psnr", "PSNR dB"),
-    ("ssim", "SSIM"), ("colourfulness", "colourfulness"),
-    ("true_colourfulness", "truth colourfulness"), ("ab_auc", "ab-error AuC %"),
+    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("rendering", "rendering"), ("psnr", "PSNR dB"), ("ssim", "SSIM"),
+    ("colourfulness", "colourfulness"), ("true_colourfulness", "truth colourfulness"),
+    ("ab_auc", "ab-error AuC %"),
 ]
 
 
@@ -193,9 +212,12 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], *, num_sampl
         plots.image_grid(sample_columns(run, num_samples), out / name, title=run.label)
         figures.append(f"![samples {run.label}]({name})")
     text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), "",
-            "Image quality of the test-set predictions (RGB; prediction = the palette colour of "
-            "the most likely class, or the clipped regression output):", "",
-            report.markdown_table(rows, QUALITY_COLUMNS), ""]
+            "Image quality of the test-set predictions in RGB. A classifier's per-pixel colour "
+            "distribution is rendered three ways: argmax = the most likely palette colour; "
+            "expected = the probability-weighted mean colour; annealed_mean = the mean at "
+            "softmax temperature 0.38 (Zhang et al. 2016). Regression outputs are clipped to "
+            "[0, 1].", "",
+            report.markdown_table(report.quality_rows(rows), QUALITY_COLUMNS), ""]
     if notes:
         text += [notes, ""]
     text += ["## Figures", "", *figures, ""]

@@ -53,6 +53,17 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
+def quality_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per (run, rendering of its prediction): classifiers' rows carry
+    ``quality_by_rendering``; others are scored on their one output (argmax or regression)."""
+    table = []
+    for row in rows:
+        default = "regression output" if row.get("task") == "regression" else "argmax"
+        renderings = row.get("quality_by_rendering") or {default: row}
+        table += [{**row, **quality, "rendering": name} for name, quality in renderings.items()]
+    return table
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     """A Markdown table of ``rows`` with (key, header) ``columns``."""
     lines = ["| " + " | ".join(header for _, header in columns) + " |",

@@ -33,6 +33,27 @@ def test_nearest_colour_matches_brute_force_numpy():
     np.testing.assert_array_equal(np.asarray(colours.nearest_colour(pixels, palette)), brute)
 
 
+def test_renderings_decode_the_colour_distribution():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(2, 3, 3, 24)).astype(np.float32)
+    palette = rng.random((24, 3), dtype=np.float32)
+    np.testing.assert_array_equal(colours.render_colours(logits, palette, "argmax"),
+                                  palette[logits.argmax(-1)])
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(colours.render_colours(logits, palette, "expected"),
+                               probs @ palette, rtol=1e-5, atol=1e-6)
+    sharp = np.exp(logits / 0.38) / np.exp(logits / 0.38).sum(-1, keepdims=True)
+    np.testing.assert_allclose(colours.render_colours(logits, palette, "annealed_mean"),
+                               sharp @ palette, rtol=1e-5, atol=1e-6)
+    # A confident distribution renders as its mode whatever the temperature.
+    confident = 100.0 * np.eye(24, dtype=np.float32)[[3, 7]]
+    for rendering in colours.RENDERING_TEMPERATURES:
+        np.testing.assert_allclose(colours.render_colours(confident, palette, rendering),
+                                   palette[[3, 7]], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown rendering 'median'"):
+        colours.render_colours(logits, palette, "median")
+
+
 def test_palette_is_cached_by_content(tmp_path):
     images = (np.random.default_rng(3).random((4, 8, 8, 3)) * 255).astype(np.uint8)
     first = colours.colour_palette(images, 4, seed=0, cache_dir=tmp_path)

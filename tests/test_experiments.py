@@ -123,8 +123,12 @@ def test_q4_compares_models_with_interpolation(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = assert_outputs(out, ["cnn", "unet"])
     assert all(row["task"] == "superres" and row["psnr"] > 0 for row in rows)
+    for row in rows:  # every rendering scored; the flat metrics are the argmax rendering's
+        assert set(row["quality_by_rendering"]) == {"argmax", "annealed_mean", "expected"}
+        assert row["quality_by_rendering"]["argmax"]["psnr"] == row["psnr"]
     text = (out / "results.md").read_text()
     assert "| bilinear |" in text and "ground truth → palette (ceiling)" in text
+    assert "rendering) vs" in text and "| expected |" in text
 
 
 def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
