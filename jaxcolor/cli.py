@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
@@ -43,6 +44,12 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0 = all).")
     flags.DEFINE_integer("num_samples", defaults.num_samples, "Test images in sample grids.")
     flags.DEFINE_string("output_dir", None, "Where results go (default: results/<script name>).")
+    flags.DEFINE_integer("checkpoint_every", defaults.checkpoint_every,
+                         "Checkpoint every N epochs (reported and last epochs always).")
+    flags.DEFINE_integer("keep_checkpoints", defaults.keep_checkpoints,
+                         "Newest checkpoints kept per run (reported epochs are always kept).")
+    flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
+                         "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 
 
 def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
@@ -55,7 +62,9 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
         image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
-        output_dir=FLAGS.output_dir or os.path.join("results", experiment))
+        output_dir=FLAGS.output_dir or os.path.join("results", experiment),
+        checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
+        resume=FLAGS.resume)
     values.update(overrides)
     return ExperimentConfig(**values).validate()
 
@@ -76,6 +85,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     """``absl.app.run`` that turns a UserError into one ``error: …`` line and exit status 2."""
 
     def guarded(argv: list[str]) -> None:
+        if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
+            absl_logging.set_verbosity(absl_logging.WARNING)
         try:
             main(argv)
         except UserError as err:

@@ -34,6 +34,9 @@ class ExperimentConfig:
     output_dir: str = ""
     # Also report the state after these epochs of the same run (exactly equal to shorter runs).
     report_epochs: tuple[int, ...] = ()
+    checkpoint_every: int = 1  # epochs between checkpoints (reported and last epochs always)
+    keep_checkpoints: int = 2  # newest checkpoints kept per run (reported epochs always)
+    resume: bool = True  # continue a run from its newest checkpoint in output_dir
 
     def replace(self, **changes) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
@@ -49,7 +52,8 @@ class ExperimentConfig:
             raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
         if self.loss == "rebalanced" and self.task == "regression":
             raise UserError("--loss=rebalanced needs a classification task, not regression.")
-        for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples"):
+        for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples",
+                     "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name}={getattr(self, name)} must be a positive integer.")
         if not self.learning_rate > 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcolor import colours, data, metrics, plots, report, tasks, train
+from jaxcolor.checkpoint import CheckpointPolicy, Checkpoints
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import build_model
@@ -72,9 +74,7 @@ class RunOutput:
 
     @property
     def slug(self) -> str:
-        cfg = self.config
-        return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
-                f"_nf{cfg.num_filters}_k{cfg.kernel}_e{cfg.epochs}_s{cfg.seed}")
+        return f"{run_name(self.config)}_e{self.config.epochs}"
 
 
 def model_for(cfg: ExperimentConfig, task_data: tasks.TaskData):
@@ -102,9 +102,19 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
         if epoch in report_epochs:
             snapshots[epoch] = jax.tree.map(jnp.copy, state)
 
-    fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                    learning_rate=cfg.learning_rate, seed=cfg.seed, log=log,
-                    on_epoch=keep_snapshot)
+    checkpoints = Checkpoints(
+        Path(cfg.output_dir) / "checkpoints" / run_name(cfg), run_fingerprint(cfg, task_data),
+        epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
+            every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
+    try:
+        fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        learning_rate=cfg.learning_rate, seed=cfg.seed, log=log,
+                        on_epoch=keep_snapshot, checkpoints=checkpoints)
+        for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
+            if epoch not in snapshots:
+                snapshots[epoch] = checkpoints.restore(epoch, like=fit.state)[0]
+    finally:
+        checkpoints.close()
     runs = []
     for epoch in report_epochs:
         run_cfg = cfg.replace(epochs=epoch, report_epochs=())
@@ -112,6 +122,24 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
         row.update(prediction_quality(run_cfg, snapshots[epoch], task_data))
         runs.append(RunOutput(run_cfg, row, snapshots[epoch], task_data))
     return runs
+
+
+def run_name(cfg: ExperimentConfig) -> str:
+    """Names one training run whatever its length (a longer run extends a shorter one)."""
+    return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
+            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}")
+
+
+def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run: every setting that changes the
+    training trajectory, and a digest of the training data and palette."""
+    digest = hashlib.sha256()
+    for array in (task_data.train_inputs, task_data.train_targets, task_data.palette):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    settings = ("model", "task", "loss", "batch_size", "learning_rate", "num_filters", "kernel",
+                "conv_init", "num_colours", "seed", "category")
+    return {**{name: getattr(cfg, name) for name in settings},
+            "train_images": len(task_data.train_inputs), "data_sha256": digest.hexdigest()[:16]}
 
 
 def prediction_quality(cfg: ExperimentConfig, state: train.TrainState,

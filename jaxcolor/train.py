@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -27,6 +27,9 @@ from flax import struct
 from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks import TaskData
+
+if TYPE_CHECKING:
+    from jaxcolor.checkpoint import Checkpoints
 
 
 class TrainState(struct.PyTreeNode):
@@ -150,12 +153,15 @@ class FitResult:
 
 def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learning_rate: float,
         seed: int, log: Callable[[str], None] = print,
-        on_epoch: Callable[[int, TrainState], None] | None = None) -> FitResult:
+        on_epoch: Callable[[int, TrainState], None] | None = None,
+        checkpoints: Checkpoints | None = None) -> FitResult:
     """Train with Adam for ``epochs``, validating on the test split after every epoch.
 
-    ``on_epoch(epoch, state)`` sees the state after each epoch; its buffers are donated to the
-    next step, so copy what you keep. With a constant learning rate the first E epochs of a
-    longer run equal an E-epoch run exactly.
+    ``on_epoch(epoch, state)`` sees the state after each epoch trained here; its buffers are
+    donated to the next step, so copy what you keep. With a constant learning rate the first E
+    epochs of a longer run equal an E-epoch run exactly. With ``checkpoints``, training resumes
+    after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
+    the continuation is identical to an uninterrupted run) and saves as its policy says.
     """
     start = time.perf_counter()
     tx = optax.adam(learning_rate)
@@ -166,6 +172,10 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
 
     state = create_train_state(model, tx, train_inputs[:1], jax.random.key(seed))
+    history: list[EpochRecord] = []
+    if checkpoints is not None:
+        state, history = resume(checkpoints, state, epochs, log)
+    earlier_elapsed = history[-1].elapsed if history else 0.0
     compile_start = time.perf_counter()
     _, order = shuffle_batches(state, len(data.train_inputs), batch_size)
     train_step = make_train_step(model, tx, data.objective).lower(
@@ -174,8 +184,7 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
 
-    history = []
-    for epoch in range(1, epochs + 1):
+    for epoch in range(len(history) + 1, epochs + 1):
         epoch_start = time.perf_counter()
         state, order = shuffle_batches(state, len(data.train_inputs), batch_size)
         losses = [None] * num_batches
@@ -184,19 +193,48 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
         train_loss = float(jnp.mean(jnp.stack(losses)))  # the one host sync of the epoch
         train_seconds = time.perf_counter() - epoch_start
         if not math.isfinite(train_loss):
-            raise UserError(f"training diverged in epoch {epoch}: the mean train loss is "
-                            f"{train_loss}. Lower --learning_rate (now {learning_rate:g}).")
+            raise divergence_error(losses, epoch, learning_rate, checkpoints)
         metrics = evaluate(eval_step, state, eval_batches, len(data.test_inputs))
         accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
         record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
                              time.perf_counter() - epoch_start,
                              num_batches * batch_size / train_seconds,
-                             time.perf_counter() - start)
+                             earlier_elapsed + time.perf_counter() - start)
         history.append(record)
         if on_epoch is not None:
             on_epoch(epoch, state)
+        saved = checkpoints is not None and checkpoints.save(epoch, state, history)
         accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
         log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
             f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
-            f"{record.train_images_per_sec:6.0f} img/s")
-    return FitResult(state, history, compile_seconds, time.perf_counter() - start)
+            f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+    return FitResult(state, history, compile_seconds,
+                     earlier_elapsed + time.perf_counter() - start)
+
+
+def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
+           log: Callable[[str], None]) -> tuple[TrainState, list[EpochRecord]]:
+    """The newest checkpointed state at or before ``epochs`` and its history, or ``fresh``."""
+    saved = [epoch for epoch in checkpoints.epochs() if epoch <= epochs]
+    if not saved:
+        if checkpoints.epochs():
+            raise UserError(f"the checkpoints in {checkpoints.directory} start after epoch "
+                            f"{checkpoints.epochs()[0]}, beyond --epochs={epochs}; raise "
+                            f"--epochs or use --noresume to start afresh.")
+        return fresh, []
+    state, history = checkpoints.restore(saved[-1], like=fresh)
+    log(f"resuming after epoch {saved[-1]} from {checkpoints.directory}")
+    return state, history
+
+
+def divergence_error(losses: list[jax.Array], epoch: int, learning_rate: float,
+                     checkpoints: Checkpoints | None) -> UserError:
+    """The UserError for a non-finite loss: where it first appeared and what is kept."""
+    values = np.asarray(jnp.stack(losses))
+    first = int(np.argmin(np.isfinite(values)))
+    kept = checkpoints.latest_epoch() if checkpoints is not None else None
+    where = (f"The last good checkpoint (epoch {kept}) is kept in {checkpoints.directory}"
+             if kept is not None else "No checkpoint was written")
+    return UserError(f"training diverged in epoch {epoch}, step {first + 1} of {len(values)}: "
+                     f"the loss is {values[first]}. The learning rate is the likely cause; "
+                     f"lower --learning_rate (now {learning_rate:g}). {where}.")

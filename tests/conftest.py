@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 # Identical programs compile once per test session (and once across subprocess script runs).
 _JAX_CACHE = Path(os.environ.get("JAXCOLOR_TEST_JAX_CACHE", "/tmp/jaxcolor-test-jax-cache"))
@@ -41,3 +43,17 @@ def run_script(name: str, *args: str, cache_dir: Path | None = None
         env["JAXCOLOR_CACHE_DIR"] = str(cache_dir)
     return subprocess.run([sys.executable, str(REPO / "experiments" / f"{name}.py"), *args],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+
+
+def write_folder(root, sizes=None, fmt="png"):
+    """root/{train,test}/{horse,cat}/NNNN.<fmt> with known pixel values."""
+    sizes = sizes or {"train": 5, "test": 3}
+    for split, count in sizes.items():
+        for label, category in enumerate(["horse", "cat"]):
+            folder = root / split / category
+            folder.mkdir(parents=True)
+            for i in range(count):
+                value = 10 * i + label
+                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(
+                    folder / f"{i:04d}.{fmt}")
+    return root

@@ -2,24 +2,11 @@ import socket
 
 import numpy as np
 import pytest
+from conftest import write_folder
 from PIL import Image
 
 from jaxcolor import data
 from jaxcolor.errors import UserError
-
-
-def write_folder(root, sizes=None, fmt="png"):
-    """root/{train,test}/{horse,cat}/NNNN.<fmt> with known pixel values."""
-    sizes = sizes or {"train": 5, "test": 3}
-    for split, count in sizes.items():
-        for label, category in enumerate(["horse", "cat"]):
-            folder = root / split / category
-            folder.mkdir(parents=True)
-            for i in range(count):
-                value = 10 * i + label
-                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(
-                    folder / f"{i:04d}.{fmt}")
-    return root
 
 
 def test_folder_loader_reads_category_in_sorted_order(tmp_path):

@@ -3,8 +3,10 @@
 import json
 import math
 
+import numpy as np
 import pytest
-from conftest import run_script
+from conftest import run_script, write_folder
+from PIL import Image
 
 TINY = ["--source=synthetic", "--epochs=2", "--batch_size=32", "--num_filters=4",
         "--num_colours=6", "--num_samples=2"]
@@ -86,6 +88,29 @@ def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "holds no .png/.jpg images"),
+    ("corrupt", "cannot read image"),
+    ("mixed_sizes", "must share one size"),
+])
+def test_bad_image_folder_gives_one_line_and_no_traceback(case, message, tmp_path):
+    root = write_folder(tmp_path / "data")
+    if case == "empty":
+        for image in (root / "train" / "horse").iterdir():
+            image.unlink()
+    elif case == "corrupt":
+        (root / "train" / "horse" / "0001.png").write_bytes(b"not a png")
+    else:
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/horse/0002.png")
+    result = run_script("q2_classification", f"--image_dir={root}", "--epochs=1",
+                        f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    if case == "corrupt":
+        assert "0001.png" in errors[0]
 
 
 def test_real_images_end_to_end(real_data, tmp_path):
