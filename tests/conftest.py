@@ -45,7 +45,7 @@ def run_script(name: str, *args: str, cache_dir: Path | None = None
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
 
 
-def write_folder(root, sizes=None, fmt="png"):
+def write_folder(root, sizes=None, fmt="png", side=32):
     """root/{train,test}/{horse,cat}/NNNN.<fmt> with known pixel values."""
     sizes = sizes or {"train": 5, "test": 3}
     for split, count in sizes.items():
@@ -54,6 +54,6 @@ def write_folder(root, sizes=None, fmt="png"):
             folder.mkdir(parents=True)
             for i in range(count):
                 value = 10 * i + label
-                Image.fromarray(np.full((32, 32, 3), value, np.uint8)).save(
+                Image.fromarray(np.full((side, side, 3), value, np.uint8)).save(
                     folder / f"{i:04d}.{fmt}")
     return root

@@ -59,6 +59,19 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(tiny_task, tmp_path):
     assert second.epochs() == [3, 4]  # keep=2 newest
 
 
+def test_a_write_cut_short_is_ignored(tiny_task, tmp_path):
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    fit(tiny_task, 2, first)
+    first.close()
+    # What a kill during the epoch-3 save leaves: Orbax's temporary folder, never renamed.
+    partial = tmp_path / "3.orbax-checkpoint-tmp-1234567890"
+    (partial / "state").mkdir(parents=True)
+    (partial / "state" / "half_written").write_bytes(b"\0" * 10)
+    again = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    assert again.epochs() == [1, 2]
+    assert numbers(fit(tiny_task, 3, again).history) == numbers(fit(tiny_task, 3).history)
+
+
 def test_reported_epochs_are_kept_and_interval_respected(tiny_task, tmp_path):
     checkpoints = Checkpoints(tmp_path, FINGERPRINT, epochs=6, keep_epochs=[1],
                               policy=CheckpointPolicy(every=2, keep=1))

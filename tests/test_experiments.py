@@ -94,15 +94,16 @@ def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
     ("empty", "holds no .png/.jpg images"),
     ("corrupt", "cannot read image"),
     ("mixed_sizes", "must share one size"),
+    ("wrong_size", "train images are 30x30; the models pool twice by 2"),
 ])
 def test_bad_image_folder_gives_one_line_and_no_traceback(case, message, tmp_path):
-    root = write_folder(tmp_path / "data")
+    root = write_folder(tmp_path / "data", side=30 if case == "wrong_size" else 32)
     if case == "empty":
         for image in (root / "train" / "horse").iterdir():
             image.unlink()
     elif case == "corrupt":
         (root / "train" / "horse" / "0001.png").write_bytes(b"not a png")
-    else:
+    elif case == "mixed_sizes":
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/horse/0002.png")
     result = run_script("q2_classification", f"--image_dir={root}", "--epochs=1",
                         f"--output_dir={tmp_path / 'out'}")
