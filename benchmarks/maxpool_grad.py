@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import models, train
+from jaxcolor import models, parallel, train
 from jaxcolor.objectives import CLASSIFICATION
 
 
@@ -42,9 +42,9 @@ def main() -> None:
         grad = jax.jit(jax.grad(lambda v, pool=pool: jnp.sum(pool(v) ** 2)))
         print(f"  {name:26s} {1e3 * median_seconds(lambda g=grad: g(x), args.repeats):7.1f} ms")
     rng = np.random.default_rng(0)
-    inputs = jnp.asarray(rng.random((500, 32, 32, 1), np.float32))
-    targets = jnp.asarray(rng.integers(0, 24, (500, 32, 32)).astype(np.int32))
-    order = jnp.arange(500).reshape(5, 100)
+    inputs = jnp.asarray(rng.random((500, 32, 32, 1), np.float32))[None]
+    targets = jnp.asarray(rng.integers(0, 24, (500, 32, 32)).astype(np.int32))[None]
+    order = jnp.arange(500).reshape(1, 5, 100)  # one device
     print("train step, batch 100 (images/s):")
     original = models.maxpool2x
     for name, pool in pools.items():
@@ -52,8 +52,8 @@ def main() -> None:
         for model_name in ("cnn", "unet"):
             model = models.build_model(model_name, num_filters=32, kernel=3, num_outputs=24)
             tx = optax.adam(1e-3)
-            step = train.make_train_step(model, tx, CLASSIFICATION)
-            state = train.create_train_state(model, tx, inputs[:1], jax.random.key(0))
+            step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
+            state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
 
             def five_steps(step=step, state=state):
                 for i in range(5):

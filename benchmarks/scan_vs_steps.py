@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import train
+from jaxcolor import parallel, train
 from jaxcolor.models import build_model
 from jaxcolor.objectives import CLASSIFICATION
 
@@ -30,15 +30,15 @@ def main() -> None:
     args = parser.parse_args()
     n = args.batches * args.batch_size
     rng = np.random.default_rng(0)
-    inputs = jnp.asarray(rng.random((n, 32, 32, 1), np.float32))
-    targets = jnp.asarray(rng.integers(0, 24, (n, 32, 32), np.int32))
-    order = jnp.arange(n).reshape(args.batches, args.batch_size)
+    inputs = jnp.asarray(rng.random((n, 32, 32, 1), np.float32))[None]
+    targets = jnp.asarray(rng.integers(0, 24, (n, 32, 32), np.int32))[None]
+    order = jnp.arange(n).reshape(1, args.batches, args.batch_size)  # one device
     model = build_model("cnn", num_filters=32, kernel=3, num_outputs=24)
     tx = optax.adam(1e-3)
-    step = train.make_train_step(model, tx, CLASSIFICATION)
+    step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
 
     def fresh_state():
-        return train.create_train_state(model, tx, inputs[:1], jax.random.key(0))
+        return train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
 
     def python_loop(state):
         for i in range(args.batches):

@@ -11,6 +11,7 @@ from pathlib import Path
 from absl import app, flags
 from absl import logging as absl_logging
 
+from jaxcolor import parallel
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
 from jaxcolor.errors import UserError
@@ -48,6 +49,9 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
                          "Checkpoint every N epochs (reported and last epochs always).")
     flags.DEFINE_integer("keep_checkpoints", defaults.keep_checkpoints,
                          "Newest checkpoints kept per run (reported epochs are always kept).")
+    flags.DEFINE_boolean("distributed", False, "Multi-process run (TPU pod slice, GPU cluster): "
+                         f"call jax.distributed.initialize() first (or set "
+                         f"{parallel.DISTRIBUTED_ENV}=1).")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 
@@ -88,6 +92,8 @@ def run(main: Callable[[list[str]], None]) -> None:
         if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
             absl_logging.set_verbosity(absl_logging.WARNING)
         try:
+            if "distributed" in FLAGS:
+                parallel.initialize_distributed(FLAGS.distributed)
             main(argv)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -53,23 +53,28 @@ def load_category(
     image_dir: str | None = None,
     tfds_data_dir: str | None = None,
     max_images: int = 0,
+    process_share: Callable[[int], slice] = slice,
 ) -> np.ndarray:
     """Return the uint8 images (N, H, W, 3) of one category and split from a source.
 
     ``max_images`` > 0 keeps only the first that many (in source order) for quick runs.
+    ``process_share(count)`` picks this process's rows in multi-process runs; a folder source
+    then decodes only those files.
     """
     if split not in SPLITS:
         raise UserError(f"split {split!r} is unknown; use one of {', '.join(SPLITS)}.")
     if source == "tfds":
         images = _load_tfds(category, split, tfds_data_dir, max_images)
     elif source == "folder":
-        images = _load_folder(Path(image_dir or ""), category, split, max_images)
+        images = _load_folder(Path(image_dir or ""), category, split, max_images,
+                              process_share)
     elif source == "synthetic":
         images = synthetic_images(SYNTHETIC_SIZES[split], seed=SPLITS.index(split))
     else:
         raise UserError(f"--source={source!r} is unknown; use one of {', '.join(SOURCES)}.")
-    if max_images:
-        images = images[:max_images]
+    if source != "folder":
+        images = images[:max_images or len(images)]
+        images = images[process_share(len(images))]
     if len(images) == 0:
         raise UserError(f"no {split} images for category {category!r} in the {source} source.")
     return images
@@ -125,7 +130,8 @@ def _offline_message(detail: str) -> str:
 
 # --- image folder --------------------------------------------------------------------------------
 
-def _load_folder(root: Path, category: str, split: str, max_images: int) -> np.ndarray:
+def _load_folder(root: Path, category: str, split: str, max_images: int,
+                 process_share: Callable[[int], slice]) -> np.ndarray:
     if not root.is_dir():
         raise UserError(f"--image_dir={root} does not exist or is not a folder.")
     split_dir = root / split
@@ -142,6 +148,7 @@ def _load_folder(root: Path, category: str, split: str, max_images: int) -> np.n
         raise UserError(f"{category_dir} holds no .png/.jpg images.")
     if max_images:
         files = files[:max_images]
+    files = files[process_share(len(files))]
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
         images = list(pool.map(_read_image, files))
     shape = images[0].shape

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import colours, data, metrics, plots, report, tasks, train
+from jaxcolor import colours, data, metrics, parallel, plots, report, tasks, train
 from jaxcolor.checkpoint import CheckpointPolicy, Checkpoints
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
@@ -47,10 +47,12 @@ def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData
     start = time.perf_counter()
     images = {split: data.load_category(source, cfg.category, split, image_dir=image_dir,
                                         tfds_data_dir=cfg.tfds_data_dir,
-                                        max_images=cfg.max_images)
+                                        max_images=cfg.max_images,
+                                        process_share=parallel.process_share)
               for split in data.SPLITS}
-    palette = colours.colour_palette(images["train"], cfg.num_colours, cfg.colour_seed,
-                                     name=f"colours-{cfg.category}")
+    # Multi-process: process 0's colours (from its share of the pixels) everywhere.
+    palette = parallel.broadcast_from_main(colours.colour_palette(
+        images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}"))
     task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette)
     log(f"data: {len(images['train'])} train / {len(images['test'])} test '{cfg.category}' images "
         f"from {source}{f' ({image_dir})' if image_dir else ''}, {cfg.num_colours} colours, "
@@ -99,8 +101,8 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
     snapshots: dict[int, train.TrainState] = {}
 
     def keep_snapshot(epoch: int, state: train.TrainState) -> None:
-        if epoch in report_epochs:
-            snapshots[epoch] = jax.tree.map(jnp.copy, state)
+        if epoch in report_epochs:  # a copy on this process (the state is donated next step)
+            snapshots[epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
 
     checkpoints = Checkpoints(
         Path(cfg.output_dir) / "checkpoints" / run_name(cfg), run_fingerprint(cfg, task_data),
@@ -112,7 +114,8 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
                         on_epoch=keep_snapshot, checkpoints=checkpoints)
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
-                snapshots[epoch] = checkpoints.restore(epoch, like=fit.state)[0]
+                snapshots[epoch] = parallel.local_copy(
+                    checkpoints.restore(epoch, like=fit.state)[0])
     finally:
         checkpoints.close()
     runs = []
@@ -265,7 +268,8 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
     runs: list[RunOutput] = []
     for cfg in configs:
         runs.extend(train_and_evaluate(cfg, task_data, log))
-        write_outputs(out, title, runs, num_samples=first.num_samples,
-                      notes=notes(runs, task_data))
+        if parallel.is_main_process():
+            write_outputs(out, title, runs, num_samples=first.num_samples,
+                          notes=notes(runs, task_data))
     log(f"wrote {out}/results.md, results.json and figures")
     return runs

@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding
 
+from jaxcolor import parallel
 from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks import TaskData
@@ -52,14 +54,22 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
                       rng=rng)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective
-                    ) -> Callable[..., tuple[TrainState, jax.Array]]:
-    """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[i]``."""
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
+                    mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+    """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[:, i]``.
+
+    ``inputs``/``targets`` are (devices, rows_per_device, …) and ``order`` (devices,
+    num_batches, batch_per_device), all sharded over devices; each device gathers its part of
+    the global batch from its own rows. The state is replicated and donated.
+    """
+    rows = parallel.sharded(mesh)
 
     def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array, order: jax.Array,
                    batch_index: jax.Array):
-        indices = jax.lax.dynamic_index_in_dim(order, batch_index, keepdims=False)
-        batch_inputs, batch_targets = inputs[indices], targets[indices]
+        indices = jax.lax.dynamic_index_in_dim(order, batch_index, axis=1, keepdims=False)
+        gather = jax.vmap(lambda shard, shard_indices: shard[shard_indices])
+        batch_inputs = gather(inputs, indices).reshape(-1, *inputs.shape[2:])
+        batch_targets = gather(targets, indices).reshape(-1, *targets.shape[2:])
 
         def loss_of(params):
             outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
@@ -72,21 +82,35 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objectiv
         return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                              opt_state=opt_state), loss
 
-    return jax.jit(train_step, donate_argnums=0)
+    everywhere = parallel.replicated(mesh)
+    return jax.jit(train_step, donate_argnums=0,
+                   in_shardings=(everywhere, rows, rows, rows, everywhere),
+                   out_shardings=(everywhere, everywhere))
 
 
-@partial(jax.jit, static_argnames=("num_examples", "batch_size"))
-def shuffle_batches(state: TrainState, num_examples: int, batch_size: int
-                    ) -> tuple[TrainState, jax.Array]:
-    """Advance the state's PRNG and draw this epoch's (num_batches, batch_size) example order."""
+@partial(jax.jit, static_argnames=("rows_per_device", "batch_per_device", "sharding"))
+def shuffle_batches(state: TrainState, rows_per_device: int, batch_per_device: int,
+                    sharding: NamedSharding) -> tuple[TrainState, jax.Array]:
+    """Advance the state's PRNG and draw this epoch's example order: (devices, num_batches,
+    batch_per_device) indices into each device's own rows, so batches are gathered without
+    moving data between devices. With one device this is one permutation of the data."""
     rng, shuffle_key = jax.random.split(state.rng)
-    num_batches = num_examples // batch_size
-    order = jax.random.permutation(shuffle_key, num_examples)[: num_batches * batch_size]
-    return state.replace(rng=rng), order.reshape(num_batches, batch_size)
+    devices = sharding.mesh.size
+    keys = shuffle_key[None] if devices == 1 else jax.random.split(shuffle_key, devices)
+    num_batches = rows_per_device // batch_per_device
+
+    def device_order(key: jax.Array) -> jax.Array:
+        order = jax.random.permutation(key, rows_per_device)[: num_batches * batch_per_device]
+        return order.reshape(num_batches, batch_per_device)
+
+    order = jax.lax.with_sharding_constraint(jax.vmap(device_order)(keys), sharding)
+    return state.replace(rng=rng), order
 
 
-def make_eval_step(model: nn.Module, objective: Objective) -> Callable[..., dict[str, jax.Array]]:
-    """A jitted ``(state, inputs, targets, weights) → {loss, metrics…}`` summed over images.
+def make_eval_step(model: nn.Module, objective: Objective, mesh: Mesh
+                   ) -> Callable[..., dict[str, jax.Array]]:
+    """A jitted ``(state, inputs, targets, weights) → {loss, metrics…, count}`` summed over the
+    images of a global batch sharded over devices.
 
     Per-image means are weighted (padding rows carry weight 0) and summed, so batches add up.
     """
@@ -96,17 +120,22 @@ def make_eval_step(model: nn.Module, objective: Objective) -> Callable[..., dict
                               train=False)
         per_pixel = {"loss": objective.loss(outputs, targets),
                      **objective.metrics(outputs, targets)}
-        return {name: jnp.sum(jnp.mean(v, axis=(1, 2)) * weights) for name, v in per_pixel.items()}
+        sums = {name: jnp.sum(jnp.mean(v, axis=(1, 2)) * weights)
+                for name, v in per_pixel.items()}
+        return {**sums, "count": jnp.sum(weights)}
 
-    return jax.jit(eval_step)
+    rows, everywhere = parallel.sharded(mesh), parallel.replicated(mesh)
+    return jax.jit(eval_step, in_shardings=(everywhere, rows, rows, rows),
+                   out_shardings=everywhere)
 
 
 def evaluate(eval_step: Callable[..., dict[str, jax.Array]], state: TrainState,
-             batches: list[tuple[jax.Array, ...]], count: int) -> dict[str, float]:
-    """Mean loss and metrics over ``count`` real images in padded on-device batches."""
+             batches: list[tuple[jax.Array, ...]]) -> dict[str, float]:
+    """Mean loss and metrics over the real (weight-1) images of padded on-device batches."""
     totals = [eval_step(state, *batch) for batch in batches]
-    summed = jax.tree.map(lambda *values: sum(values), *totals)
-    return {name: float(value) / count for name, value in summed.items()}
+    summed = jax.tree.map(lambda *values: float(sum(values)), *totals)
+    count = summed.pop("count")
+    return {name: value / count for name, value in summed.items()}
 
 
 def make_predict(model: nn.Module) -> Callable[[TrainState, jax.Array], jax.Array]:
@@ -115,17 +144,32 @@ def make_predict(model: nn.Module) -> Callable[[TrainState, jax.Array], jax.Arra
         {"params": state.params, "batch_stats": state.batch_stats}, x, train=False))
 
 
-def device_batches(arrays: list[np.ndarray], batch_size: int) -> list[tuple[jax.Array, ...]]:
-    """Split arrays into on-device batches of exactly ``batch_size`` (zero-padded at the end),
-    each followed by its per-row weights (1 for real rows, 0 for padding)."""
+def device_batches(arrays: list[np.ndarray], batch_size: int, mesh: Mesh
+                   ) -> list[tuple[jax.Array, ...]]:
+    """This process's rows of ``arrays`` as global batches of exactly ``batch_size`` sharded
+    over the devices (zero-padded at the end), each followed by its per-row weights (1 for real
+    rows, 0 for padding). Every process must pass the same number of rows."""
+    local_batch = batch_size // jax.process_count()
     count = len(arrays[0])
-    padded_count = -(-count // batch_size) * batch_size
+    padded_count = max(-(-count // local_batch), 1) * local_batch
     weights = np.zeros(padded_count, np.float32)
     weights[:count] = 1.0
     padded = [np.concatenate([a, np.zeros((padded_count - count, *a.shape[1:]), a.dtype)])
               for a in arrays]
-    return [jax.device_put(tuple(a[i:i + batch_size] for a in [*padded, weights]))
-            for i in range(0, padded_count, batch_size)]
+    rows = parallel.sharded(mesh)
+    return [tuple(parallel.global_array(a[i:i + local_batch], rows, batch_size)
+                  for a in [*padded, weights])
+            for i in range(0, padded_count, local_batch)]
+
+
+def shard_rows(array: np.ndarray, mesh: Mesh) -> jax.Array:
+    """This process's rows → a global (devices, rows_per_device, …) array, one block of rows
+    per device (rows beyond an even split over the local devices are dropped)."""
+    local_devices = jax.local_device_count()
+    per_device = len(array) // local_devices
+    local = array[: local_devices * per_device].reshape(local_devices, per_device,
+                                                        *array.shape[1:])
+    return parallel.global_array(local, parallel.sharded(mesh), mesh.size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,41 +208,53 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     the continuation is identical to an uninterrupted run) and saves as its policy says.
     """
     start = time.perf_counter()
+    mesh = parallel.data_mesh()
+    parallel.check_batch_size(batch_size, mesh)
     tx = optax.adam(learning_rate)
-    train_inputs = jax.device_put(data.train_inputs)
-    train_targets = jax.device_put(data.train_targets)
-    eval_batches = device_batches([data.test_inputs, data.test_targets], batch_size)
-    num_batches = len(data.train_inputs) // batch_size
+    train_inputs = shard_rows(data.train_inputs, mesh)
+    train_targets = shard_rows(data.train_targets, mesh)
+    eval_batches = device_batches([data.test_inputs, data.test_targets], batch_size, mesh)
+    rows_per_device, batch_per_device = train_inputs.shape[1], batch_size // mesh.size
+    order_sharding = parallel.sharded(mesh)
+    num_batches = rows_per_device // batch_per_device
+    if num_batches == 0:
+        raise UserError(f"--batch_size={batch_size} is larger than the "
+                        f"{mesh.size * rows_per_device} training images; use a smaller one.")
     batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
 
-    state = create_train_state(model, tx, train_inputs[:1], jax.random.key(seed))
+    sample_shape = (1, *data.train_inputs.shape[1:])
+    state = jax.jit(lambda key: create_train_state(model, tx, jnp.zeros(sample_shape), key),
+                    out_shardings=parallel.replicated(mesh))(jax.random.key(seed))
     history: list[EpochRecord] = []
     if checkpoints is not None:
         state, history = resume(checkpoints, state, epochs, log)
     earlier_elapsed = history[-1].elapsed if history else 0.0
     compile_start = time.perf_counter()
-    _, order = shuffle_batches(state, len(data.train_inputs), batch_size)
-    train_step = make_train_step(model, tx, data.objective).lower(
+    _, order = shuffle_batches(state, rows_per_device, batch_per_device, order_sharding)
+    train_step = make_train_step(model, tx, data.objective, mesh).lower(
         state, train_inputs, train_targets, order, batch_indices[0]).compile()
-    eval_step = make_eval_step(model, data.objective).lower(state, *eval_batches[0]).compile()
+    eval_step = make_eval_step(model, data.objective, mesh).lower(
+        state, *eval_batches[0]).compile()
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
 
     for epoch in range(len(history) + 1, epochs + 1):
         epoch_start = time.perf_counter()
-        state, order = shuffle_batches(state, len(data.train_inputs), batch_size)
+        state, order = shuffle_batches(state, rows_per_device, batch_per_device,
+                                       order_sharding)
         losses = [None] * num_batches
         for i, batch_index in enumerate(batch_indices):
             state, losses[i] = train_step(state, train_inputs, train_targets, order, batch_index)
         train_loss = float(jnp.mean(jnp.stack(losses)))  # the one host sync of the epoch
         train_seconds = time.perf_counter() - epoch_start
+        images_per_sec = num_batches * batch_size / train_seconds
         if not math.isfinite(train_loss):
             raise divergence_error(losses, epoch, learning_rate, checkpoints)
-        metrics = evaluate(eval_step, state, eval_batches, len(data.test_inputs))
+        metrics = evaluate(eval_step, state, eval_batches)
         accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
         record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
                              time.perf_counter() - epoch_start,
-                             num_batches * batch_size / train_seconds,
+                             images_per_sec,
                              earlier_elapsed + time.perf_counter() - start)
         history.append(record)
         if on_epoch is not None:

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import colours, data, tasks, train
+from jaxcolor import colours, data, parallel, tasks, train
 from jaxcolor.models import build_model
 from jaxcolor.objectives import CLASSIFICATION
 
@@ -70,11 +70,11 @@ def test_train_steps_overfit_a_tiny_batch(tiny_task):
     inputs = jnp.asarray(tiny_task.train_inputs[:4])
     targets = jnp.asarray(tiny_task.train_targets[:4])
     state = train.create_train_state(model, tx, inputs[:1], jax.random.key(0))
-    step = train.make_train_step(model, tx, CLASSIFICATION)
-    order = jnp.arange(4)[None]
+    step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
+    order = jnp.arange(4)[None, None]  # (devices, batches, batch per device)
     losses = []
     for _ in range(150):
-        state, loss = step(state, inputs, targets, order, 0)
+        state, loss = step(state, inputs[None], targets[None], order, 0)
         losses.append(float(loss))
     assert losses[-1] < 0.35 * losses[0]
     logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, inputs,
@@ -86,9 +86,10 @@ def test_shuffle_covers_each_example_at_most_once(tiny_task):
     model = build_model("cnn", num_filters=2, kernel=3, num_outputs=3)
     state = train.create_train_state(model, optax.adam(1e-3), jnp.zeros((1, 32, 32, 1)),
                                      jax.random.key(0))
-    state2, order = train.shuffle_batches(state, 10, 3)
-    assert order.shape == (3, 3) and len(set(np.asarray(order).ravel())) == 9
-    _, order2 = train.shuffle_batches(state2, 10, 3)
+    rows = parallel.sharded(parallel.data_mesh())
+    state2, order = train.shuffle_batches(state, 10, 3, rows)
+    assert order.shape == (1, 3, 3) and len(set(np.asarray(order).ravel())) == 9
+    _, order2 = train.shuffle_batches(state2, 10, 3, rows)
     assert not np.array_equal(order, order2)  # a fresh order every epoch
 
 
@@ -96,10 +97,11 @@ def test_padded_evaluation_equals_unpadded(tiny_task):
     model = build_model("cnn", num_filters=4, kernel=3, num_outputs=tiny_task.num_outputs)
     state = train.create_train_state(model, optax.adam(1e-3), jnp.zeros((1, 32, 32, 1)),
                                      jax.random.key(1))
-    eval_step = train.make_eval_step(model, CLASSIFICATION)
+    mesh = parallel.data_mesh()
+    eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
     arrays = [tiny_task.test_inputs[:7], tiny_task.test_targets[:7]]
-    padded = train.evaluate(eval_step, state, train.device_batches(arrays, 3), 7)
-    whole = train.evaluate(eval_step, state, train.device_batches(arrays, 7), 7)
+    padded = train.evaluate(eval_step, state, train.device_batches(arrays, 3, mesh))
+    whole = train.evaluate(eval_step, state, train.device_batches(arrays, 7, mesh))
     assert padded.keys() == {"loss", "accuracy"}
     for name in padded:
         assert padded[name] == pytest.approx(whole[name], rel=1e-5)

@@ -1,0 +1,80 @@
+"""Data parallelism on 4 forced CPU devices (each check runs in a fresh subprocess, because the
+device count is fixed when JAX starts)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+from conftest import REPO, run_script
+
+FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+TINY = ["--source=synthetic", "--epochs=2", "--num_filters=4", "--num_colours=6",
+        "--num_samples=2"]
+
+SHARDED_STEP_EQUALS_ONE_DEVICE = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np, optax
+    from jax.sharding import Mesh
+    from jaxcolor import parallel, train
+    from jaxcolor.models import build_model
+    from jaxcolor.objectives import CLASSIFICATION
+
+    assert jax.device_count() == 4
+    rng = np.random.default_rng(0)
+    inputs = rng.random((16, 32, 32, 1), np.float32)
+    targets = rng.integers(0, 6, (16, 32, 32)).astype(np.int32)
+    model = build_model("unet", num_filters=4, kernel=3, num_outputs=6)
+    tx = optax.sgd(0.1)  # Adam's first step is ±lr wherever a gradient is ~0: float noise
+    state = train.create_train_state(model, tx, jnp.zeros((1, 32, 32, 1)), jax.random.key(0))
+
+    def one_step(mesh, layout_inputs, layout_targets, order):
+        step = train.make_train_step(model, tx, CLASSIFICATION, mesh)
+        return step(jax.tree.map(jnp.copy, state), layout_inputs, layout_targets, order, 0)
+
+    # The same global batch of 16: on 4 devices each holds 4 rows and takes them in order.
+    four = parallel.data_mesh()
+    sharded = one_step(four, inputs.reshape(4, 4, 32, 32, 1), targets.reshape(4, 4, 32, 32),
+                       jnp.tile(jnp.arange(4), (4, 1))[:, None, :])
+    one = Mesh(np.array(jax.devices()[:1]), ("data",))
+    single = one_step(one, inputs[None], targets[None], jnp.arange(16)[None, None, :])
+    assert all(len(leaf.sharding.device_set) == 4 for leaf in jax.tree.leaves(sharded[0].params))
+    worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
+                zip(jax.tree.leaves(sharded), jax.tree.leaves(single))
+                if not jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key))
+    print("max difference", worst)
+    assert worst < 1e-5, worst
+""")
+
+
+def run_with_four_devices(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **FOUR_DEVICES}, cwd=REPO, timeout=600)
+
+
+def test_sharded_train_step_equals_the_single_device_step():
+    result = run_with_four_devices(SHARDED_STEP_EQUALS_ONE_DEVICE)
+    assert result.returncode == 0, result.stderr
+    assert "max difference" in result.stdout
+
+
+def test_script_runs_end_to_end_on_four_devices(tmp_path, monkeypatch):
+    for name, value in FOUR_DEVICES.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "q3"
+    result = run_script("q3_unet", *TINY, "--batch_sizes=32", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert len(rows[0]["history"]) == 2 and 0 < rows[0]["val_accuracy"] < 100
+    assert rows[0]["history"][1]["train_loss"] < rows[0]["history"][0]["train_loss"]
+
+
+def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(tmp_path, monkeypatch):
+    for name, value in FOUR_DEVICES.items():
+        monkeypatch.setenv(name, value)
+    result = run_script("q2_classification", *TINY, "--batch_size=30",
+                        f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: --batch_size=30 does not divide over the 4 devices; use a "
+                      "multiple of 4, e.g. 28 or 32."]
