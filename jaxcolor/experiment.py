@@ -271,5 +271,6 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
         if parallel.is_main_process():
             write_outputs(out, title, runs, num_samples=first.num_samples,
                           notes=notes(runs, task_data))
-    log(f"wrote {out}/results.md, results.json and figures")
+    if parallel.is_main_process():
+        log(f"wrote {out}/results.md, results.json and figures")
     return runs

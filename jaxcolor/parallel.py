@@ -1,11 +1,13 @@
 """Data parallelism over every device of every process, with JAX's multi-controller runtime.
 
-One 1-D ``Mesh`` with a ``data`` axis spans all devices (ordered by process, so each process's
-devices hold a contiguous block of every batch). Batches and the training set are sharded along
-it; the train state is replicated. Steps are jit-compiled over these global arrays, so
-BatchNorm statistics, losses and metrics are over the global batch (XLA inserts the
-all-reduces). Each process passes only its own rows (``process_share``) and builds the global
-arrays with ``jax.make_array_from_process_local_data``. On one device this is plain ``jit``.
+A 2-D ``Mesh`` (hosts × devices per host) spans all devices. Batches are split over all of
+them; the train state is replicated. The training set is split over hosts only — each process
+holds its own share of the images, copied on each of its devices — so every batch is gathered
+without moving images between hosts, and on one host the data order (hence the result) does
+not depend on the device count. Steps are jit-compiled over these global arrays, so BatchNorm
+statistics, losses and metrics are over the global batch (XLA inserts the all-reduces). Each
+process passes only its own rows (``process_share``) and builds the global arrays with
+``jax.make_array_from_process_local_data``. On one device this is plain ``jit``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxcolor.errors import UserError
 
-DATA_AXIS = "data"
+HOSTS, DEVICES = "hosts", "devices"
+BATCH_AXES = (HOSTS, DEVICES)  # a batch's leading axis is split over every device
 DISTRIBUTED_ENV = "JAXCOLOR_DISTRIBUTED"
 
 
@@ -27,20 +30,38 @@ def initialize_distributed(enabled: bool) -> None:
     """Join the multi-process runtime (TPU pod slices, GPU clusters) before any JAX work.
 
     ``jax.distributed.initialize()`` finds the coordinator itself on Cloud TPU and under SLURM;
-    elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    elsewhere set JAX_COORDINATOR_ADDRESS (host:port of process 0), JAX_NUM_PROCESSES and
+    JAX_PROCESS_ID on every process.
     """
-    if enabled or os.environ.get(DISTRIBUTED_ENV, "") not in ("", "0"):
-        jax.distributed.initialize()
+    if not (enabled or os.environ.get(DISTRIBUTED_ENV, "") not in ("", "0")):
+        return
+    explicit = {}
+    if "JAX_NUM_PROCESSES" in os.environ:
+        explicit = {"coordinator_address": os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                    "num_processes": int(os.environ["JAX_NUM_PROCESSES"]),
+                    "process_id": int(os.environ.get("JAX_PROCESS_ID", "0"))}
+    try:
+        jax.distributed.initialize(**explicit)
+    except (ValueError, RuntimeError) as err:
+        raise UserError(f"--distributed: jax.distributed.initialize() failed ({err}). Outside "
+                        f"Cloud TPU and SLURM set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
+                        f"JAX_PROCESS_ID.") from err
 
 
 def data_mesh() -> Mesh:
+    """hosts × devices-per-host, each host's devices in one row."""
     devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-    return Mesh(np.array(devices), (DATA_AXIS,))
+    return Mesh(np.array(devices).reshape(jax.process_count(), -1), BATCH_AXES)
 
 
 def sharded(mesh: Mesh) -> NamedSharding:
-    """Leading axis split over the data axis."""
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    """Leading axis split over every device (batches)."""
+    return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+
+
+def per_host(mesh: Mesh) -> NamedSharding:
+    """Leading axis split over hosts, each block copied on its host's devices (training set)."""
+    return NamedSharding(mesh, PartitionSpec(HOSTS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -58,18 +58,19 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objectiv
                     mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
     """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[:, i]``.
 
-    ``inputs``/``targets`` are (devices, rows_per_device, …) and ``order`` (devices,
-    num_batches, batch_per_device), all sharded over devices; each device gathers its part of
-    the global batch from its own rows. The state is replicated and donated.
+    ``inputs``/``targets`` are (hosts, rows_per_host, …) and ``order`` (hosts, num_batches,
+    batch_per_host), split over hosts; each host gathers its part of the global batch from its
+    own rows, and the batch is split over all devices. The state is replicated and donated.
     """
-    rows = parallel.sharded(mesh)
+    host_rows, batch_rows = parallel.per_host(mesh), parallel.sharded(mesh)
 
     def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array, order: jax.Array,
                    batch_index: jax.Array):
         indices = jax.lax.dynamic_index_in_dim(order, batch_index, axis=1, keepdims=False)
-        gather = jax.vmap(lambda shard, shard_indices: shard[shard_indices])
-        batch_inputs = gather(inputs, indices).reshape(-1, *inputs.shape[2:])
-        batch_targets = gather(targets, indices).reshape(-1, *targets.shape[2:])
+        gather = jax.vmap(lambda rows, row_indices: rows[row_indices])
+        batch_inputs, batch_targets = (
+            jax.lax.with_sharding_constraint(gather(a, indices).reshape(-1, *a.shape[2:]),
+                                             batch_rows) for a in (inputs, targets))
 
         def loss_of(params):
             outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
@@ -84,26 +85,26 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objectiv
 
     everywhere = parallel.replicated(mesh)
     return jax.jit(train_step, donate_argnums=0,
-                   in_shardings=(everywhere, rows, rows, rows, everywhere),
+                   in_shardings=(everywhere, host_rows, host_rows, host_rows, everywhere),
                    out_shardings=(everywhere, everywhere))
 
 
-@partial(jax.jit, static_argnames=("rows_per_device", "batch_per_device", "sharding"))
-def shuffle_batches(state: TrainState, rows_per_device: int, batch_per_device: int,
+@partial(jax.jit, static_argnames=("rows_per_host", "batch_per_host", "sharding"))
+def shuffle_batches(state: TrainState, rows_per_host: int, batch_per_host: int,
                     sharding: NamedSharding) -> tuple[TrainState, jax.Array]:
-    """Advance the state's PRNG and draw this epoch's example order: (devices, num_batches,
-    batch_per_device) indices into each device's own rows, so batches are gathered without
-    moving data between devices. With one device this is one permutation of the data."""
+    """Advance the state's PRNG and draw this epoch's example order: (hosts, num_batches,
+    batch_per_host) indices into each host's own rows. On one host this is one permutation of
+    the data, whatever the number of devices."""
     rng, shuffle_key = jax.random.split(state.rng)
-    devices = sharding.mesh.size
-    keys = shuffle_key[None] if devices == 1 else jax.random.split(shuffle_key, devices)
-    num_batches = rows_per_device // batch_per_device
+    hosts = sharding.mesh.shape[parallel.HOSTS]
+    keys = shuffle_key[None] if hosts == 1 else jax.random.split(shuffle_key, hosts)
+    num_batches = rows_per_host // batch_per_host
 
-    def device_order(key: jax.Array) -> jax.Array:
-        order = jax.random.permutation(key, rows_per_device)[: num_batches * batch_per_device]
-        return order.reshape(num_batches, batch_per_device)
+    def host_order(key: jax.Array) -> jax.Array:
+        order = jax.random.permutation(key, rows_per_host)[: num_batches * batch_per_host]
+        return order.reshape(num_batches, batch_per_host)
 
-    order = jax.lax.with_sharding_constraint(jax.vmap(device_order)(keys), sharding)
+    order = jax.lax.with_sharding_constraint(jax.vmap(host_order)(keys), sharding)
     return state.replace(rng=rng), order
 
 
@@ -163,13 +164,9 @@ def device_batches(arrays: list[np.ndarray], batch_size: int, mesh: Mesh
 
 
 def shard_rows(array: np.ndarray, mesh: Mesh) -> jax.Array:
-    """This process's rows → a global (devices, rows_per_device, …) array, one block of rows
-    per device (rows beyond an even split over the local devices are dropped)."""
-    local_devices = jax.local_device_count()
-    per_device = len(array) // local_devices
-    local = array[: local_devices * per_device].reshape(local_devices, per_device,
-                                                        *array.shape[1:])
-    return parallel.global_array(local, parallel.sharded(mesh), mesh.size)
+    """This process's rows → a global (hosts, rows_per_host, …) array, one block per host
+    (every process must pass the same number of rows)."""
+    return parallel.global_array(array[None], parallel.per_host(mesh), jax.process_count())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,12 +211,13 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     train_inputs = shard_rows(data.train_inputs, mesh)
     train_targets = shard_rows(data.train_targets, mesh)
     eval_batches = device_batches([data.test_inputs, data.test_targets], batch_size, mesh)
-    rows_per_device, batch_per_device = train_inputs.shape[1], batch_size // mesh.size
-    order_sharding = parallel.sharded(mesh)
-    num_batches = rows_per_device // batch_per_device
+    hosts = jax.process_count()
+    rows_per_host, batch_per_host = train_inputs.shape[1], batch_size // hosts
+    order_sharding = parallel.per_host(mesh)
+    num_batches = rows_per_host // batch_per_host
     if num_batches == 0:
         raise UserError(f"--batch_size={batch_size} is larger than the "
-                        f"{mesh.size * rows_per_device} training images; use a smaller one.")
+                        f"{hosts * rows_per_host} training images; use a smaller one.")
     batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
 
     sample_shape = (1, *data.train_inputs.shape[1:])
@@ -230,7 +228,7 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
         state, history = resume(checkpoints, state, epochs, log)
     earlier_elapsed = history[-1].elapsed if history else 0.0
     compile_start = time.perf_counter()
-    _, order = shuffle_batches(state, rows_per_device, batch_per_device, order_sharding)
+    _, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
     train_step = make_train_step(model, tx, data.objective, mesh).lower(
         state, train_inputs, train_targets, order, batch_indices[0]).compile()
     eval_step = make_eval_step(model, data.objective, mesh).lower(
@@ -240,8 +238,7 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
 
     for epoch in range(len(history) + 1, epochs + 1):
         epoch_start = time.perf_counter()
-        state, order = shuffle_batches(state, rows_per_device, batch_per_device,
-                                       order_sharding)
+        state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
         losses = [None] * num_batches
         for i, batch_index in enumerate(batch_indices):
             state, losses[i] = train_step(state, train_inputs, train_targets, order, batch_index)

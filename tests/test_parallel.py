@@ -3,6 +3,7 @@ device count is fixed when JAX starts)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -32,12 +33,12 @@ SHARDED_STEP_EQUALS_ONE_DEVICE = textwrap.dedent("""
         step = train.make_train_step(model, tx, CLASSIFICATION, mesh)
         return step(jax.tree.map(jnp.copy, state), layout_inputs, layout_targets, order, 0)
 
-    # The same global batch of 16: on 4 devices each holds 4 rows and takes them in order.
-    four = parallel.data_mesh()
-    sharded = one_step(four, inputs.reshape(4, 4, 32, 32, 1), targets.reshape(4, 4, 32, 32),
-                       jnp.tile(jnp.arange(4), (4, 1))[:, None, :])
-    one = Mesh(np.array(jax.devices()[:1]), ("data",))
-    single = one_step(one, inputs[None], targets[None], jnp.arange(16)[None, None, :])
+    # The same global batch of 16 (one host: rows (1, 16), order (1, 1 batch, 16)), split
+    # over 4 devices or on one.
+    order = jax.random.permutation(jax.random.key(1), 16)[None, None, :]
+    sharded = one_step(parallel.data_mesh(), inputs[None], targets[None], order)
+    one = Mesh(np.array(jax.devices()[:1]).reshape(1, 1), parallel.BATCH_AXES)
+    single = one_step(one, inputs[None], targets[None], order)
     assert all(len(leaf.sharding.device_set) == 4 for leaf in jax.tree.leaves(sharded[0].params))
     worst = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
                 zip(jax.tree.leaves(sharded), jax.tree.leaves(single))
@@ -78,3 +79,37 @@ def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(tmp_path,
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: --batch_size=30 does not divide over the 4 devices; use a "
                       "multiple of 4, e.g. 28 or 32."]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
+    """The multi-controller path on one machine: 2 CPU processes joined by
+    jax.distributed (gloo collectives), each with its half of the images."""
+    out = tmp_path / "out"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+           "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
+    processes = [subprocess.Popen(
+        [sys.executable, str(REPO / "experiments" / "q2_classification.py"), "--distributed",
+         *TINY, "--batch_size=32", f"--output_dir={out}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env={**env, "JAX_PROCESS_ID": str(index)}) for index in range(2)]
+    try:
+        outputs = [process.communicate(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-2000:]
+    epoch_lines = [[line for line in stdout.splitlines() if line.startswith("epoch")]
+                   for stdout, _ in outputs]
+    losses = [[line.split()[3] for line in lines] for lines in epoch_lines]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]  # one global model
+    assert all("data: 128 train / 32 test" in stdout for stdout, _ in outputs)  # half of each
+    assert "wrote" in outputs[0][0] and "wrote" not in outputs[1][0]
+    rows = json.loads((out / "results.json").read_text())
+    assert f"{rows[0]['train_loss']:.4f}" == losses[0][-1]

@@ -71,7 +71,7 @@ def test_train_steps_overfit_a_tiny_batch(tiny_task):
     targets = jnp.asarray(tiny_task.train_targets[:4])
     state = train.create_train_state(model, tx, inputs[:1], jax.random.key(0))
     step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
-    order = jnp.arange(4)[None, None]  # (devices, batches, batch per device)
+    order = jnp.arange(4)[None, None]  # (hosts, batches, batch per host)
     losses = []
     for _ in range(150):
         state, loss = step(state, inputs[None], targets[None], order, 0)
@@ -86,7 +86,7 @@ def test_shuffle_covers_each_example_at_most_once(tiny_task):
     model = build_model("cnn", num_filters=2, kernel=3, num_outputs=3)
     state = train.create_train_state(model, optax.adam(1e-3), jnp.zeros((1, 32, 32, 1)),
                                      jax.random.key(0))
-    rows = parallel.sharded(parallel.data_mesh())
+    rows = parallel.per_host(parallel.data_mesh())
     state2, order = train.shuffle_batches(state, 10, 3, rows)
     assert order.shape == (1, 3, 3) and len(set(np.asarray(order).ravel())) == 9
     _, order2 = train.shuffle_batches(state2, 10, 3, rows)
