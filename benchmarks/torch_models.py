@@ -1,0 +1,51 @@
+"""The same CNN and UNet in PyTorch eager (the reference framework), for speed comparisons only.
+
+Mirrors ``jaxcolor.models``: blocks conv(k, same) → MaxPool 2 / Upsample ×2 → BatchNorm → ReLU;
+five blocks and a final conv; the UNet concatenates block3‖2, block4‖1, block5‖input.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, resample: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
+        self.resample = {"down": nn.MaxPool2d(2), "up": nn.Upsample(scale_factor=2),
+                         "none": nn.Identity()}[resample]
+        self.norm = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.norm(self.resample(self.conv(x))))
+
+
+class ColourNet(nn.Module):
+    def __init__(self, num_filters: int = 32, num_colours: int = 24, kernel: int = 3,
+                 in_channels: int = 1, skip: bool = False) -> None:
+        super().__init__()
+        nf, nc, k, extra = num_filters, num_colours, kernel, int(skip)
+        self.skip = skip
+        self.block1 = Block(in_channels, nf, k, "down")
+        self.block2 = Block(nf, 2 * nf, k, "down")
+        self.block3 = Block(2 * nf, 2 * nf, k, "none")
+        self.block4 = Block(2 * nf + extra * 2 * nf, nf, k, "up")
+        self.block5 = Block(nf + extra * nf, nc, k, "up")
+        self.final = nn.Conv2d(nc + extra * in_channels, nc, k, padding=k // 2)
+
+    def join(self, features: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([features, skip], dim=1) if self.skip else features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.block1(x)
+        b2 = self.block2(b1)
+        b3 = self.block3(b2)
+        b4 = self.block4(self.join(b3, b2))
+        b5 = self.block5(self.join(b4, b1))
+        return self.final(self.join(b5, x))
+
+
+def build(name: str, num_filters: int = 32, num_colours: int = 24) -> ColourNet:
+    return ColourNet(num_filters, num_colours, skip=(name == "unet"))
