@@ -25,7 +25,7 @@ from jaxcolor.train import EpochRecord, TrainState
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointPolicy:
-    every: int = 1  # save after every N-th epoch (and always after the last); 0 = never
+    every: int = 1  # save after every N-th epoch; 0 = only the last and ``keep_epochs``
     keep: int = 2  # newest checkpoints kept, besides the ``keep_epochs`` ones
     resume: bool = True  # continue from the newest checkpoint when one exists
 
@@ -73,6 +73,7 @@ class Checkpoints:
 
     def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, list[EpochRecord]]:
         """The state and history saved after ``epoch``; ``like`` gives the pytree structure."""
+        # Metadata first: a different run's arrays may not even fit ``like``'s shapes.
         meta = self._manager.restore(epoch, args=ocp.args.Composite(
             meta=ocp.args.JsonRestore())).meta
         self._check_fingerprint(meta["fingerprint"])

@@ -50,7 +50,7 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_integer("keep_checkpoints", defaults.keep_checkpoints,
                          "Newest checkpoints kept per run (reported epochs are always kept).")
     flags.DEFINE_boolean("distributed", False, "Multi-process run (TPU pod slice, GPU cluster): "
-                         f"call jax.distributed.initialize() first (or set "
+                         "call jax.distributed.initialize() first (or set "
                          f"{parallel.DISTRIBUTED_ENV}=1).")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")

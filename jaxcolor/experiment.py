@@ -266,11 +266,12 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
     out = prepare_output_dir(first.output_dir)
     task_data = load_task_data(first, log)
     runs: list[RunOutput] = []
+    writes = parallel.is_main_process()  # one writer in multi-process runs
     for cfg in configs:
         runs.extend(train_and_evaluate(cfg, task_data, log))
-        if parallel.is_main_process():
+        if writes:
             write_outputs(out, title, runs, num_samples=first.num_samples,
                           notes=notes(runs, task_data))
-    if parallel.is_main_process():
+    if writes:
         log(f"wrote {out}/results.md, results.json and figures")
     return runs
