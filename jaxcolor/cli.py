@@ -17,6 +17,7 @@ from jaxcolor.data import SOURCES
 from jaxcolor.errors import UserError
 from jaxcolor.models import CONV_INITS
 from jaxcolor.objectives import LOSSES
+from jaxcolor.train import EPOCH_LOOPS
 
 FLAGS = flags.FLAGS
 
@@ -52,6 +53,9 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_boolean("distributed", False, "Multi-process run (TPU pod slice, GPU cluster): "
                          "call jax.distributed.initialize() first (or set "
                          f"{parallel.DISTRIBUTED_ENV}=1).")
+    flags.DEFINE_enum("epoch_loop", defaults.epoch_loop, list(EPOCH_LOOPS),
+                      "steps: one compiled call per batch (fastest on CPU); scan: each epoch as "
+                      "one compiled lax.scan over its batches (same results).")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 
@@ -68,7 +72,7 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
         output_dir=FLAGS.output_dir or os.path.join("results", experiment),
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        resume=FLAGS.resume)
+        resume=FLAGS.resume, epoch_loop=FLAGS.epoch_loop)
     values.update(overrides)
     return ExperimentConfig(**values).validate()
 

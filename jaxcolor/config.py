@@ -8,6 +8,7 @@ from jaxcolor.data import CIFAR10_CLASSES
 from jaxcolor.errors import UserError
 from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.objectives import LOSSES
+from jaxcolor.train import EPOCH_LOOPS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ExperimentConfig:
     checkpoint_every: int = 1  # epochs between checkpoints (reported and last epochs always)
     keep_checkpoints: int = 2  # newest checkpoints kept per run (reported epochs always)
     resume: bool = True  # continue a run from its newest checkpoint in output_dir
+    epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
 
     def replace(self, **changes) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
@@ -48,6 +50,9 @@ class ExperimentConfig:
         if self.conv_init not in CONV_INITS:
             raise UserError(f"--conv_init={self.conv_init!r} is unknown; use one of "
                             f"{', '.join(CONV_INITS)}.")
+        if self.epoch_loop not in EPOCH_LOOPS:
+            raise UserError(f"--epoch_loop={self.epoch_loop!r} is unknown; use one of "
+                            f"{', '.join(EPOCH_LOOPS)}.")
         if self.loss not in LOSSES:
             raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
         if self.loss == "rebalanced" and self.task == "regression":

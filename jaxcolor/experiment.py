@@ -111,7 +111,8 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
     try:
         fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         learning_rate=cfg.learning_rate, seed=cfg.seed, log=log,
-                        on_epoch=keep_snapshot, checkpoints=checkpoints)
+                        on_epoch=keep_snapshot, checkpoints=checkpoints,
+                        epoch_loop=cfg.epoch_loop)
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
                 snapshots[epoch] = parallel.local_copy(

@@ -2,7 +2,9 @@
 
 Block order (documented choice): conv → MaxPool/Upsample → BatchNorm → ReLU, the order of the
 reference U-Net, used for every model here. Nearest upsampling commutes exactly with BatchNorm
-and ReLU, so for the up-blocks the order changes only the cost; q6(b) measures the MaxPool/ReLU
+(every pixel is repeated 4 times, so the batch mean and variance are unchanged) and with ReLU,
+so the up-blocks compute conv → BatchNorm → ReLU → Upsample: the same values with a quarter of
+the pixels normalised (tested against the reference order); q6(b) measures the MaxPool/ReLU
 swap. Every block's output is sown into the ``intermediates`` collection (for q5's activation
 maps): ``model.apply(variables, x, train=False, mutable=["intermediates"])``.
 """
@@ -80,11 +82,11 @@ class ConvBlock(nn.Module):
                     kernel_init=CONV_INITS[self.conv_init])(x)
         if self.resample == "down":
             x = maxpool2x(x)
-        elif self.resample == "up":
-            x = upsample2x(x)
         x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
                          epsilon=BN_EPSILON)(x)
         x = nn.relu(x)
+        if self.resample == "up":  # after BatchNorm and ReLU: same values, ¼ of the pixels
+            x = upsample2x(x)
         self.sow("intermediates", "activations", x)
         return x
 

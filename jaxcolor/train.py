@@ -2,10 +2,12 @@
 
 The training arrays are put on the device once. Each epoch draws its shuffled batch order on the
 device; every step is one compiled call that gathers its batch on the device by index, so the
-host only dispatches (no per-step NumPy work, no host-to-device copies of images). The step is
-not wrapped in ``lax.scan``: XLA:CPU runs convolutions inside loop bodies many times slower
-(jax-ml/jax#12868; measured here: 13 vs 122 images/s). Shapes are fixed (the last partial batch
-is dropped; a fresh shuffle each epoch covers it later), so each function compiles once.
+host only dispatches (no per-step NumPy work, no host-to-device copies of images). By default
+the steps are not wrapped in ``lax.scan``: XLA:CPU runs convolutions inside loop bodies slower
+(jax-ml/jax#12868; ``benchmarks/scan_vs_steps.py``); ``epoch_loop="scan"`` compiles each epoch
+as one scan instead (same computation, tested). Shapes are fixed (the last partial batch is
+dropped; a fresh shuffle each epoch covers it later), so each function compiles once. Steps
+compile with :func:`jaxcolor.compiler.step_options` (on CPU: no YNNPACK convolutions).
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
-from jaxcolor import parallel
+from jaxcolor import compiler, parallel
 from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks import TaskData
 
 if TYPE_CHECKING:
     from jaxcolor.checkpoint import Checkpoints
+
+
+# How fit runs an epoch: one compiled call per batch, or the whole epoch as one lax.scan.
+EPOCH_LOOPS = ("steps", "scan")
 
 
 class TrainState(struct.PyTreeNode):
@@ -54,15 +60,10 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
                       rng=rng)
 
 
-def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
-                    mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
-    """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[:, i]``.
-
-    ``inputs``/``targets`` are (hosts, rows_per_host, …) and ``order`` (hosts, num_batches,
-    batch_per_host), split over hosts; each host gathers its part of the global batch from its
-    own rows, and the batch is split over all devices. The state is replicated and donated.
-    """
-    host_rows, batch_rows = parallel.per_host(mesh), parallel.sharded(mesh)
+def _train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
+                mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+    """The (not yet jitted) step of :func:`make_train_step`."""
+    batch_rows = parallel.sharded(mesh)
 
     def train_step(state: TrainState, inputs: jax.Array, targets: jax.Array, order: jax.Array,
                    batch_index: jax.Array):
@@ -83,10 +84,41 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objectiv
         return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                              opt_state=opt_state), loss
 
-    everywhere = parallel.replicated(mesh)
-    return jax.jit(train_step, donate_argnums=0,
+    return train_step
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
+                    mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+    """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[:, i]``.
+
+    ``inputs``/``targets`` are (hosts, rows_per_host, …) and ``order`` (hosts, num_batches,
+    batch_per_host), split over hosts; each host gathers its part of the global batch from its
+    own rows, and the batch is split over all devices. The state is replicated and donated.
+    """
+    host_rows, everywhere = parallel.per_host(mesh), parallel.replicated(mesh)
+    return jax.jit(_train_step(model, tx, objective, mesh), donate_argnums=0,
                    in_shardings=(everywhere, host_rows, host_rows, host_rows, everywhere),
-                   out_shardings=(everywhere, everywhere))
+                   out_shardings=(everywhere, everywhere),
+                   compiler_options=compiler.step_options())
+
+
+def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
+                     mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+    """A jitted ``(state, inputs, targets, order) → (state, losses)``: every batch of ``order``
+    (as in :func:`make_train_step`) in one ``lax.scan``, so one call trains a whole epoch.
+    The same computation as the step-by-step loop (tested); on XLA:CPU it runs slower
+    (``benchmarks/scan_vs_steps.py``), so ``fit`` uses it only when asked to."""
+    step = _train_step(model, tx, objective, mesh)
+    host_rows, everywhere = parallel.per_host(mesh), parallel.replicated(mesh)
+
+    def train_epoch(state: TrainState, inputs: jax.Array, targets: jax.Array, order: jax.Array):
+        return jax.lax.scan(lambda carry, i: step(carry, inputs, targets, order, i), state,
+                            jnp.arange(order.shape[1]))
+
+    return jax.jit(train_epoch, donate_argnums=0,
+                   in_shardings=(everywhere, host_rows, host_rows, host_rows),
+                   out_shardings=(everywhere, everywhere),
+                   compiler_options=compiler.step_options())
 
 
 @partial(jax.jit, static_argnames=("rows_per_host", "batch_per_host", "sharding"))
@@ -127,7 +159,7 @@ def make_eval_step(model: nn.Module, objective: Objective, mesh: Mesh
 
     rows, everywhere = parallel.sharded(mesh), parallel.replicated(mesh)
     return jax.jit(eval_step, in_shardings=(everywhere, rows, rows, rows),
-                   out_shardings=everywhere)
+                   out_shardings=everywhere, compiler_options=compiler.step_options())
 
 
 def evaluate(eval_step: Callable[..., dict[str, jax.Array]], state: TrainState,
@@ -142,7 +174,8 @@ def evaluate(eval_step: Callable[..., dict[str, jax.Array]], state: TrainState,
 def make_predict(model: nn.Module) -> Callable[[TrainState, jax.Array], jax.Array]:
     """A jitted inference function (running BatchNorm statistics)."""
     return jax.jit(lambda state, x: model.apply(
-        {"params": state.params, "batch_stats": state.batch_stats}, x, train=False))
+        {"params": state.params, "batch_stats": state.batch_stats}, x, train=False),
+        compiler_options=compiler.step_options())
 
 
 def device_batches(arrays: list[np.ndarray], batch_size: int, mesh: Mesh
@@ -195,7 +228,7 @@ class FitResult:
 def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learning_rate: float,
         seed: int, log: Callable[[str], None] = print,
         on_epoch: Callable[[int, TrainState], None] | None = None,
-        checkpoints: Checkpoints | None = None) -> FitResult:
+        checkpoints: Checkpoints | None = None, epoch_loop: str = "steps") -> FitResult:
     """Train with Adam for ``epochs``, validating on the test split after every epoch.
 
     ``on_epoch(epoch, state)`` sees the state after each epoch trained here; its buffers are
@@ -203,6 +236,8 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     epochs of a longer run equal an E-epoch run exactly. With ``checkpoints``, training resumes
     after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
     the continuation is identical to an uninterrupted run) and saves as its policy says.
+    ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
+    whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`).
     """
     start = time.perf_counter()
     mesh = parallel.data_mesh()
@@ -229,8 +264,18 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     earlier_elapsed = history[-1].elapsed if history else 0.0
     compile_start = time.perf_counter()
     _, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
-    train_step = make_train_step(model, tx, data.objective, mesh).lower(
-        state, train_inputs, train_targets, order, batch_indices[0]).compile()
+    if epoch_loop == "scan":
+        train_epoch = make_train_epoch(model, tx, data.objective, mesh).lower(
+            state, train_inputs, train_targets, order).compile()
+    else:
+        train_step = make_train_step(model, tx, data.objective, mesh).lower(
+            state, train_inputs, train_targets, order, batch_indices[0]).compile()
+
+        def train_epoch(state, inputs, targets, order):
+            losses = [None] * num_batches
+            for i, batch_index in enumerate(batch_indices):
+                state, losses[i] = train_step(state, inputs, targets, order, batch_index)
+            return state, jnp.stack(losses)
     eval_step = make_eval_step(model, data.objective, mesh).lower(
         state, *eval_batches[0]).compile()
     compile_seconds = time.perf_counter() - compile_start
@@ -239,10 +284,8 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     for epoch in range(len(history) + 1, epochs + 1):
         epoch_start = time.perf_counter()
         state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
-        losses = [None] * num_batches
-        for i, batch_index in enumerate(batch_indices):
-            state, losses[i] = train_step(state, train_inputs, train_targets, order, batch_index)
-        train_loss = float(jnp.mean(jnp.stack(losses)))  # the one host sync of the epoch
+        state, losses = train_epoch(state, train_inputs, train_targets, order)
+        train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
         train_seconds = time.perf_counter() - epoch_start
         images_per_sec = num_batches * batch_size / train_seconds
         if not math.isfinite(train_loss):
@@ -280,10 +323,11 @@ def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
     return state, history
 
 
-def divergence_error(losses: list[jax.Array], epoch: int, learning_rate: float,
+def divergence_error(losses: jax.Array, epoch: int, learning_rate: float,
                      checkpoints: Checkpoints | None) -> UserError:
-    """The UserError for a non-finite loss: where it first appeared and what is kept."""
-    values = np.asarray(jnp.stack(losses))
+    """The UserError for a non-finite loss (``losses``: the epoch's per-step losses): where it
+    first appeared and what is kept."""
+    values = np.asarray(losses)
     first = int(np.argmin(np.isfinite(values)))
     kept = checkpoints.latest_epoch() if checkpoints is not None else None
     where = (f"The last good checkpoint (epoch {kept}) is kept in {checkpoints.directory}"

@@ -1,9 +1,10 @@
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcolor.models import CNN, UNet, build_model
+from jaxcolor.models import BN_EPSILON, BN_MOMENTUM, CNN, ConvBlock, UNet, build_model, upsample2x
 
 # Shapes and counts come from jax.eval_shape (no compilation), so these tests take milliseconds.
 
@@ -97,3 +98,37 @@ def test_fast_maxpool_matches_flax_values_and_gradients(ties):
     ours = jax.grad(lambda v: jnp.sum(maxpool2x(v) * weights))(x)
     theirs = jax.grad(lambda v: jnp.sum(reference(v) * weights))(x)
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_up_block_normalises_before_upsampling_with_the_reference_values():
+    """conv → BatchNorm → ReLU → Upsample (cheaper) = the reference conv → Upsample → BN → ReLU,
+    in training (outputs, batch statistics, gradients) and at inference."""
+    block = ConvBlock(features=5, kernel=3, resample="up")
+    x = jax.random.normal(jax.random.key(0), (4, 6, 6, 3))
+    variables = block.init(jax.random.key(1), x, train=True)
+
+    def reference(variables, x, train):
+        conv = nn.Conv(5, (3, 3), padding="SAME")
+        bn = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                          epsilon=BN_EPSILON)
+        y = conv.apply({"params": variables["params"]["Conv_0"]}, x)
+        y, updates = bn.apply({"params": variables["params"]["BatchNorm_0"],
+                               "batch_stats": variables["batch_stats"]["BatchNorm_0"]},
+                              upsample2x(y), mutable=["batch_stats"])
+        return nn.relu(y), {"BatchNorm_0": updates["batch_stats"]}
+
+    for train in (True, False):
+        ours, stats = block.apply(variables, x, train=train, mutable=["batch_stats"])
+        expected, expected_stats = reference(variables, x, train)
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+        if train:
+            for a, b in zip(jax.tree.leaves(stats["batch_stats"]),
+                            jax.tree.leaves(expected_stats), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    weights = jax.random.normal(jax.random.key(2), ours.shape)
+    ours_grad = jax.grad(lambda v: jnp.sum(block.apply(
+        v, x, train=True, mutable=["batch_stats"])[0] * weights))(variables)
+    expected_grad = jax.grad(lambda v: jnp.sum(reference(v, x, True)[0] * weights))(variables)
+    for a, b in zip(jax.tree.leaves(ours_grad["params"]),
+                    jax.tree.leaves(expected_grad["params"]), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # conv bias: 0 ± rounding

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import colours, data, parallel, tasks, train
+from jaxcolor import colours, compiler, data, parallel, tasks, train
 from jaxcolor.models import build_model
 from jaxcolor.objectives import CLASSIFICATION
 
@@ -113,3 +113,64 @@ def test_first_epochs_of_a_longer_run_equal_a_shorter_run(tiny_task):
     longer = fit_tiny(tiny_task, epochs=3, seed=5).history
     assert [(r.train_loss, r.val_loss) for r in longer[:2]] == [
         (r.train_loss, r.val_loss) for r in short]
+
+
+def test_scan_epoch_computes_the_step_by_step_epoch(tiny_task):
+    """make_train_epoch (one compiled lax.scan) = make_train_step called per batch."""
+    model = build_model("unet", num_filters=4, kernel=3, num_outputs=tiny_task.num_outputs)
+    tx, mesh = optax.adam(0.01), parallel.data_mesh()
+    inputs = jnp.asarray(tiny_task.train_inputs)[None]
+    targets = jnp.asarray(tiny_task.train_targets)[None]
+    order = jnp.asarray(np.random.default_rng(0).permutation(32)).reshape(1, 4, 8)
+    fresh = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+    step = train.make_train_step(model, tx, CLASSIFICATION, mesh)
+    stepped, losses = jax.tree.map(jnp.copy, fresh), []
+    for i in range(4):
+        stepped, loss = step(stepped, inputs, targets, order, i)
+        losses.append(loss)
+    scanned, scan_losses = train.make_train_epoch(model, tx, CLASSIFICATION, mesh)(
+        jax.tree.map(jnp.copy, fresh), inputs, targets, order)
+    np.testing.assert_allclose(scan_losses, jnp.stack(losses), rtol=1e-5)
+    assert int(scanned.step) == int(stepped.step) == 4
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(stepped.params),
+                            jax.tree.leaves(scanned.params), strict=True):
+        name = jax.tree_util.keystr(path)
+        if "Conv_0" in name and "bias" in name:
+            # A conv bias feeding BatchNorm has a zero gradient up to rounding, which Adam
+            # scales to ±lr: these differ by rounding amplified, in both paths alike.
+            continue
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_fit_with_scan_epochs_matches_step_by_step():
+    """fit(epoch_loop="scan") reports the step-by-step losses. Validation uses BatchNorm's
+    running means, which carry the rounding-amplified conv biases (above), hence rel=1e-2.
+    (Regression: a classifier's accuracy after a few steps hinges on near-tied logits.)"""
+    images = data.synthetic_images(48, seed=1)
+    task = tasks.make_task("regression", images[:32], images[32:], np.zeros((1, 3), np.uint8))
+    model = build_model("regression_cnn", num_filters=4, kernel=3, num_outputs=3)
+    runs = {loop: train.fit(model, task, epochs=2, batch_size=8, learning_rate=1e-3, seed=2,
+                            log=lambda line: None, epoch_loop=loop).history
+            for loop in train.EPOCH_LOOPS}
+    for a, b in zip(runs["steps"], runs["scan"], strict=True):
+        assert b.train_loss == pytest.approx(a.train_loss, rel=1e-5)
+        assert b.val_loss == pytest.approx(a.val_loss, rel=1e-2)
+    assert runs["scan"][-1].train_loss < runs["scan"][0].train_loss
+
+
+def test_cpu_steps_compile_without_ynnpack(tiny_task):
+    """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/compiler.py)."""
+    assert compiler.step_options("gpu") is None and compiler.step_options("tpu") is None
+    model = build_model("cnn", num_filters=4, kernel=3, num_outputs=tiny_task.num_outputs)
+    tx = optax.adam(1e-3)
+    inputs = jnp.asarray(tiny_task.train_inputs[:8])[None]
+    targets = jnp.asarray(tiny_task.train_targets[:8])[None]
+    state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+    mesh = parallel.data_mesh()
+    compiled = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
+        state, inputs, targets, jnp.arange(8).reshape(1, 1, 8), 0).compile().as_text()
+    default = jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh)).lower(
+        state, inputs, targets, jnp.arange(8).reshape(1, 1, 8), 0).compile().as_text()
+    assert compiler.step_options() == compiler.CPU_OPTIONS
+    assert "convolution(" in compiled and "ynn_fusion" not in compiled
+    assert "ynn_fusion" in default  # what the options switch off: XLA:CPU's default today
