@@ -54,7 +54,8 @@ def matmul_gflops(repeats: int) -> float:
     return 2 * 2048**3 / seconds / 1e9
 
 
-def jax_row(name: str, batch: int, steps: int, repeats: int) -> dict:
+def jax_row(name: str, batch: int, steps: int, repeats: int, xla_defaults: bool = False) -> dict:
+    """JAX's row; ``xla_defaults`` compiles the step without jaxcolor's compiler options."""
     rng = np.random.default_rng(0)
     count = steps * batch
     inputs = jnp.asarray(rng.random((1, count, 32, 32, 1), np.float32))
@@ -65,8 +66,9 @@ def jax_row(name: str, batch: int, steps: int, repeats: int) -> dict:
     mesh = parallel.data_mesh()
     state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
     start = time.perf_counter()
-    lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
-        state, inputs, targets, order, 0)
+    train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh), donate_argnums=0)
+                  if xla_defaults else train.make_train_step(model, tx, CLASSIFICATION, mesh))
+    lowered = train_step.lower(state, inputs, targets, order, 0)
     step = lowered.compile()
     compile_seconds = time.perf_counter() - start
     # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after).
@@ -80,17 +82,22 @@ def jax_row(name: str, batch: int, steps: int, repeats: int) -> dict:
         loss.block_until_ready()
 
     train_rate = count / median_seconds(run_steps, repeats)
-    eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
-    batches = train.device_batches([np.asarray(inputs[0]), np.asarray(targets[0])], batch, mesh)
-    eval_rate = count / median_seconds(
-        lambda: jax.block_until_ready(train.evaluate(eval_step, holder["state"], batches)),
-        repeats)
-    return {"framework": "jax", "model": name, "batch": batch, "train_images_per_sec": train_rate,
-            "compile_seconds": compile_seconds, "eval_images_per_sec": eval_rate,
-            "gflops_per_sec": flops * train_rate / batch / 1e9}
+    row = {"framework": "jax (XLA defaults)" if xla_defaults else "jax", "model": name,
+           "batch": batch, "train_images_per_sec": train_rate,
+           "compile_seconds": compile_seconds, "gflops_per_sec": flops * train_rate / batch / 1e9}
+    if not xla_defaults:
+        eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
+        batches = train.device_batches([np.asarray(inputs[0]), np.asarray(targets[0])], batch,
+                                       mesh)
+        row["eval_images_per_sec"] = count / median_seconds(
+            lambda: jax.block_until_ready(train.evaluate(eval_step, holder["state"], batches)),
+            repeats)
+    return row
 
 
-def torch_row(name: str, batch: int, steps: int, repeats: int) -> dict | None:
+def torch_row(name: str, batch: int, steps: int, repeats: int,
+              norm_before_upsample: bool = False) -> dict | None:
+    """PyTorch's row: the reference block order, or jaxcolor's (``norm_before_upsample``)."""
     try:
         import torch
     except ImportError:
@@ -99,7 +106,7 @@ def torch_row(name: str, batch: int, steps: int, repeats: int) -> dict | None:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    model = build(name).to(device)
+    model = build(name, norm_before_upsample=norm_before_upsample).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     inputs = torch.rand(steps, batch, 1, 32, 32, device=device)
@@ -114,7 +121,9 @@ def torch_row(name: str, batch: int, steps: int, repeats: int) -> dict | None:
         loss.item()  # waits for the device
 
     rate = steps * batch / median_seconds(run_steps, repeats)
-    return {"framework": f"torch {torch.__version__} eager", "model": name, "batch": batch,
+    order = "BN before upsample" if norm_before_upsample else "reference order"
+    return {"framework": f"torch {torch.__version__} eager ({order})", "model": name,
+            "batch": batch,
             "train_images_per_sec": rate, "threads": torch.get_num_threads()}
 
 
@@ -139,6 +148,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="train steps per timed repeat")
     parser.add_argument("--image_dir", default=None, help="time data preparation from here")
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--xla_defaults", action="store_true",
+                        help="also time JAX compiled with XLA's default options")
     args = parser.parse_args()
 
     device = jax.devices()[0]
@@ -149,23 +160,30 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         for batch in (int(b) for b in args.batch_sizes.split(",")):
+            first = len(rows)
+            if args.xla_defaults:
+                rows.append(jax_row(name, batch, args.steps, args.repeats, xla_defaults=True))
             rows.append(jax_row(name, batch, args.steps, args.repeats))
-            reference = torch_row(name, batch, args.steps, args.repeats)
-            if reference is not None:
-                rows[-1]["jax_over_torch"] = (rows[-1]["train_images_per_sec"]
-                                              / reference["train_images_per_sec"])
-                rows.append(reference)
-            print(json.dumps(rows[-2:] if reference else rows[-1:]), flush=True)
+            ours = rows[-1]
+            for same_order in (False, True):
+                reference = torch_row(name, batch, args.steps, args.repeats, same_order)
+                if reference is not None:
+                    key = "jax_over_torch_same_order" if same_order else "jax_over_torch"
+                    ours[key] = ours["train_images_per_sec"] / reference["train_images_per_sec"]
+                    rows.append(reference)
+            print(json.dumps(rows[first:]), flush=True)
 
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
-          "| JAX ÷ PyTorch |\n|---|---|---|---|---|---|---|---|")
+          "| JAX ÷ PyTorch (reference order / same order) |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [row["framework"], row["model"], row["batch"],
                  f"{row['train_images_per_sec']:.0f}",
                  f"{row['compile_seconds']:.1f}" if "compile_seconds" in row else "",
                  f"{row['eval_images_per_sec']:.0f}" if "eval_images_per_sec" in row else "",
                  f"{row['gflops_per_sec']:.1f}" if "gflops_per_sec" in row else "",
-                 f"{row['jax_over_torch']:.2f}×" if "jax_over_torch" in row else ""]
+                 " / ".join(f"{row[key]:.2f}×" for key in ("jax_over_torch",
+                                                           "jax_over_torch_same_order")
+                            if key in row)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     summary = {"device": f"{device.platform} ({device.device_kind})", "cpus": os.cpu_count(),
                "matmul_gflops": peak, "rows": rows}

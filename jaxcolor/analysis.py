@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcolor import compiler
 from jaxcolor.objectives import Objective
 
 
@@ -25,7 +26,8 @@ def block_gradient_norms(model: nn.Module, inputs: np.ndarray, targets: np.ndarr
                                  mutable=["batch_stats"])
         return jnp.mean(objective.loss(outputs, targets))
 
-    grads = jax.jit(jax.grad(loss_of))(variables["params"])
+    grads = jax.jit(jax.grad(loss_of), compiler_options=compiler.step_options())(
+        variables["params"])
     return {name: float(jnp.linalg.norm(layer["Conv_0"]["kernel"] if "Conv_0" in layer
                                         else layer["kernel"]))
             for name, layer in grads.items()}
@@ -234,8 +236,8 @@ def block_activations(model: nn.Module, variables: dict, inputs: np.ndarray
                       ) -> dict[str, np.ndarray]:
     """Every block's output (N, h, w, C) for ``inputs`` in inference mode, via sown
     intermediates."""
-    _, state = jax.jit(lambda v, x: model.apply(v, x, train=False, mutable=["intermediates"]))(
-        variables, inputs)
+    _, state = jax.jit(lambda v, x: model.apply(v, x, train=False, mutable=["intermediates"]),
+                       compiler_options=compiler.step_options())(variables, inputs)
     return {name: np.asarray(value["activations"][0])
             for name, value in state["intermediates"].items()}
 
