@@ -1,9 +1,10 @@
-"""Why jaxcolor's epoch loop dispatches one jitted step per batch instead of a lax.scan.
+"""jaxcolor's two epoch loops: a jitted step per batch (default) vs one lax.scan per epoch.
 
 Times the same CNN train step (batch 100, 32×32 grey → 24 classes, Adam) two ways, after
-compilation: (a) a Python loop over a jitted step that gathers its batch on device, as
-jaxcolor.train does; (b) one jitted lax.scan over the same steps. Prints images/s of each and
-the ratio. XLA:CPU runs convolutions inside loop bodies much slower (jax-ml/jax#12868).
+compilation: (a) a Python loop over ``train.make_train_step``, which gathers its batch on
+device (``--epoch_loop=steps``); (b) ``train.make_train_epoch``, one compiled lax.scan over the
+same steps (``--epoch_loop=scan``). Both compile with jaxcolor's step options. Prints images/s
+of each and the ratio. XLA:CPU runs convolutions inside loop bodies slower (jax-ml/jax#12868).
 
     python benchmarks/scan_vs_steps.py [--batches=5] [--repeats=3]
 """
@@ -36,6 +37,7 @@ def main() -> None:
     model = build_model("cnn", num_filters=32, kernel=3, num_outputs=24)
     tx = optax.adam(1e-3)
     step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
+    epoch = train.make_train_epoch(model, tx, CLASSIFICATION, parallel.data_mesh())
 
     def fresh_state():
         return train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
@@ -45,11 +47,8 @@ def main() -> None:
             state, loss = step(state, inputs, targets, order, i)
         return loss
 
-    @jax.jit
     def scanned(state):
-        def body(state, i):
-            return step(state, inputs, targets, order, i)
-        return jax.lax.scan(body, state, jnp.arange(args.batches))[1][-1]
+        return epoch(state, inputs, targets, order)[1][-1]
 
     results = {}
     for name, run in (("jitted step per batch (jaxcolor)", python_loop),

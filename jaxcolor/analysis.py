@@ -72,7 +72,7 @@ def skip_connection_notes(unet_rows: list[dict], cnn_rows: list[dict], cnn_sourc
 
 def channel_correlations(images: np.ndarray, max_pixels: int = 200_000) -> dict[str, float]:
     """Pearson correlations between R, G, B and between L, a, b over (a sample of) pixels."""
-    from jaxcolor.metrics import rgb_to_lab
+    from jaxcolor.lab import rgb_to_lab
 
     rgb = (images.reshape(-1, 3).astype(np.float32) / 255.0)
     rgb = rgb[np.random.default_rng(0).permutation(len(rgb))[:max_pixels]]
@@ -88,7 +88,7 @@ def conditional_mean_chroma(images: np.ndarray, bins: int = 8) -> list[dict[str,
     The MSE-optimal prediction for a grey level is the mean colour of the pixels that have it;
     when those pixels differ in hue, the mean is much less saturated than any of them.
     """
-    from jaxcolor.metrics import rgb_to_lab
+    from jaxcolor.lab import rgb_to_lab
 
     rgb = images.reshape(-1, 3).astype(np.float32) / 255.0
     grey = rgb.mean(axis=1)

@@ -3,7 +3,7 @@
 - PSNR on RGB (per image, then averaged; identical images give +inf);
 - SSIM (Wang et al. 2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03), per channel;
 - Hasler–Süsstrunk colourfulness (on the 0–255 scale; a grey image scores 0);
-- sRGB → CIE Lab (D65) and the AuC of the per-pixel ab-error CDF over thresholds 0–150
+- the AuC of the per-pixel ab-error CDF (CIE Lab via ``jaxcolor.lab``) over thresholds 0–150
   (Zhang, Isola & Efros 2016).
 """
 
@@ -13,21 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# sRGB (D65) → XYZ, and the D65 white point: the constants scikit-image uses.
-_RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
-                        [0.212671, 0.715160, 0.072169],
-                        [0.019334, 0.119193, 0.950227]], np.float32)
-_D65_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
-
-
-@jax.jit
-def rgb_to_lab(rgb: jax.Array) -> jax.Array:
-    """sRGB in [0, 1] (..., 3) → CIE Lab (D65): L in [0, 100], a and b roughly in [-128, 127]."""
-    linear = jnp.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = (linear @ _RGB_TO_XYZ.T) / _D65_WHITE
-    f = jnp.where(xyz > 0.008856, jnp.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
-    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-    return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+from jaxcolor.lab import rgb_to_lab
 
 
 @jax.jit
