@@ -1,10 +1,11 @@
 """XLA compiler options for the compiled train, eval and predict steps, per backend.
 
 On XLA:CPU (jaxlib 0.10) convolutions go to YNNPACK by default, whose weight gradient is slow:
-a 32×32, 24→24, 3×3 layer at batch 100 took 75–290 ms there against 12–20 ms forward, and the
+a 32×32, 24→24, 3×3 layer at batch 100 took 75–500 ms there against 12–27 ms forward, and the
 CNN train step ran at 0.3–0.6× PyTorch eager. With YNNPACK fusions off, XLA runs its Eigen
-convolutions, whose forward pass, input gradient and weight gradient all take 12–21 ms for that
-layer, and the whole step runs ~2.5× faster (``benchmarks/conv_layers.py``, BENCHMARKS.md).
+convolutions (that layer's weight gradient: 21–49 ms), and the whole train step runs 2.2–3.0×
+faster (``benchmarks/conv_layers.py``, ``benchmarks/train_throughput.py``, BENCHMARKS.md).
+k-means has no convolutions and is faster with YNNPACK, so the options are per step.
 GPU and TPU compiles keep XLA's defaults.
 """
 
