@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcolor.objectives import Objective
+
 # sRGB (D65) → XYZ, and the D65 white point: the constants scikit-image uses.
 RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
                        [0.212671, 0.715160, 0.072169],
@@ -106,3 +108,26 @@ def annealed_mean(logits: jax.Array, bins: jax.Array, temperature: float) -> jax
     if temperature == 0.0:
         return jnp.asarray(bins)[jnp.argmax(logits, axis=-1)]
     return jax.nn.softmax(logits / temperature, axis=-1) @ jnp.asarray(bins)
+
+
+def soft_encoded_objective(bins: np.ndarray, class_weights: np.ndarray | None = None
+                           ) -> Objective:
+    """Zhang et al.'s per-pixel loss over (N, H, W, Q) bin logits and (N, H, W, 2) ab targets:
+    cross-entropy against the soft-encoded target, times the rebalancing weight of the target's
+    nearest bin (``class_weights``, e.g. :func:`rebalancing_weights`; None = 1). Metric:
+    ``accuracy``, the share of pixels whose most likely bin is the target's nearest."""
+    bins = jnp.asarray(bins, jnp.float32)
+    weights = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
+
+    def loss(logits: jax.Array, ab: jax.Array) -> jax.Array:
+        target = soft_encode(ab, bins)
+        cross_entropy = -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+        if weights is None:
+            return cross_entropy
+        return weights[jnp.argmax(target, axis=-1)] * cross_entropy
+
+    def metrics(logits: jax.Array, ab: jax.Array) -> dict[str, jax.Array]:
+        nearest = nearest_bins(ab, bins, 1)[1][..., 0]
+        return {"accuracy": (jnp.argmax(logits, axis=-1) == nearest).astype(jnp.float32)}
+
+    return Objective("lab_bins", loss, metrics)

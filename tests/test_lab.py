@@ -82,3 +82,20 @@ def test_annealed_mean_is_the_mean_at_one_and_tends_to_the_mode():
     gap = [float(np.abs(np.asarray(lab.annealed_mean(logits, bins, t)) - mode).mean())
            for t in (1.0, 0.38, 0.1)]
     assert gap[0] > gap[1] > gap[2]
+
+
+def test_soft_encoded_objective_is_the_weighted_soft_cross_entropy():
+    bins = lab.ab_bins()[:40]  # a small palette of bins keeps the check readable
+    weights = np.linspace(0.5, 2.0, len(bins)).astype(np.float32)
+    ab = jnp.asarray(bins[[3, 17]] + np.array([[1.0, -2.0], [0.0, 3.0]], np.float32)
+                     ).reshape(1, 1, 2, 2)
+    logits = jax.random.normal(jax.random.key(2), (1, 1, 2, len(bins)))
+    objective = lab.soft_encoded_objective(bins, weights)
+    target = np.asarray(lab.soft_encode(ab, jnp.asarray(bins)))
+    expected = -np.sum(target * np.asarray(jax.nn.log_softmax(logits, -1)), -1)
+    expected *= weights[[3, 17]].reshape(1, 1, 2)
+    np.testing.assert_allclose(np.asarray(objective.loss(logits, ab)), expected, rtol=1e-5)
+    # Logits = log(target), the minimiser: full accuracy and a lower loss than random logits.
+    peaked = jnp.log(jnp.asarray(target) + 1e-12)
+    assert np.all(np.asarray(objective.metrics(peaked, ab)["accuracy"]) == 1.0)
+    assert float(jnp.sum(objective.loss(peaked, ab))) < float(jnp.sum(objective.loss(logits, ab)))
