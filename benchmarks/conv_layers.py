@@ -15,14 +15,13 @@ Compares, for every 3×3 conv layer shape of the models at batch 100 (NHWC, SAME
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from jaxcolor import compiler
+from jaxcolor.analysis import time_call
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 # (spatial size, input channels, output channels) of the CNN and UNet convolutions.
@@ -52,13 +51,7 @@ def shifted_matmul_weight_gradient(x: jax.Array, grad: jax.Array, k: int = 3) ->
 
 
 def milliseconds(function, *args, repeats: int) -> float:
-    jax.block_until_ready(function(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * time_call(function, *args, repeats=repeats)
 
 
 def main() -> None:

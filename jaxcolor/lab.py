@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor.objectives import Objective
+from jaxcolor.objectives import Objective, weights_for_distribution
 
 # sRGB (D65) → XYZ, and the D65 white point: the constants scikit-image uses.
 RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
@@ -97,9 +97,7 @@ def rebalancing_weights(ab: np.ndarray, bins: np.ndarray, mix: float = 0.5, sigm
     gaps = np.sum((bins[:, None, :] - bins[None, :, :]).astype(np.float64) ** 2, axis=-1)
     kernel = np.exp(-gaps / (2.0 * sigma**2))
     smoothed = kernel @ (counts / counts.sum())
-    smoothed /= smoothed.sum()
-    weights = 1.0 / ((1.0 - mix) * smoothed + mix / len(bins))
-    return (weights / np.sum(smoothed * weights)).astype(np.float32)
+    return weights_for_distribution(smoothed / smoothed.sum(), mix)
 
 
 def annealed_mean(logits: jax.Array, bins: jax.Array, temperature: float) -> jax.Array:

@@ -46,9 +46,14 @@ def rebalancing_weights(labels: np.ndarray, num_classes: int, mix: float = 0.5) 
 
     Rare colours then weigh more, so the loss stops favouring the common desaturated ones."""
     frequency = np.bincount(np.asarray(labels).ravel(), minlength=num_classes).astype(np.float64)
-    frequency /= frequency.sum()
-    weights = 1.0 / ((1.0 - mix) * frequency + mix / num_classes)
-    return (weights / np.sum(frequency * weights)).astype(np.float32)
+    return weights_for_distribution(frequency / frequency.sum(), mix)
+
+
+def weights_for_distribution(distribution: np.ndarray, mix: float = 0.5) -> np.ndarray:
+    """Per-class weights ∝ 1 / ((1 − mix)·p + mix/K) for a class distribution p, scaled so that
+    their expectation under p is 1."""
+    weights = 1.0 / ((1.0 - mix) * distribution + mix / len(distribution))
+    return (weights / np.sum(distribution * weights)).astype(np.float32)
 
 
 def rebalanced_classification(class_weights: np.ndarray) -> Objective:
