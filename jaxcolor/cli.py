@@ -37,7 +37,10 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
                       "Classification loss: plain or class-rebalanced cross-entropy.")
     flags.DEFINE_integer("num_colours", defaults.num_colours, "k-means colour classes.")
     flags.DEFINE_integer("seed", defaults.seed, "PRNG seed for initialisation and shuffling.")
-    flags.DEFINE_string("category", defaults.category, "Image category (CIFAR-10 class name).")
+    flags.DEFINE_string("category", defaults.category,
+                        "Image category (CIFAR-10 class name), or 'all' for every class.")
+    flags.DEFINE_float("temperature", defaults.temperature, "Softmax temperature of the "
+                       "annealed-mean rendering of a classifier (Zhang et al.: 0.38).")
     flags.DEFINE_enum("source", None, SOURCES,
                       "Image source; default: folder when --image_dir is set, else tfds.")
     flags.DEFINE_string("image_dir", None, "Image folder PATH/{train,test}/{class}/*.jpg|png "
@@ -66,7 +69,7 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         experiment=experiment, model=FLAGS.model, loss=FLAGS.loss, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, conv_init=FLAGS.conv_init,
-        num_colours=FLAGS.num_colours,
+        num_colours=FLAGS.num_colours, temperature=FLAGS.temperature,
         seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
         image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,

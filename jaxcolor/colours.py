@@ -49,8 +49,13 @@ def render_colours(logits: jax.Array, palette: jax.Array, rendering: str = "argm
     if rendering not in RENDERING_TEMPERATURES:
         raise ValueError(f"unknown rendering {rendering!r}; choose from "
                          f"{', '.join(RENDERING_TEMPERATURES)}")
+    return decode_colours(logits, palette, RENDERING_TEMPERATURES[rendering])
+
+
+def decode_colours(logits: jax.Array, palette: jax.Array, temperature: float) -> jax.Array:
+    """(..., K) class logits, (K, C) class colours → (..., C): the annealed mean at
+    ``temperature`` (0: the most likely class's colour)."""
     palette = jnp.asarray(palette, jnp.float32)
-    temperature = RENDERING_TEMPERATURES[rendering]
     if temperature == 0.0:
         return palette[jnp.argmax(logits, axis=-1)]
     return jax.nn.softmax(jnp.asarray(logits, jnp.float32) / temperature, axis=-1) @ palette

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxcolor.data import CIFAR10_CLASSES
+from jaxcolor.data import ALL_CATEGORIES, CIFAR10_CLASSES
 from jaxcolor.errors import UserError
 from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.objectives import LOSSES
+from jaxcolor.tasks import TASKS
 from jaxcolor.train import EPOCH_LOOPS
 
 
@@ -15,7 +16,7 @@ from jaxcolor.train import EPOCH_LOOPS
 class ExperimentConfig:
     experiment: str
     model: str = "cnn"
-    task: str = "colourization"
+    task: str = "colourization"  # one of tasks.TASKS
     loss: str = "cross_entropy"  # or "rebalanced" (classification tasks)
     epochs: int = 25
     batch_size: int = 100
@@ -32,6 +33,8 @@ class ExperimentConfig:
     tfds_data_dir: str | None = None
     max_images: int = 0  # per split; 0 = all
     num_samples: int = 6
+    # Softmax temperature of the "annealed_mean" rendering of a classifier's distribution.
+    temperature: float = 0.38
     output_dir: str = ""
     # Also report the state after these epochs of the same run (exactly equal to shorter runs).
     report_epochs: tuple[int, ...] = ()
@@ -55,8 +58,13 @@ class ExperimentConfig:
                             f"{', '.join(EPOCH_LOOPS)}.")
         if self.loss not in LOSSES:
             raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
-        if self.loss == "rebalanced" and self.task == "regression":
-            raise UserError("--loss=rebalanced needs a classification task, not regression.")
+        if self.task not in TASKS:
+            raise UserError(f"task {self.task!r} is unknown; use one of {', '.join(TASKS)}.")
+        if self.loss == "rebalanced" and self.task in ("regression", "lab_regression"):
+            raise UserError(f"--loss=rebalanced needs a classification task, not {self.task}.")
+        if not 0.0 < self.temperature <= 10.0:
+            raise UserError(f"--temperature={self.temperature} must lie in (0, 10] (Zhang et "
+                            f"al. use 0.38; 1 is the plain mean).")
         for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples",
                      "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) <= 0:
@@ -71,7 +79,8 @@ class ExperimentConfig:
                             f"{self.epochs}.")
         if self.max_images < 0:
             raise UserError(f"--max_images={self.max_images} must be 0 (all) or positive.")
-        if self.category not in CIFAR10_CLASSES and self.source != "folder" and not self.image_dir:
+        if (self.category not in (*CIFAR10_CLASSES, ALL_CATEGORIES) and self.source != "folder"
+                and not self.image_dir):
             raise UserError(f"--category={self.category!r} is unknown; use one of: "
-                            f"{', '.join(CIFAR10_CLASSES)}.")
+                            f"{', '.join(CIFAR10_CLASSES)} or {ALL_CATEGORIES}.")
         return self

@@ -9,6 +9,7 @@ Three sources, one result type:
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
+ALL_CATEGORIES = "all"  # --category=all: every class together
 SPLITS = ("train", "test")
 SOURCES = ("tfds", "folder", "synthetic")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -91,7 +93,7 @@ def category_index(category: str, names: Sequence[str] = CIFAR10_CLASSES) -> int
 def _load_tfds(category: str, split: str, data_dir: str | None, max_images: int) -> np.ndarray:
     import tensorflow_datasets as tfds
 
-    label = category_index(category)
+    label = None if category == ALL_CATEGORIES else category_index(category)
     builder = tfds.builder("cifar10", data_dir=data_dir, file_format="array_record")
     if not builder.is_prepared():
         require_download_reachable()
@@ -105,7 +107,7 @@ def _load_tfds(category: str, split: str, data_dir: str | None, max_images: int)
     images = []
     for index in range(len(source)):
         example = source[index]
-        if int(example["label"]) == label:
+        if label is None or int(example["label"]) == label:
             images.append(np.asarray(example["image"], dtype=np.uint8))
             if max_images and len(images) >= max_images:
                 break
@@ -138,14 +140,22 @@ def _load_folder(root: Path, category: str, split: str, max_images: int,
     if not split_dir.is_dir():
         raise UserError(f"--image_dir={root} has no '{split}' folder (expected {root}/{split}/"
                         f"{category}/*.jpg).")
-    category_dir = split_dir / category
-    if not category_dir.is_dir():
-        found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-        raise UserError(f"--category={category!r}: no folder {category_dir}; categories found: "
-                        f"{', '.join(found) or 'none'}.")
-    files = sorted(p for p in category_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if category == ALL_CATEGORIES:
+        category_dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+        if not category_dirs:
+            raise UserError(f"--category=all: {split_dir} holds no class folders.")
+    else:
+        category_dirs = [split_dir / category]
+        if not category_dirs[0].is_dir():
+            found = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+            raise UserError(f"--category={category!r}: no folder {category_dirs[0]}; categories "
+                            f"found: {', '.join(found) or 'none'}.")
+    per_class = [sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                 for folder in category_dirs]
+    # Classes interleaved (one file of each in turn), so that --max_images keeps them balanced.
+    files = [path for row in itertools.zip_longest(*per_class) for path in row if path]
     if not files:
-        raise UserError(f"{category_dir} holds no .png/.jpg images.")
+        raise UserError(f"{split_dir / category} holds no .png/.jpg images.")
     if max_images:
         files = files[:max_images]
     files = files[process_share(len(files))]

@@ -14,12 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor import colours, data, metrics, parallel, plots, report, tasks, train
+from jaxcolor import colours, data, lab, metrics, parallel, plots, report, tasks, train
 from jaxcolor.checkpoint import CheckpointPolicy, Checkpoints
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import build_model
-from jaxcolor.objectives import REGRESSION, rebalanced_classification, rebalancing_weights
+from jaxcolor.objectives import Objective, rebalanced_classification, rebalancing_weights
 
 Log = Callable[[str], None]
 
@@ -41,8 +41,8 @@ def prepare_output_dir(path: str) -> Path:
     return out
 
 
-def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData:
-    """Images of the configured category/source → the task's arrays and colour palette."""
+def load_images(cfg: ExperimentConfig, log: Log = log_line) -> dict[str, np.ndarray]:
+    """The uint8 images of the configured category/source, by split."""
     source, image_dir = data.resolve_source(cfg.source, cfg.image_dir)
     start = time.perf_counter()
     images = {split: data.load_category(source, cfg.category, split, image_dir=image_dir,
@@ -50,14 +50,30 @@ def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData
                                         max_images=cfg.max_images,
                                         process_share=parallel.process_share)
               for split in data.SPLITS}
-    # Multi-process: process 0's colours (from its share of the pixels) everywhere.
-    palette = parallel.broadcast_from_main(colours.colour_palette(
-        images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}"))
-    task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette)
     log(f"data: {len(images['train'])} train / {len(images['test'])} test '{cfg.category}' images "
-        f"from {source}{f' ({image_dir})' if image_dir else ''}, {cfg.num_colours} colours, "
+        f"from {source}{f' ({image_dir})' if image_dir else ''}, "
         f"{time.perf_counter() - start:.1f}s")
+    return images
+
+
+def make_task_data(cfg: ExperimentConfig, images: dict[str, np.ndarray],
+                   log: Log = log_line) -> tasks.TaskData:
+    """The configured task's arrays; the RGB tasks also fit their k-means colour palette."""
+    start = time.perf_counter()
+    palette = None
+    if cfg.task not in tasks.LAB_TASKS:
+        # Multi-process: process 0's colours (from its share of the pixels) everywhere.
+        palette = parallel.broadcast_from_main(colours.colour_palette(
+            images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}"))
+    task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette)
+    what = f"{cfg.num_colours} colours" if palette is not None else "CIE Lab"
+    log(f"task {cfg.task}: {what}, {time.perf_counter() - start:.1f}s")
     return task_data
+
+
+def load_task_data(cfg: ExperimentConfig, log: Log = log_line) -> tasks.TaskData:
+    """Images of the configured category/source → the task's arrays (and colour palette)."""
+    return make_task_data(cfg, load_images(cfg, log), log)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +97,16 @@ class RunOutput:
 
 def model_for(cfg: ExperimentConfig, task_data: tasks.TaskData):
     return build_model(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
-                       num_outputs=task_data.num_outputs, conv_init=cfg.conv_init)
+                       num_outputs=task_data.num_outputs, conv_init=cfg.conv_init,
+                       **head_for(cfg, task_data))
+
+
+def head_for(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[str, int]:
+    """The reference head for the assignment's tasks; for the hundreds of ab bins an NF-wide
+    last block and a 1×1 classifier (the reference head would cost ~Q²·k² per pixel)."""
+    if task_data.task == "lab_bins":
+        return {"head_features": cfg.num_filters, "final_kernel": 1}
+    return {}
 
 
 def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
@@ -91,8 +116,7 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(task_data.train_inputs)} training images; use a smaller one.")
     if cfg.loss == "rebalanced":
-        weights = rebalancing_weights(task_data.train_targets, len(task_data.palette))
-        task_data = dataclasses.replace(task_data, objective=rebalanced_classification(weights))
+        task_data = dataclasses.replace(task_data, objective=rebalanced_objective(task_data))
     model = model_for(cfg, task_data)
     log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
         f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
@@ -128,6 +152,15 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
     return runs
 
 
+def rebalanced_objective(task_data: tasks.TaskData) -> Objective:
+    """The task's loss weighted by class rebalancing (λ = 0.5) from its training targets."""
+    if task_data.task == "lab_bins":
+        weights = lab.rebalancing_weights(task_data.train_targets, task_data.ab_bins)
+        return lab.soft_encoded_objective(task_data.ab_bins, weights)
+    weights = rebalancing_weights(task_data.train_targets, len(task_data.palette))
+    return rebalanced_classification(weights)
+
+
 def run_name(cfg: ExperimentConfig) -> str:
     """Names one training run whatever its length (a longer run extends a shorter one)."""
     return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
@@ -149,27 +182,48 @@ def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[st
 def prediction_quality(cfg: ExperimentConfig, state: train.TrainState,
                        task_data: tasks.TaskData) -> dict[str, Any]:
     """Image-quality metrics of the test-set predictions. The flat keys score the default
-    rendering (argmax colour, or the regression output); classifiers also get every rendering
-    of their class distribution under ``quality_by_rendering``."""
+    rendering (:func:`default_rendering`); classifiers also get every rendering of their
+    distribution under ``quality_by_rendering``."""
     truth = task_data.test_images.astype(np.float32) / 255.0
-    outputs = predict_outputs(cfg, state, task_data)
-    if task_data.objective is REGRESSION:
-        return metrics.image_quality(np.clip(outputs, 0.0, 1.0), truth)
-    by_rendering = {
-        rendering: metrics.image_quality(
-            colours.render_colours(outputs, task_data.palette, rendering), truth)
-        for rendering in colours.RENDERING_TEMPERATURES}
-    return {**by_rendering["argmax"], "quality_by_rendering": by_rendering}
+    by_rendering = {name: metrics.image_quality(rgb, truth)
+                    for name, rgb in predict_renderings(cfg, state, task_data).items()}
+    if not task_data.classifies:
+        return by_rendering["prediction"]
+    return {**by_rendering[default_rendering(task_data)], "quality_by_rendering": by_rendering}
 
 
-def predict_outputs(cfg: ExperimentConfig, state: train.TrainState, task_data: tasks.TaskData,
-                    count: int | None = None) -> np.ndarray:
-    """Raw model outputs (class logits or RGB) on the test inputs, batched at the training
-    batch size."""
+def rendering_temperatures(cfg: ExperimentConfig, task_data: tasks.TaskData
+                           ) -> dict[str, float | None]:
+    """How the task's outputs become RGB: a classifier's distribution at each temperature of
+    :data:`colours.RENDERING_TEMPERATURES` (``annealed_mean`` at ``cfg.temperature``); a
+    regression output as it is."""
+    if not task_data.classifies:
+        return {"prediction": None}
+    return {**colours.RENDERING_TEMPERATURES, "annealed_mean": cfg.temperature}
+
+
+def default_rendering(task_data: tasks.TaskData) -> str:
+    """The rendering a classifier is scored by in flat result keys: Zhang et al.'s annealed
+    mean for the ab bins, the most likely palette colour for the assignment's 24 colours."""
+    return "annealed_mean" if task_data.task == "lab_bins" else "argmax"
+
+
+def predict_renderings(cfg: ExperimentConfig, state: train.TrainState,
+                       task_data: tasks.TaskData, count: int | None = None
+                       ) -> dict[str, np.ndarray]:
+    """RGB test-set predictions in [0, 1] by rendering (:func:`rendering_temperatures`),
+    predicted and rendered batch by batch at the training batch size (a distribution over
+    hundreds of ab bins for a whole test set would not fit in memory)."""
     predict = train.make_predict(model_for(cfg, task_data))
+    temperatures = rendering_temperatures(cfg, task_data)
     inputs = task_data.test_inputs[:count]
-    return np.concatenate([np.asarray(predict(state, inputs[i:i + cfg.batch_size]))
-                           for i in range(0, len(inputs), cfg.batch_size)])
+    rendered: dict[str, list[np.ndarray]] = {name: [] for name in temperatures}
+    for i in range(0, len(inputs), cfg.batch_size):
+        batch = inputs[i:i + cfg.batch_size]
+        outputs = predict(state, batch)
+        for name, temperature in temperatures.items():
+            rendered[name].append(tasks.render(task_data, batch, outputs, temperature))
+    return {name: np.concatenate(parts) for name, parts in rendered.items()}
 
 
 def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
@@ -195,22 +249,17 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
 
 
 def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
-    """Input / ground truth / truth in the palette / prediction (a classifier's as argmax and
-    expected colour), for a few test images."""
+    """Input / ground truth / (truth in the palette) / each rendering of the prediction, for a
+    few test images."""
     task_data = run.task_data
     truth = task_data.test_images[:count].astype(np.float32) / 255.0
     columns = [(f"input ({task_data.task})", task_data.test_inputs[:count]),
                ("ground truth", truth)]
-    if task_data.objective is not REGRESSION:
+    if len(task_data.palette) and task_data.classifies:
         palette = task_data.palette
         columns.append((f"truth, {len(palette)} colours", palette[task_data.test_targets[:count]]))
-        outputs = predict_outputs(run.config, run.state, task_data, count)
-        for rendering in ("argmax", "expected"):
-            columns.append((f"{run.config.model}, {rendering}",
-                            np.asarray(colours.render_colours(outputs, palette, rendering))))
-    else:
-        columns.append((f"{run.config.model} prediction", np.clip(
-            predict_outputs(run.config, run.state, task_data, count), 0.0, 1.0)))
+    for name, rgb in predict_renderings(run.config, run.state, task_data, count).items():
+        columns.append((f"{run.config.model}, {name}", rgb))
     return columns
 
 
@@ -227,7 +276,7 @@ QUALITY_COLUMNS = [
     ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
     ("rendering", "rendering"), ("psnr", "PSNR dB"), ("ssim", "SSIM"),
     ("colourfulness", "colourfulness"), ("true_colourfulness", "truth colourfulness"),
-    ("ab_auc", "ab-error AuC %"),
+    ("ab_auc", "ab-error AuC %"), ("ab_auc_rebalanced", "rebalanced AuC %"),
 ]
 
 
@@ -265,14 +314,17 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *,
     interrupted grid keeps the runs that finished."""
     first = configs[0]
     out = prepare_output_dir(first.output_dir)
-    task_data = load_task_data(first, log)
+    images = load_images(first, log)
+    task_data_by_task: dict[str, tasks.TaskData] = {}  # configs may mix tasks (q7)
     runs: list[RunOutput] = []
     writes = parallel.is_main_process()  # one writer in multi-process runs
     for cfg in configs:
-        runs.extend(train_and_evaluate(cfg, task_data, log))
+        if cfg.task not in task_data_by_task:
+            task_data_by_task[cfg.task] = make_task_data(cfg, images, log)
+        runs.extend(train_and_evaluate(cfg, task_data_by_task[cfg.task], log))
         if writes:
             write_outputs(out, title, runs, num_samples=first.num_samples,
-                          notes=notes(runs, task_data))
+                          notes=notes(runs, task_data_by_task[first.task]))
     if writes:
         log(f"wrote {out}/results.md, results.json and figures")
     return runs

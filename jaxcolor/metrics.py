@@ -3,17 +3,19 @@
 - PSNR on RGB (per image, then averaged; identical images give +inf);
 - SSIM (Wang et al. 2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03), per channel;
 - Hasler–Süsstrunk colourfulness (on the 0–255 scale; a grey image scores 0);
-- the AuC of the per-pixel ab-error CDF (CIE Lab via ``jaxcolor.lab``) over thresholds 0–150
-  (Zhang, Isola & Efros 2016).
+- the AuC of the per-pixel ab-error CDF (CIE Lab via ``jaxcolor.lab``) over thresholds 0–150,
+  plain and class-rebalanced (Zhang, Isola & Efros 2016).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcolor.lab import rgb_to_lab
+from jaxcolor.lab import CELL_COUNT, ab_cells, rgb_to_lab
 
 
 @jax.jit
@@ -66,16 +68,28 @@ def colourfulness(images: jax.Array) -> jax.Array:
     return spread + 0.3 * mean
 
 
-@jax.jit
-def ab_error_auc(prediction: jax.Array, target: jax.Array) -> jax.Array:
+@functools.partial(jax.jit, static_argnames="rebalanced")
+def ab_error_auc(prediction: jax.Array, target: jax.Array, rebalanced: bool = False
+                 ) -> jax.Array:
     """Area under the CDF of per-pixel ab errors, thresholds 0, 1, …, 150, normalised to [0, 1].
 
     1.0 means every pixel's ab is exact; a prediction whose ab errors all exceed 150 scores 0.
+    ``rebalanced``: each pixel weighs 1 / (how many pixels share its true ab cell, grid 10), so
+    every colour present counts equally and rare saturated colours are not swamped by the
+    common greys (Zhang et al.'s class-rebalanced AuC).
     """
-    error = jnp.linalg.norm(rgb_to_lab(prediction)[..., 1:] - rgb_to_lab(target)[..., 1:],
-                            axis=-1).ravel()
-    thresholds = jnp.arange(151, dtype=jnp.float32)
-    cdf = jax.vmap(lambda t: jnp.mean(error <= t))(thresholds)
+    true_ab = rgb_to_lab(target)[..., 1:].reshape(-1, 2)
+    error = jnp.linalg.norm(rgb_to_lab(prediction)[..., 1:].reshape(-1, 2) - true_ab, axis=-1)
+    if rebalanced:
+        cells = ab_cells(true_ab)
+        weights = 1.0 / jnp.zeros(CELL_COUNT * CELL_COUNT).at[cells].add(1.0)[cells]
+    else:
+        weights = jnp.ones_like(error)
+    # For an integer threshold t, error ≤ t exactly when ceil(error) ≤ t: a weighted histogram
+    # of ceil(error) and its cumulative sum give the CDF at 0, 1, …, 150.
+    bucket = jnp.minimum(jnp.ceil(error), 151.0).astype(jnp.int32)
+    histogram = jnp.zeros(152).at[bucket].add(weights)
+    cdf = jnp.cumsum(histogram)[:151] / jnp.sum(weights)
     return jnp.mean(cdf)
 
 
@@ -86,7 +100,8 @@ def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
 
 
 def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Mean PSNR, SSIM, colourfulness (prediction and truth) and ab-error AuC (%) of a set."""
+    """Mean PSNR, SSIM, colourfulness (prediction and truth) and ab-error AuC (%, plain and
+    class-rebalanced) of a set."""
     prediction, target = jnp.asarray(prediction), jnp.asarray(target)
     return {
         "psnr": float(jnp.mean(psnr(prediction, target))),
@@ -94,4 +109,5 @@ def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float
         "colourfulness": float(jnp.mean(colourfulness(prediction))),
         "true_colourfulness": float(jnp.mean(colourfulness(target))),
         "ab_auc": 100.0 * float(ab_error_auc(prediction, target)),
+        "ab_auc_rebalanced": 100.0 * float(ab_error_auc(prediction, target, rebalanced=True)),
     }

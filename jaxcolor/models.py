@@ -92,12 +92,19 @@ class ConvBlock(nn.Module):
 
 
 class CNN(nn.Module):
-    """Five conv blocks (down, down, same, up, up) and a final conv → per-pixel outputs."""
+    """Five conv blocks (down, down, same, up, up) and a final conv → per-pixel outputs.
+
+    As in the reference, the last block is ``num_colours`` wide and the final conv is k×k. For
+    hundreds of outputs (the Lab ab bins) that costs ~Q²·k² per pixel, so ``head_features``
+    (the last block's width; 0 = ``num_colours``) and ``final_kernel`` (0 = ``kernel``) give a
+    cheap head instead: e.g. NF wide and a 1×1 classifier, as in Zhang et al.'s network."""
 
     num_filters: int = 32
     num_colours: int = 24
     kernel: int = 3
     conv_init: str = "pytorch"
+    head_features: int = 0
+    final_kernel: int = 0
     skip_connections: ClassVar[bool] = False
 
     @nn.compact
@@ -113,8 +120,10 @@ class CNN(nn.Module):
         b2 = ConvBlock(2 * nf, k, "down", init, name="block2")(b1, train)
         b3 = ConvBlock(2 * nf, k, "none", init, name="block3")(b2, train)
         b4 = ConvBlock(nf, k, "up", init, name="block4")(join(b3, b2), train)
-        b5 = ConvBlock(nc, k, "up", init, name="block5")(join(b4, b1), train)
-        return nn.Conv(nc, (k, k), padding="SAME", kernel_init=CONV_INITS[init],
+        b5 = ConvBlock(self.head_features or nc, k, "up", init, name="block5")(join(b4, b1),
+                                                                               train)
+        final = self.final_kernel or k
+        return nn.Conv(nc, (final, final), padding="SAME", kernel_init=CONV_INITS[init],
                        name="final")(join(b5, x))
 
 
@@ -134,7 +143,9 @@ MODELS: dict[str, type[nn.Module]] = {"cnn": CNN, "unet": UNet, "regression_cnn"
 
 
 def build_model(name: str, *, num_filters: int, kernel: int, num_outputs: int,
-                conv_init: str = "pytorch") -> nn.Module:
-    """Instantiate a model by its flag name."""
+                conv_init: str = "pytorch", head_features: int = 0, final_kernel: int = 0
+                ) -> nn.Module:
+    """Instantiate a model by its flag name (``head_features``, ``final_kernel``: see CNN)."""
     return MODELS[name](num_filters=num_filters, num_colours=num_outputs, kernel=kernel,
-                        conv_init=conv_init)
+                        conv_init=conv_init, head_features=head_features,
+                        final_kernel=final_kernel)

@@ -58,7 +58,8 @@ def quality_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ``quality_by_rendering``; others are scored on their one output (argmax or regression)."""
     table = []
     for row in rows:
-        default = "regression output" if row.get("task") == "regression" else "argmax"
+        default = ("regression output" if row.get("task") in ("regression", "lab_regression")
+                   else "argmax")
         renderings = row.get("quality_by_rendering") or {default: row}
         table += [{**row, **quality, "rendering": name} for name, quality in renderings.items()]
     return table

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxcolor import metrics
+from jaxcolor import lab, metrics
 
 skimage = pytest.importorskip("skimage")
 from skimage.metrics import structural_similarity  # noqa: E402
@@ -50,6 +50,34 @@ def test_ab_auc_bounds(pair):
     green[..., 1] = 1.0
     magenta = 1.0 - green  # ab distance ≈ 200 > 150 everywhere
     assert float(metrics.ab_error_auc(green, magenta)) == pytest.approx(0.0)
+
+
+def _direct_auc(prediction, target, pixel_weights=None):
+    """The AuC by its definition: the weighted share of errors ≤ t, averaged over t = 0..150."""
+    error = np.linalg.norm(np.asarray(lab.rgb_to_lab(prediction))[..., 1:]
+                           - np.asarray(lab.rgb_to_lab(target))[..., 1:], axis=-1).ravel()
+    w = np.ones_like(error) if pixel_weights is None else pixel_weights
+    return np.mean([np.sum(w * (error <= t)) / np.sum(w) for t in range(151)])
+
+
+def test_ab_auc_equals_its_definition_plain_and_rebalanced(pair):
+    x, y = pair
+    assert float(metrics.ab_error_auc(x, y)) == pytest.approx(_direct_auc(x, y), abs=1e-5)
+    cells = np.asarray(lab.ab_cells(lab.rgb_to_lab(y)[..., 1:])).ravel()
+    counts = np.bincount(cells)
+    assert float(metrics.ab_error_auc(x, y, rebalanced=True)) == pytest.approx(
+        _direct_auc(x, y, 1.0 / counts[cells]), abs=1e-5)
+
+
+def test_rebalanced_auc_counts_rare_colours_as_much_as_common_ones():
+    truth = np.full((1, 10, 10, 3), 0.5, np.float32)  # 99 grey pixels predicted exactly …
+    truth[0, 0, 0] = [1.0, 0.0, 0.0]  # … and one red pixel predicted grey
+    prediction = np.full_like(truth, 0.5)
+    plain = float(metrics.ab_error_auc(prediction, truth))
+    rebalanced = float(metrics.ab_error_auc(prediction, truth, rebalanced=True))
+    assert plain > 0.95
+    assert rebalanced == pytest.approx((1.0 + _direct_auc(prediction[:, :1, :1],
+                                                          truth[:, :1, :1])) / 2, abs=1e-5)
 
 
 def test_delta_e_of_equal_colours_is_zero():

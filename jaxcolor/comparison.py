@@ -1,0 +1,106 @@
+"""q7: the assignment's RGB-24 classifier against Lab regression and Zhang-style ab bins (and
+model-free baselines), on the metrics a viewer notices: the rows, the verdict, the figure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxcolor import plots, tasks
+from jaxcolor.experiment import RunOutput, predict_renderings
+from jaxcolor.metrics import image_quality
+from jaxcolor.report import markdown_table
+
+METHODS = {"colourization": "RGB-24 classes", "lab_regression": "Lab regression",
+           "lab_bins": "Lab ab bins"}
+COLUMNS = [("method", "method"), ("rendering", "rendering"), ("psnr", "PSNR dB"),
+           ("ssim", "SSIM"), ("colourfulness", "colourfulness"),
+           ("colourfulness_gap", "|colourfulness − truth|"), ("ab_auc", "ab-error AuC %"),
+           ("ab_auc_rebalanced", "rebalanced AuC %")]
+
+
+def rendering_label(rendering: str, temperature: float) -> str:
+    """``annealed_mean`` → ``annealed mean (T=0.38)`` and so on."""
+    return {"argmax": "mode (T→0)", "expected": "mean (T=1)",
+            "annealed_mean": f"annealed mean (T={temperature:g})"}.get(rendering, rendering)
+
+
+def baseline_quality(lab_task: tasks.TaskData) -> dict[str, dict[str, float]]:
+    """Image quality of the grey and mean-colour baselines on a Lab task's test images."""
+    truth = lab_task.test_images.astype(np.float32) / 255.0
+    return {name: image_quality(rgb, truth) for name, rgb in tasks.baselines(lab_task).items()}
+
+
+def comparison_rows(run_rows: Sequence[dict[str, Any]],
+                    baselines: dict[str, dict[str, float]], temperature: float
+                    ) -> list[dict[str, Any]]:
+    """One row per baseline and per (run, rendering), with |colourfulness − truth's|."""
+    rows = [{"method": f"baseline: {name}", "rendering": "-", **quality}
+            for name, quality in baselines.items()]
+    for row in run_rows:
+        renderings = row.get("quality_by_rendering") or {"regression output": row}
+        for rendering, quality in renderings.items():
+            rows.append({"method": METHODS.get(row["task"], row["task"]), "task": row["task"],
+                         "model": row["model"], "epochs": row["epochs"],
+                         "rendering": rendering_label(rendering, temperature),
+                         "rendering_key": rendering, "val_accuracy": row["val_accuracy"],
+                         **{key: quality[key] for key in (
+                             "psnr", "ssim", "colourfulness", "true_colourfulness", "ab_auc",
+                             "ab_auc_rebalanced")}})
+    for row in rows:
+        row["colourfulness_gap"] = abs(row["colourfulness"] - row["true_colourfulness"])
+    return rows
+
+
+def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[str]:
+    """Does the Lab-bins model at the annealed mean beat every rendering of the RGB-24 model on
+    class-rebalanced AuC and on colourfulness closeness, with PSNR ≥ ``psnr_floor``?"""
+    rgb = [r for r in rows if r.get("task") == "colourization"]
+    bins = [r for r in rows if r.get("task") == "lab_bins" and r["rendering_key"] ==
+            "annealed_mean"]
+    if not rgb or not bins:
+        return ["(The verdict needs both an RGB-24 and a Lab-bins run.)"]
+    ours = bins[-1]
+    best_auc = max(rgb, key=lambda r: r["ab_auc_rebalanced"])
+    best_gap = min(rgb, key=lambda r: r["colourfulness_gap"])
+    checks = [
+        (ours["ab_auc_rebalanced"] > best_auc["ab_auc_rebalanced"],
+         f"rebalanced AuC {ours['ab_auc_rebalanced']:.2f}% vs RGB-24's best "
+         f"{best_auc['ab_auc_rebalanced']:.2f}% ({best_auc['rendering']})"),
+        (ours["colourfulness_gap"] < best_gap["colourfulness_gap"],
+         f"|colourfulness − truth| {ours['colourfulness_gap']:.2f} vs RGB-24's best "
+         f"{best_gap['colourfulness_gap']:.2f} ({best_gap['rendering']})"),
+        (ours["psnr"] >= psnr_floor, f"PSNR {ours['psnr']:.2f} dB vs the {psnr_floor:g} dB "
+         f"floor"),
+    ]
+    lines = [f"- {'✓' if passed else '✗'} Lab bins, {ours['rendering']}: {text}"
+             for passed, text in checks]
+    outcome = "beats" if all(passed for passed, _ in checks) else "does not beat"
+    return [f"**Verdict: the Lab-bins model {outcome} the RGB-24 model on these criteria.**", "",
+            *lines]
+
+
+def comparison_notes(rows: Sequence[dict[str, Any]]) -> str:
+    """The Markdown section: the table, the verdict and the side-by-side figure."""
+    return "\n".join(["## RGB-24 vs Lab (same images, same epochs)", "",
+                      markdown_table(rows, COLUMNS), "", *verdict(rows), "",
+                      "![side by side](comparison.png)", ""])
+
+
+def comparison_figure(runs: Sequence[RunOutput], count: int, path: Path) -> None:
+    """Input, truth, then every run's renderings, for the first ``count`` test images."""
+    first = runs[0].task_data
+    columns = [("grey input", first.test_images[:count].astype(np.float32).mean(-1,
+                                                                               keepdims=True)
+                / 255.0),
+               ("ground truth", first.test_images[:count].astype(np.float32) / 255.0)]
+    for run in runs:
+        method = METHODS.get(run.config.task, run.config.task)
+        for rendering, rgb in predict_renderings(run.config, run.state, run.task_data,
+                                                 count).items():
+            label = rendering_label(rendering, run.config.temperature)
+            columns.append((method if rendering == "prediction" else f"{method}\n{label}", rgb))
+    plots.image_grid(columns, path, title="RGB-24 classes vs Lab regression vs Lab ab bins")
