@@ -101,3 +101,12 @@ def test_real_cifar_folder_integration(real_data):
                                 max_images=8)
     assert images.shape == (8, 32, 32, 3)
     assert 20 < images.mean() < 235 and images.std() > 10
+
+
+def test_category_all_reads_every_class_interleaved(tmp_path):
+    write_folder(tmp_path)  # horse pixels 0, 10, …; cat pixels 1, 11, …
+    images = data.load_category("folder", data.ALL_CATEGORIES, "train", image_dir=str(tmp_path))
+    assert len(images) == 10
+    np.testing.assert_array_equal(data.load_category(
+        "folder", "all", "train", image_dir=str(tmp_path), max_images=4)[:, 0, 0, 0],
+        [1, 0, 11, 10])  # cat and horse in turn (sorted class names), balanced

@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -76,6 +78,7 @@ def test_q3_compares_batch_sizes_and_q2(q2_outputs, tmp_path):
     (["--batch_size=5000"], "--batch_size=5000 is larger than the 256 training images"),
     (["--batch_sizes=100,x"], "--batch_sizes='100,x' must be a comma-separated list"),
     (["--output_dir=/proc/nope"], "--output_dir=/proc/nope is not writable"),
+    (["--temperature=0"], "--temperature=0.0 must lie in (0, 10]"),
     (["--learning_rate=1e12", "--epochs=1", "--batch_size=32", "--num_filters=4"],
      "training diverged in epoch 1"),
 ])
@@ -281,3 +284,42 @@ def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
     result = run_script("r1_temperature", f"--checkpoint={tmp_path / 'none.npz'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "does not exist; train one with experiments/r0_train_char_rnn.py" in result.stderr
+
+
+def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_path):
+    out = tmp_path / "q7"
+    result = run_script("q7_lab", *TINY, "--epochs=1", f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["task"] for r in rows] == ["colourization", "lab_regression", "lab_bins"]
+    assert rows[2]["loss"] == "rebalanced"
+    assert set(rows[2]["quality_by_rendering"]) == {"argmax", "annealed_mean", "expected"}
+    table = json.loads((out / "comparison.json").read_text())
+    methods = {r["method"] for r in table}
+    assert {"baseline: grey", "baseline: mean colour", "RGB-24 classes", "Lab regression",
+            "Lab ab bins"} <= methods
+    grey = next(r for r in table if r["method"] == "baseline: grey")
+    assert grey["colourfulness"] < 1.0  # a = b = 0 is grey
+    assert all(0 <= r["ab_auc_rebalanced"] <= 100 for r in table)
+    text = (out / "results.md").read_text()
+    assert "Verdict" in text and "rebalanced AuC" in text
+    assert (out / "comparison.png").stat().st_size > 1000
+
+    # The CLI: a 100×60 grey image in, a 100×60 colour image out; unreadable files named.
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100), np.uint8)).save(photo)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    command = [sys.executable, "-m", "jaxcolor.commands", "colorize", str(photo),
+               "--out", str(tmp_path / "colour"), "--checkpoint", str(out / "colorizer.msgpack")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "colour" / "photo.png") as image:
+        assert image.size == (100, 60) and image.mode == "RGB"
+    failed = subprocess.run([*command[:4], str(broken), *command[5:]], capture_output=True,
+                            text=True, timeout=300)
+    assert failed.returncode == 1 and "broken.jpg: cannot read it as an image" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    wrong = subprocess.run([*command[:-1], str(photo)], capture_output=True, text=True,
+                           timeout=300)
+    assert wrong.returncode == 2 and "is not a jaxcolor colorizer file" in wrong.stderr
