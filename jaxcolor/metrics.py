@@ -100,14 +100,18 @@ def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
 
 
 def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Mean PSNR, SSIM, colourfulness (prediction and truth) and ab-error AuC (%, plain and
-    class-rebalanced) of a set."""
+    """Mean PSNR, SSIM, colourfulness (prediction, truth, and the mean per-image absolute
+    difference) and ab-error AuC (%, plain and class-rebalanced) of a set."""
     prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    predicted_colourfulness, true_colourfulness = colourfulness(prediction), colourfulness(target)
     return {
         "psnr": float(jnp.mean(psnr(prediction, target))),
         "ssim": float(jnp.mean(ssim(prediction, target))),
-        "colourfulness": float(jnp.mean(colourfulness(prediction))),
-        "true_colourfulness": float(jnp.mean(colourfulness(target))),
+        "colourfulness": float(jnp.mean(predicted_colourfulness)),
+        "true_colourfulness": float(jnp.mean(true_colourfulness)),
+        # Per image, so that over- and under-saturated images do not cancel out.
+        "colourfulness_error": float(jnp.mean(jnp.abs(predicted_colourfulness
+                                                      - true_colourfulness))),
         "ab_auc": 100.0 * float(ab_error_auc(prediction, target)),
         "ab_auc_rebalanced": 100.0 * float(ab_error_auc(prediction, target, rebalanced=True)),
     }

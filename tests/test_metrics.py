@@ -84,3 +84,15 @@ def test_delta_e_of_equal_colours_is_zero():
     colour = np.array([0.3, 0.5, 0.7])
     assert metrics.delta_e(colour, colour) == pytest.approx(0.0, abs=1e-4)
     assert metrics.delta_e(colour, colour[::-1]) > 10.0
+
+
+def test_colourfulness_error_is_per_image_so_opposite_errors_do_not_cancel():
+    grey = np.full((1, 8, 8, 3), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    vivid = rng.random((1, 8, 8, 3)).astype(np.float32)
+    truth = np.concatenate([grey, vivid])
+    prediction = np.concatenate([vivid, grey])  # same mean colourfulness, each image wrong
+    quality = metrics.image_quality(prediction, truth)
+    assert quality["colourfulness"] == pytest.approx(quality["true_colourfulness"], rel=1e-5)
+    assert quality["colourfulness_error"] == pytest.approx(
+        float(metrics.colourfulness(vivid)[0]), rel=1e-4)
