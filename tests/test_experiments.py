@@ -166,6 +166,7 @@ def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
     rows = json.loads((q2_outputs / "first" / "results.json").read_text())
     rows[0].update(epochs=25, batch_size=100, num_filters=32)  # a default-configuration row
     (results / "q2_classification" / "results.json").write_text(json.dumps(rows))
+    (results / "q2_classification" / "colorizer.msgpack").write_bytes(b"model")
     output = tmp_path / "RESULTS.md"
     result = run_script("report", f"--results_dir={results}", f"--output={output}",
                         f"--publish_dir={tmp_path / 'published'}")
@@ -174,6 +175,7 @@ def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
     assert "## q2_classification" in text and "1.5496 / val 1.5649, 41%" in text
     assert "published/q2_classification/results.md" in text
     assert (tmp_path / "published" / "q2_classification" / "results.json").exists()
+    assert not (tmp_path / "published" / "q2_classification" / "colorizer.msgpack").exists()
     missing = run_script("report", f"--results_dir={tmp_path / 'none'}")
     assert missing.returncode == 2 and "run an experiment first" in missing.stderr
 
