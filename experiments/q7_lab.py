@@ -41,9 +41,11 @@ def main(argv: list[str]) -> None:
             baselines.update(comparison.baseline_quality(lab_runs[0].task_data))
         rows = comparison.comparison_rows([run.row for run in runs], baselines,
                                           base.temperature)
-        report.write_json_atomic(out / "comparison.json", rows)
+        sweep = comparison.temperature_sweep(runs)
+        report.write_json_atomic(out / "comparison.json", {"rows": rows,
+                                                           "temperature_sweep": sweep})
         comparison.comparison_figure(runs, base.num_samples, out / "comparison.png")
-        return comparison.comparison_notes(rows)
+        return comparison.comparison_notes(rows, sweep)
 
     runs = run_grid(configs, "q7 — colourization in CIE Lab: regression and ab bins vs RGB-24",
                     notes=notes)

@@ -296,7 +296,10 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     assert [r["task"] for r in rows] == ["colourization", "lab_regression", "lab_bins"]
     assert rows[2]["loss"] == "rebalanced"
     assert set(rows[2]["quality_by_rendering"]) == {"argmax", "annealed_mean", "expected"}
-    table = json.loads((out / "comparison.json").read_text())
+    comparison = json.loads((out / "comparison.json").read_text())
+    table = comparison["rows"]
+    sweep_methods = {(r["method"], r["rendering"]) for r in comparison["temperature_sweep"]}
+    assert ("Lab ab bins", "T=0.38") in sweep_methods and ("RGB-24 classes", "T=2") in sweep_methods
     methods = {r["method"] for r in table}
     assert {"baseline: grey", "baseline: mean colour", "RGB-24 classes", "Lab regression",
             "Lab ab bins"} <= methods

@@ -139,7 +139,9 @@ def test_scan_epoch_computes_the_step_by_step_epoch(tiny_task):
             # A conv bias feeding BatchNorm has a zero gradient up to rounding, which Adam
             # scales to ±lr: these differ by rounding amplified, in both paths alike.
             continue
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+        # Weights move by ~lr = 1e-2 per step; rounding differs between the two compiled
+        # programs (and between CPUs: ~2e-6 seen with AVX-512), far below that.
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 def test_fit_with_scan_epochs_matches_step_by_step():
