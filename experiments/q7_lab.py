@@ -42,10 +42,11 @@ def main(argv: list[str]) -> None:
         rows = comparison.comparison_rows([run.row for run in runs], baselines,
                                           base.temperature)
         sweep = comparison.temperature_sweep(runs)
-        report.write_json_atomic(out / "comparison.json", {"rows": rows,
-                                                           "temperature_sweep": sweep})
+        calibrated = comparison.calibrated_rows(runs, sweep)
+        report.write_json_atomic(out / "comparison.json", {
+            "rows": rows, "temperature_sweep": sweep, "calibrated": calibrated})
         comparison.comparison_figure(runs, base.num_samples, out / "comparison.png")
-        return comparison.comparison_notes(rows, sweep)
+        return comparison.comparison_notes(rows, sweep, calibrated)
 
     runs = run_grid(configs, "q7 — colourization in CIE Lab: regression and ab bins vs RGB-24",
                     notes=notes)

@@ -210,15 +210,15 @@ def default_rendering(task_data: tasks.TaskData) -> str:
 
 def predict_renderings(cfg: ExperimentConfig, state: train.TrainState,
                        task_data: tasks.TaskData, count: int | None = None,
-                       temperatures: dict[str, float | None] | None = None
-                       ) -> dict[str, np.ndarray]:
-    """RGB test-set predictions in [0, 1] by rendering name → temperature (default:
-    :func:`rendering_temperatures`), predicted and rendered batch by batch at the training batch
-    size (a distribution over hundreds of ab bins for a whole test set would not fit in
-    memory)."""
+                       temperatures: dict[str, float | None] | None = None,
+                       inputs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """RGB predictions in [0, 1] for the first ``count`` test inputs (or of ``inputs``), by
+    rendering name → temperature (default: :func:`rendering_temperatures`), predicted and
+    rendered batch by batch at the training batch size (a distribution over hundreds of ab bins
+    for a whole test set would not fit in memory)."""
     predict = train.make_predict(model_for(cfg, task_data))
     temperatures = temperatures or rendering_temperatures(cfg, task_data)
-    inputs = task_data.test_inputs[:count]
+    inputs = (task_data.test_inputs if inputs is None else inputs)[:count]
     rendered: dict[str, list[np.ndarray]] = {name: [] for name in temperatures}
     for i in range(0, len(inputs), cfg.batch_size):
         batch = inputs[i:i + cfg.batch_size]

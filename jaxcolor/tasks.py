@@ -26,6 +26,7 @@ class TaskData:
     test_images: np.ndarray  # uint8 originals, for figures
     palette: np.ndarray  # (K, 3) colours in [0, 1]; empty for the Lab tasks
     ab_bins: np.ndarray | None = None  # (Q, 2) bin centres of the lab_bins task
+    train_images: np.ndarray | None = None  # uint8 originals (decoder calibration)
 
     @property
     def num_outputs(self) -> int:
@@ -106,7 +107,7 @@ def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
                      else lab.ab_regression_objective())
         return TaskData(task, objective, lightness(train_images), ab_channels(train_images),
                         lightness(test_images), ab_channels(test_images), test_images,
-                        np.zeros((0, 3), np.float32), bins)
+                        np.zeros((0, 3), np.float32), bins, train_images)
     if palette is None:
         raise ValueError(f"task {task!r} needs a colour palette")
     make_input = blurry_input if task == "superres" else greyscale
@@ -119,7 +120,8 @@ def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
         train_targets = colour_labels(train_images, palette)
         test_targets = colour_labels(test_images, palette)
     return TaskData(task, objective, make_input(train_images), train_targets,
-                    make_input(test_images), test_targets, test_images, palette)
+                    make_input(test_images), test_targets, test_images, palette,
+                    train_images=train_images)
 
 
 def render(task_data: TaskData, inputs: np.ndarray, outputs: jax.Array,

@@ -300,6 +300,9 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     table = comparison["rows"]
     sweep_methods = {(r["method"], r["rendering"]) for r in comparison["temperature_sweep"]}
     assert ("Lab ab bins", "T=0.38") in sweep_methods and ("RGB-24 classes", "T=2") in sweep_methods
+    calibrated = comparison["calibrated"]
+    assert [r["method"] for r in calibrated] == ["RGB-24 classes", "Lab ab bins"]
+    assert all("calibrated on training images" in r["rendering"] for r in calibrated)
     methods = {r["method"] for r in table}
     assert {"baseline: grey", "baseline: mean colour", "RGB-24 classes", "Lab regression",
             "Lab ab bins"} <= methods
@@ -307,7 +310,7 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     assert grey["colourfulness"] < 1.0  # a = b = 0 is grey
     assert all(0 <= r["ab_auc_rebalanced"] <= 100 for r in table)
     text = (out / "results.md").read_text()
-    assert "Verdict" in text and "rebalanced AuC" in text
+    assert "Verdict" in text and "rebalanced AuC" in text and "calibrated on training" in text
     assert (out / "comparison.png").stat().st_size > 1000
 
     # The CLI: a 100×60 grey image in, a 100×60 colour image out; unreadable files named.
