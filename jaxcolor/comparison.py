@@ -88,7 +88,7 @@ def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[st
             *lines]
 
 
-SWEEP_TEMPERATURES = (0.0, 0.2, 0.38, 0.6, 1.0, 1.5, 2.0)
+SWEEP_TEMPERATURES = (0.0, 0.2, 0.38, 0.6, 1.0, 1.5, 2.0, 3.0)
 
 
 def temperature_sweep(runs: Sequence[RunOutput],
