@@ -266,7 +266,7 @@ def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
 
 
 RESULT_COLUMNS = [
-    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
     ("learning_rate", "lr"), ("train_loss", "train loss"), ("val_loss", "val loss"),
     ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc %"),
     ("best_epoch", "best epoch"), ("train_images_per_sec", "train img/s"),
@@ -275,7 +275,7 @@ RESULT_COLUMNS = [
 
 
 QUALITY_COLUMNS = [
-    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
     ("rendering", "rendering"), ("psnr", "PSNR dB"), ("ssim", "SSIM"),
     ("colourfulness", "colourfulness"), ("true_colourfulness", "truth colourfulness"),
     ("ab_auc", "ab-error AuC %"), ("ab_auc_rebalanced", "rebalanced AuC %"),

@@ -83,7 +83,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 REPORT_COLUMNS = [
-    ("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
     ("learning_rate", "lr"), ("train_loss", "train loss"), ("val_loss", "val loss"),
     ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc % (epoch)"),
     ("train_images_per_sec", "train img/s"), ("wall_seconds", "wall s"),
