@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from jaxcolor.data import read_image
 from jaxcolor.errors import UserError
 
 DEFAULT_CHECKPOINT = Path("results") / "q7_lab" / "colorizer.msgpack"
@@ -44,17 +44,6 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def read_photo(path: Path) -> np.ndarray:
-    """uint8 RGB (H, W, 3) of an image file, or a UserError naming it."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file.") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"{path}: cannot read it as an image ({err}).") from None
-
-
 def colorize_command(args: argparse.Namespace) -> int:
     from jaxcolor.colorize import colorize_lab, load_colorizer  # jax loads only when needed
 
@@ -73,7 +62,7 @@ def colorize_command(args: argparse.Namespace) -> int:
         path = Path(name)
         target = out / f"{path.stem}.png"
         try:
-            photo = read_photo(path)
+            photo = read_image(path)
             result = colorize_lab(colorizer, photo, args.working_side, args.temperature)
             Image.fromarray(result).save(target)
         except UserError as err:

@@ -160,7 +160,7 @@ def _load_folder(root: Path, category: str, split: str, max_images: int,
         files = files[:max_images]
     files = files[process_share(len(files))]
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
-        images = list(pool.map(_read_image, files))
+        images = list(pool.map(read_image, files))
     shape = images[0].shape
     for path, image in zip(files, images, strict=True):
         if image.shape != shape:
@@ -169,7 +169,9 @@ def _load_folder(root: Path, category: str, split: str, max_images: int,
     return np.stack(images)
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
+    """uint8 RGB (H, W, 3) of an image file (grey and palette images converted), or a UserError
+    naming it."""
     try:
         with Image.open(path) as image:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
