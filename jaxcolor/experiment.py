@@ -295,11 +295,12 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], *, num_sampl
         plots.image_grid(sample_columns(run, num_samples), out / name, title=run.label)
         figures.append(f"![samples {run.label}]({name})")
     text = [f"# {title}", "", report.markdown_table(rows, RESULT_COLUMNS), "",
-            "Image quality of the test-set predictions in RGB. A classifier's per-pixel colour "
-            "distribution is rendered three ways: argmax = the most likely palette colour; "
-            "expected = the probability-weighted mean colour; annealed_mean = the mean at "
-            "softmax temperature 0.38 (Zhang et al. 2016). Regression outputs are clipped to "
-            "[0, 1].", "",
+            "Image quality of the test-set predictions in RGB. A classifier's per-pixel "
+            "distribution (over palette colours or ab bins) is rendered three ways: argmax = "
+            "the most likely class; expected = the probability-weighted mean; annealed_mean = "
+            f"the mean at softmax temperature {runs[0].config.temperature:g} (Zhang et al. "
+            "2016). Regression outputs are clipped to the sRGB gamut; Lab models keep the "
+            "input's L.", "",
             report.markdown_table(report.quality_rows(rows), QUALITY_COLUMNS), ""]
     if notes:
         text += [notes, ""]
