@@ -13,7 +13,7 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli, comparison, report
+from jaxcolor import cli, comparison, parallel, report
 from jaxcolor.colorize import save_colorizer
 from jaxcolor.experiment import RunOutput, head_for, log_line, run_grid
 from jaxcolor.objectives import LOSSES
@@ -50,6 +50,8 @@ def main(argv: list[str]) -> None:
 
     runs = run_grid(configs, "q7 — colourization in CIE Lab: regression and ab bins vs RGB-24",
                     notes=notes)
+    if not parallel.is_main_process():  # one writer in multi-process runs
+        return
     bins_run = runs[-1]
     path = Path(flags.FLAGS.colorizer or out / "colorizer.msgpack")
     cfg = bins_run.config
