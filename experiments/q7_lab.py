@@ -34,6 +34,8 @@ def main(argv: list[str]) -> None:
                base.replace(task="lab_bins", loss=flags.FLAGS.bins_loss)]
     out = Path(base.output_dir)
     baselines: dict[str, dict[str, float]] = {}  # from the first Lab run's data, once
+    sweeps: dict[str, list[dict]] = {}  # per classifier run, computed once (notes run often)
+    calibrated_by_run: dict[str, dict] = {}
 
     def notes(runs: list[RunOutput], data: TaskData) -> str:
         lab_runs = [run for run in runs if run.config.task in LAB_TASKS]
@@ -41,8 +43,12 @@ def main(argv: list[str]) -> None:
             baselines.update(comparison.baseline_quality(lab_runs[0].task_data))
         rows = comparison.comparison_rows([run.row for run in runs], baselines,
                                           base.temperature)
-        sweep = comparison.temperature_sweep(runs)
-        calibrated = comparison.calibrated_rows(runs, sweep)
+        for run in runs:
+            if run.task_data.classifies and run.slug not in sweeps:
+                sweeps[run.slug] = comparison.temperature_sweep(run)
+                calibrated_by_run[run.slug] = comparison.calibrated_row(run, sweeps[run.slug])
+        sweep = [row for rows_of_run in sweeps.values() for row in rows_of_run]
+        calibrated = list(calibrated_by_run.values())
         report.write_json_atomic(out / "comparison.json", {
             "rows": rows, "temperature_sweep": sweep, "calibrated": calibrated})
         comparison.comparison_figure(runs, base.num_samples, out / "comparison.png")

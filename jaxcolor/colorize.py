@@ -156,7 +156,7 @@ def colorize_lab(colorizer: Colorizer, image: np.ndarray, working_side: int = 0,
     annealed-mean temperature (bins models)."""
     rgb = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
     height, width = rgb.shape[:2]
-    lightness = tasks.lightness(rgb[None])[0]  # (H, W, 1), L / 100
+    lightness = tasks.lab_channels(rgb[None])[0][0]  # (H, W, 1), L / 100
     scale = 1.0 if not working_side else working_side / max(height, width)
     small_h, small_w = max(1, round(height * scale)), max(1, round(width * scale))
     small = np.asarray(jax.image.resize(jnp.asarray(lightness), (small_h, small_w, 1),

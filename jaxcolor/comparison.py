@@ -52,9 +52,12 @@ def comparison_rows(run_rows: Sequence[dict[str, Any]],
                          **{key: quality[key] for key in (
                              "psnr", "ssim", "colourfulness", "true_colourfulness",
                              "colourfulness_error", "ab_auc", "ab_auc_rebalanced")}})
-    for row in rows:
-        row["colourfulness_gap"] = abs(row["colourfulness"] - row["true_colourfulness"])
-    return rows
+    return [with_colourfulness_gap(row) for row in rows]
+
+
+def with_colourfulness_gap(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` plus |mean colourfulness − the truth's|."""
+    return {**row, "colourfulness_gap": abs(row["colourfulness"] - row["true_colourfulness"])}
 
 
 def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[str]:
@@ -91,24 +94,17 @@ def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[st
 SWEEP_TEMPERATURES = (0.0, 0.2, 0.38, 0.6, 1.0, 1.5, 2.0, 3.0)
 
 
-def temperature_sweep(runs: Sequence[RunOutput],
-                      temperatures: Sequence[float] = SWEEP_TEMPERATURES
+def temperature_sweep(run: RunOutput, temperatures: Sequence[float] = SWEEP_TEMPERATURES
                       ) -> list[dict[str, Any]]:
-    """Every classifier's test-set quality when decoded at each annealed-mean temperature."""
-    rows = []
-    for run in runs:
-        if not run.task_data.classifies:
-            continue
-        truth = run.task_data.test_images.astype(np.float32) / 255.0
-        rendered = predict_renderings(run.config, run.state, run.task_data,
-                                      temperatures={f"T={t:g}": t for t in temperatures})
-        for name, rgb in rendered.items():
-            quality = image_quality(rgb, truth)
-            rows.append({"method": METHODS.get(run.config.task, run.config.task),
-                         "rendering": name, **quality,
-                         "colourfulness_gap": abs(quality["colourfulness"]
-                                                  - quality["true_colourfulness"])})
-    return rows
+    """A classifier's test-set quality when decoded at each annealed-mean temperature."""
+    truth = run.task_data.test_images.astype(np.float32) / 255.0
+    rendered = predict_renderings(run.config, run.state, run.task_data,
+                                  temperatures={f"T={t:g}": t for t in temperatures})
+    method = METHODS.get(run.config.task, run.config.task)
+    return [with_colourfulness_gap({"method": method, "task": run.config.task,
+                                    "temperature": temperatures[i], "rendering": name,
+                                    **image_quality(rgb, truth)})
+            for i, (name, rgb) in enumerate(rendered.items())]
 
 
 def calibrate_temperature(run: RunOutput, temperatures: Sequence[float] = SWEEP_TEMPERATURES,
@@ -121,27 +117,17 @@ def calibrate_temperature(run: RunOutput, temperatures: Sequence[float] = SWEEP_
     rendered = predict_renderings(run.config, run.state, task_data, count,
                                   temperatures={f"{t:g}": t for t in temperatures},
                                   inputs=task_data.train_inputs)
-    errors = {float(name): image_quality(rgb, truth)["colourfulness_error"]
-              for name, rgb in rendered.items()}
-    return min(errors, key=errors.get)
+    errors = [image_quality(rgb, truth)["colourfulness_error"] for rgb in rendered.values()]
+    return temperatures[int(np.argmin(errors))]
 
 
-def calibrated_rows(runs: Sequence[RunOutput], sweep: Sequence[dict[str, Any]]
-                    ) -> list[dict[str, Any]]:
-    """Each classifier's sweep row at its :func:`calibrate_temperature` temperature, in the
-    shape of :func:`comparison_rows` (rendering key ``annealed_mean``)."""
-    rows = []
-    for run in runs:
-        if not run.task_data.classifies:
-            continue
-        method = METHODS.get(run.config.task, run.config.task)
-        temperature = calibrate_temperature(run)
-        row = next(r for r in sweep if r["method"] == method
-                   and r["rendering"] == f"T={temperature:g}")
-        rows.append({**row, "task": run.config.task, "rendering_key": "annealed_mean",
-                     "rendering": f"annealed mean (T={temperature:g}, calibrated on training "
-                                  f"images)"})
-    return rows
+def calibrated_row(run: RunOutput, sweep: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run's :func:`temperature_sweep` row at its :func:`calibrate_temperature`
+    temperature, in the shape of :func:`comparison_rows` (rendering key ``annealed_mean``)."""
+    temperature = calibrate_temperature(run, [row["temperature"] for row in sweep])
+    row = next(r for r in sweep if r["temperature"] == temperature)
+    return {**row, "rendering_key": "annealed_mean",
+            "rendering": f"annealed mean (T={temperature:g}, calibrated on training images)"}
 
 
 def comparison_notes(rows: Sequence[dict[str, Any]],

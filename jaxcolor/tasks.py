@@ -51,14 +51,11 @@ def greyscale(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0).mean(axis=-1, keepdims=True)
 
 
-def lightness(images: np.ndarray) -> np.ndarray:
-    """uint8 RGB (N,H,W,3) → float32 CIE L / 100 (N,H,W,1), in [0, 1]: the Lab tasks' input."""
-    return np.asarray(lab.rgb_to_lab(colours.to_unit_float(images))[..., :1]) / 100.0
-
-
-def ab_channels(images: np.ndarray) -> np.ndarray:
-    """uint8 RGB (N,H,W,3) → float32 CIE ab (N,H,W,2): the Lab tasks' target."""
-    return np.asarray(lab.rgb_to_lab(colours.to_unit_float(images))[..., 1:])
+def lab_channels(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 RGB (N,H,W,3) → the Lab tasks' input, float32 CIE L / 100 (N,H,W,1) in [0, 1], and
+    target, CIE ab (N,H,W,2)."""
+    lab_values = np.asarray(lab.rgb_to_lab(colours.to_unit_float(images)))
+    return lab_values[..., :1] / 100.0, lab_values[..., 1:]
 
 
 def colour_labels(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -105,9 +102,8 @@ def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
         bins = lab.ab_bins() if task == "lab_bins" else None
         objective = (lab.soft_encoded_objective(bins) if task == "lab_bins"
                      else lab.ab_regression_objective())
-        return TaskData(task, objective, lightness(train_images), ab_channels(train_images),
-                        lightness(test_images), ab_channels(test_images), test_images,
-                        np.zeros((0, 3), np.float32), bins, train_images)
+        return TaskData(task, objective, *lab_channels(train_images), *lab_channels(test_images),
+                        test_images, np.zeros((0, 3), np.float32), bins, train_images)
     if palette is None:
         raise ValueError(f"task {task!r} needs a colour palette")
     make_input = blurry_input if task == "superres" else greyscale

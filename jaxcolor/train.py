@@ -13,6 +13,7 @@ compile with :func:`jaxcolor.compiler.step_options` (on CPU: no YNNPACK convolut
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -171,6 +172,7 @@ def evaluate(eval_step: Callable[..., dict[str, jax.Array]], state: TrainState,
     return {name: value / count for name, value in summed.items()}
 
 
+@functools.cache  # equal models share one jitted function, so its compilations are reused
 def make_predict(model: nn.Module) -> Callable[[TrainState, jax.Array], jax.Array]:
     """A jitted inference function (running BatchNorm statistics)."""
     return jax.jit(lambda state, x: model.apply(
