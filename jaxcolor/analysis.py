@@ -321,7 +321,7 @@ def pool_relu_orders(shape: tuple[int, ...], seed: int = 0, repeats: int = 20
     """Compare ReLU∘MaxPool with MaxPool∘ReLU on one random NHWC tensor: the largest absolute
     difference of outputs and of input gradients, and the median time of each order
     (forward and forward+backward, jit-compiled)."""
-    from jaxcolor.models import maxpool2x
+    from jaxcolor.layers import maxpool2x
 
     x = jax.random.normal(jax.random.key(seed), shape)
     orders = {"relu_after_pool": lambda v: nn.relu(maxpool2x(v)),

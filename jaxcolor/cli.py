@@ -15,7 +15,7 @@ from jaxcolor import parallel
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
 from jaxcolor.errors import UserError
-from jaxcolor.models import CONV_INITS
+from jaxcolor.layers import CONV_INITS
 from jaxcolor.objectives import LOSSES
 from jaxcolor.train import EPOCH_LOOPS
 

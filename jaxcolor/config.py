@@ -6,7 +6,8 @@ import dataclasses
 
 from jaxcolor.data import ALL_CATEGORIES, CIFAR10_CLASSES
 from jaxcolor.errors import UserError
-from jaxcolor.models import CONV_INITS, MODELS
+from jaxcolor.layers import CONV_INITS
+from jaxcolor.models import MODELS
 from jaxcolor.objectives import LOSSES
 from jaxcolor.tasks import TASKS
 from jaxcolor.train import EPOCH_LOOPS
