@@ -1,5 +1,11 @@
 """Train-step throughput of jaxcolor's CNN and UNet, beside the same models in PyTorch eager.
 
+Both frameworks train on the same batches: the first horse images of ``--image_dir`` and their
+24-colour labels (``--data=real``, the default when ``--image_dir`` is given), or uniform random
+images and labels (``--data=random``). The choice matters for PyTorch: its CPU kernels ran
+~1.5× faster on real images than on random ones here (its max-pooling branches on the data;
+denormals cost it too), while XLA's compiled steps take the same time on both.
+
 For each model and batch size: JAX train-step images/s (after compilation; median of repeats),
 compile seconds, eval images/s, achieved GFLOP/s (XLA's FLOP count of the step) next to a
 measured matmul peak; then, when torch is installed, the PyTorch eager train step (same shapes,
@@ -8,7 +14,8 @@ k-means, labelling) of a category from an image folder. Runs on whatever device 
 see first (CPU here; CUDA when present). Prints a Markdown table; ``--json`` saves the rows.
 
     python benchmarks/train_throughput.py [--models=cnn,unet] [--batch_sizes=100,50]
-        [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg] [--json=out.json]
+        [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
+        [--data=real|random] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ from jaxcolor.models import build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
 NUM_COLOURS = 24
+# PyTorch configurations timed: the reference model as written (NCHW), the same in the
+# channels-last memory format (PyTorch's recommended CPU layout for convolutions; much faster
+# here), and channels-last with jaxcolor's up-block order (BatchNorm before upsampling).
+TORCH_VARIANTS = {"reference": "NCHW, reference order",
+                  "channels_last": "channels-last, reference order",
+                  "channels_last_bn_first": "channels-last, BN before upsample"}
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -54,12 +67,28 @@ def matmul_gflops(repeats: int) -> float:
     return 2 * 2048**3 / seconds / 1e9
 
 
-def jax_row(name: str, batch: int, steps: int, repeats: int, xla_defaults: bool = False) -> dict:
-    """JAX's row; ``xla_defaults`` compiles the step without jaxcolor's compiler options."""
-    rng = np.random.default_rng(0)
+def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` grey images (count, 32, 32, 1) and colour labels (count, 32, 32): the first
+    horse training images of ``image_dir`` (repeated if fewer), or uniform random ones."""
+    if image_dir is None:
+        rng = np.random.default_rng(0)
+        return (rng.random((count, 32, 32, 1), np.float32),
+                rng.integers(0, NUM_COLOURS, (count, 32, 32)).astype(np.int32))
+    from jaxcolor.config import ExperimentConfig
+    from jaxcolor.experiment import load_task_data
+
+    data = load_task_data(ExperimentConfig(experiment="bench", image_dir=image_dir),
+                          log=lambda line: None)
+    rows = np.arange(count) % len(data.train_inputs)
+    return data.train_inputs[rows], data.train_targets[rows].astype(np.int32)
+
+
+def jax_row(name: str, batch: int, steps: int, repeats: int,
+            data: tuple[np.ndarray, np.ndarray], xla_defaults: bool = False) -> dict:
+    """JAX's row on ``data`` (steps·batch images, labels); ``xla_defaults`` compiles the step
+    without jaxcolor's compiler options."""
     count = steps * batch
-    inputs = jnp.asarray(rng.random((1, count, 32, 32, 1), np.float32))
-    targets = jnp.asarray(rng.integers(0, NUM_COLOURS, (1, count, 32, 32)).astype(np.int32))
+    inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
     model = build_model(name, num_filters=32, kernel=3, num_outputs=NUM_COLOURS)
     tx = optax.adam(1e-3)
@@ -96,8 +125,8 @@ def jax_row(name: str, batch: int, steps: int, repeats: int, xla_defaults: bool 
 
 
 def torch_row(name: str, batch: int, steps: int, repeats: int,
-              norm_before_upsample: bool = False) -> dict | None:
-    """PyTorch's row: the reference block order, or jaxcolor's (``norm_before_upsample``)."""
+              data: tuple[np.ndarray, np.ndarray], variant: str = "reference") -> dict | None:
+    """PyTorch's row on ``data`` for one of :data:`TORCH_VARIANTS`."""
     try:
         import torch
     except ImportError:
@@ -106,11 +135,20 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    model = build(name, norm_before_upsample=norm_before_upsample).to(device)
+    channels_last = variant != "reference"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build(name, norm_before_upsample=variant == "channels_last_bn_first").to(
+        device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
-    inputs = torch.rand(steps, batch, 1, 32, 32, device=device)
-    targets = torch.randint(0, NUM_COLOURS, (steps, batch, 32, 32), device=device)
+    count = steps * batch
+    # One channel: the NHWC images are NCHW in memory. Built with NCHW strides on purpose: a
+    # permuted view would carry channels-last strides and silently switch PyTorch's layout.
+    images = torch.from_numpy(np.ascontiguousarray(data[0][:count]).reshape(
+        steps, batch, 1, 32, 32))
+    inputs = [images[i].to(device).contiguous(memory_format=memory_format) for i in range(steps)]
+    targets = torch.from_numpy(data[1][:count].astype(np.int64)).reshape(
+        steps, batch, 32, 32).to(device)
 
     def run_steps() -> None:
         for i in range(steps):
@@ -121,9 +159,8 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
         loss.item()  # waits for the device
 
     rate = steps * batch / median_seconds(run_steps, repeats)
-    order = "BN before upsample" if norm_before_upsample else "reference order"
-    return {"framework": f"torch {torch.__version__} eager ({order})", "model": name,
-            "batch": batch,
+    return {"framework": f"torch {torch.__version__} eager ({TORCH_VARIANTS[variant]})",
+            "model": name, "batch": batch, "variant": variant,
             "train_images_per_sec": rate, "threads": torch.get_num_threads()}
 
 
@@ -146,47 +183,59 @@ def main() -> None:
     parser.add_argument("--batch_sizes", default="100,50")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="train steps per timed repeat")
-    parser.add_argument("--image_dir", default=None, help="time data preparation from here")
+    parser.add_argument("--image_dir", default=None,
+                        help="time data preparation from here (and train on its images)")
+    parser.add_argument("--data", choices=["real", "random"], default=None,
+                        help="train-step batches (default: real with --image_dir, else random)")
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--xla_defaults", action="store_true",
                         help="also time JAX compiled with XLA's default options")
     args = parser.parse_args()
+    data_kind = args.data or ("real" if args.image_dir else "random")
+    if data_kind == "real" and not args.image_dir:
+        parser.error("--data=real needs --image_dir (the CIFAR-10 image folder)")
 
     device = jax.devices()[0]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"jax {jax.__version__} on {device.platform} ({device.device_kind})", flush=True)
     peak = matmul_gflops(args.repeats)
     print(f"2048² float32 matmul: {peak:.0f} GFLOP/s", flush=True)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    data = benchmark_data(args.steps * max(batch_sizes),
+                          args.image_dir if data_kind == "real" else None)
+    print(f"train-step batches: {data_kind} images", flush=True)
     rows = []
     for name in args.models.split(","):
-        for batch in (int(b) for b in args.batch_sizes.split(",")):
+        for batch in batch_sizes:
             first = len(rows)
             if args.xla_defaults:
-                rows.append(jax_row(name, batch, args.steps, args.repeats, xla_defaults=True))
-            rows.append(jax_row(name, batch, args.steps, args.repeats))
+                rows.append(jax_row(name, batch, args.steps, args.repeats, data,
+                                    xla_defaults=True))
+            rows.append(jax_row(name, batch, args.steps, args.repeats, data))
             ours = rows[-1]
-            for same_order in (False, True):
-                reference = torch_row(name, batch, args.steps, args.repeats, same_order)
+            for variant in TORCH_VARIANTS:
+                reference = torch_row(name, batch, args.steps, args.repeats, data, variant)
                 if reference is not None:
-                    key = "jax_over_torch_same_order" if same_order else "jax_over_torch"
-                    ours[key] = ours["train_images_per_sec"] / reference["train_images_per_sec"]
+                    ours[f"jax_over_torch_{variant}"] = (ours["train_images_per_sec"]
+                                                         / reference["train_images_per_sec"])
                     rows.append(reference)
             print(json.dumps(rows[first:]), flush=True)
 
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
-          "| JAX ÷ PyTorch (reference order / same order) |\n|---|---|---|---|---|---|---|---|")
+          "| JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values()) + ") |\n"
+          "|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [row["framework"], row["model"], row["batch"],
                  f"{row['train_images_per_sec']:.0f}",
                  f"{row['compile_seconds']:.1f}" if "compile_seconds" in row else "",
                  f"{row['eval_images_per_sec']:.0f}" if "eval_images_per_sec" in row else "",
                  f"{row['gflops_per_sec']:.1f}" if "gflops_per_sec" in row else "",
-                 " / ".join(f"{row[key]:.2f}×" for key in ("jax_over_torch",
-                                                           "jax_over_torch_same_order")
+                 " / ".join(f"{row[key]:.2f}×" for key in
+                            (f"jax_over_torch_{variant}" for variant in TORCH_VARIANTS)
                             if key in row)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     summary = {"device": f"{device.platform} ({device.device_kind})", "cpus": os.cpu_count(),
-               "matmul_gflops": peak, "rows": rows}
+               "matmul_gflops": peak, "data": data_kind, "rows": rows}
     if args.image_dir:
         summary["data_prep_seconds"] = data_prep_seconds(args.image_dir)
         print(f"\ndata preparation (load + k-means + labels, cold): "
