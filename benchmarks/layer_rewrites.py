@@ -1,0 +1,106 @@
+"""What each exact layer rewrite of ``jaxcolor.layers`` buys in whole train steps.
+
+Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) three ways and times them
+interleaved, round after round, in one process (this machine's speed drifts between runs):
+
+- ``reference layers``: a convolution of an upsampled map builds the upsampled map, flax's
+  ``nn.BatchNorm``, the conv bias added by autodiff's rules;
+- ``+ upsampled-conv rewrite``: ``layers.conv_of_upsampled`` (half-resolution phase kernels);
+- ``+ fused BatchNorm`` (what jaxcolor runs): ``layers.BatchNorm`` and ``layers.add_bias``
+  (closed-form BatchNorm backward, per-channel sums as matrix products on CPU).
+
+All three compute the same function (``tests/test_models.py``, ``tests/test_layers.py``).
+Batches are real horse images with ``--image_dir`` (else random).
+
+    python benchmarks/layer_rewrites.py [--image_dir=../shared/data/cifar10-jpeg]
+        [--rounds=8] [--steps=10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_throughput import benchmark_data  # noqa: E402
+
+from jaxcolor import layers, models, parallel, train  # noqa: E402
+from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
+
+
+def reference_layers() -> None:
+    models.BatchNorm = nn.BatchNorm
+    layers.add_bias = lambda x, bias: x + bias
+    layers.conv_of_upsampled = lambda x, kernel: layers.conv2d(layers.upsample2x(x), kernel)
+
+
+def upsampled_conv_rewrite() -> None:
+    layers.conv_of_upsampled = ORIGINAL["conv_of_upsampled"]
+
+
+def fused_batch_norm() -> None:
+    models.BatchNorm = ORIGINAL["BatchNorm"]
+    layers.add_bias = ORIGINAL["add_bias"]
+
+
+ORIGINAL = {"BatchNorm": models.BatchNorm, "add_bias": layers.add_bias,
+            "conv_of_upsampled": layers.conv_of_upsampled}
+# Applied in this order, each on top of the previous (the modules look these up at trace time).
+VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
+                                           "+ upsampled-conv rewrite": upsampled_conv_rewrite,
+                                           "+ fused BatchNorm": fused_batch_norm}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image_dir", default=None)
+    parser.add_argument("--models", default="cnn,unet")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args()
+    batch = 100
+    count = batch * args.steps
+    inputs, targets = (jnp.asarray(a[None]) for a in benchmark_data(count, args.image_dir))
+    order = jnp.arange(count).reshape(1, args.steps, batch)
+    indices = [jnp.asarray(i, jnp.int32) for i in range(args.steps)]
+    mesh, tx = parallel.data_mesh(), optax.adam(1e-3)
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; batch {batch}, "
+          f"{'real' if args.image_dir else 'random'} images; {args.rounds} interleaved rounds "
+          f"of {args.steps} steps", flush=True)
+    for name in args.models.split(","):
+        compiled = {}
+        for label, apply_variant in VARIANTS.items():
+            apply_variant()
+            model = models.build_model(name, num_filters=32, kernel=3, num_outputs=24)
+            state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+            step = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
+                state, inputs, targets, order, 0).compile()
+            compiled[label] = [step, state]
+        rates: dict[str, list[float]] = {label: [] for label in compiled}
+        for round_index in range(args.rounds + 1):  # round 0 warms up
+            for label, holder in compiled.items():
+                start = time.perf_counter()
+                for i in indices:
+                    holder[1], loss = holder[0](holder[1], inputs, targets, order, i)
+                loss.block_until_ready()
+                if round_index:
+                    rates[label].append(count / (time.perf_counter() - start))
+        base = statistics.median(rates["reference layers"])
+        for label, values in rates.items():
+            median = statistics.median(values)
+            print(f"{name:5s} {label:26s} {median:7.0f} img/s  {median / base:.2f}×  "
+                  f"(rounds: {' '.join(f'{v:.0f}' for v in values)})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
