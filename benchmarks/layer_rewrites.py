@@ -3,11 +3,12 @@
 Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) three ways and times them
 interleaved, round after round, in one process (this machine's speed drifts between runs):
 
-- ``reference layers``: a convolution of an upsampled map builds the upsampled map, flax's
-  ``nn.BatchNorm``, the conv bias added by autodiff's rules;
+- ``reference layers``: every layer input is built at full resolution (upsampled maps
+  upsampled, skips concatenated) and convolved once, flax's ``nn.BatchNorm`` — the computation
+  before the rewrites;
 - ``+ upsampled-conv rewrite``: ``layers.conv_of_upsampled`` (half-resolution phase kernels);
-- ``+ fused BatchNorm`` (what jaxcolor runs): ``layers.BatchNorm`` and ``layers.add_bias``
-  (closed-form BatchNorm backward, per-channel sums as matrix products on CPU).
+- ``+ fused BatchNorm`` (what jaxcolor runs): ``layers.BatchNorm`` (closed-form backward,
+  per-channel sums as matrix products on CPU).
 
 All three compute the same function (``tests/test_models.py``, ``tests/test_layers.py``).
 Batches are real horse images with ``--image_dir`` (else random).
@@ -38,23 +39,33 @@ from jaxcolor import layers, models, parallel, train  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
 
+class ReferenceConv(layers.Conv):
+    """``layers.Conv`` computed literally: upsample, concatenate, one convolution."""
+
+    @nn.compact
+    def __call__(self, parts: layers.Parts) -> jax.Array:
+        inputs = jnp.concatenate([layers.upsample2x(x) if upsampled else x
+                                  for x, upsampled in parts], axis=-1)
+        kernel = self.param("kernel", layers.CONV_INITS[self.conv_init],
+                            (self.kernel, self.kernel, inputs.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return layers.conv2d(inputs, kernel) + bias
+
+
 def reference_layers() -> None:
     models.BatchNorm = nn.BatchNorm
-    layers.add_bias = lambda x, bias: x + bias
-    layers.conv_of_upsampled = lambda x, kernel: layers.conv2d(layers.upsample2x(x), kernel)
+    models.Conv = ReferenceConv
 
 
 def upsampled_conv_rewrite() -> None:
-    layers.conv_of_upsampled = ORIGINAL["conv_of_upsampled"]
+    models.Conv = ORIGINAL["Conv"]
 
 
 def fused_batch_norm() -> None:
     models.BatchNorm = ORIGINAL["BatchNorm"]
-    layers.add_bias = ORIGINAL["add_bias"]
 
 
-ORIGINAL = {"BatchNorm": models.BatchNorm, "add_bias": layers.add_bias,
-            "conv_of_upsampled": layers.conv_of_upsampled}
+ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv}
 # Applied in this order, each on top of the previous (the modules look these up at trace time).
 VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
                                            "+ upsampled-conv rewrite": upsampled_conv_rewrite,

@@ -137,7 +137,7 @@ class Conv(nn.Module):
         if full:
             terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
                                 jnp.concatenate([w for _, w in full], axis=2)))
-        return add_bias(sum(terms[1:], terms[0]), bias)
+        return sum(terms[1:], terms[0]) + bias
 
 
 def _sums_by_matmul() -> bool:
@@ -157,16 +157,6 @@ def channel_sums(x: jax.Array, by_matmul: bool | None = None) -> jax.Array:
     per_image = x.reshape(x.shape[0], -1, x.shape[-1])
     ones = jnp.ones(per_image.shape[:2], x.dtype)
     return jnp.einsum("nm,nmc->nc", ones, per_image).sum(axis=0)
-
-
-@jax.custom_vjp
-def add_bias(x: jax.Array, bias: jax.Array) -> jax.Array:
-    """x + bias over the last axis; the bias gradient by :func:`channel_sums`."""
-    return x + bias
-
-
-add_bias.defvjp(lambda x, bias: (x + bias, None),
-                lambda _, grad: (grad, channel_sums(grad)))
 
 
 def batch_statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
