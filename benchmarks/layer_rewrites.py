@@ -11,10 +11,12 @@ interleaved, round after round, in one process (this machine's speed drifts betw
   per-channel sums as matrix products on CPU).
 
 All three compute the same function (``tests/test_models.py``, ``tests/test_layers.py``).
-Batches are real horse images with ``--image_dir`` (else random).
+Batches are real horse images with ``--image_dir`` (else random). ``--lab_bins`` times q7's
+Lab-bins UNet instead (261-class 1×1 head, class-rebalanced soft-encoded loss; needs
+``--image_dir``).
 
     python benchmarks/layer_rewrites.py [--image_dir=../shared/data/cifar10-jpeg]
-        [--rounds=8] [--steps=10]
+        [--rounds=8] [--steps=10] [--lab_bins]
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import benchmark_data  # noqa: E402
 
 from jaxcolor import layers, models, parallel, train  # noqa: E402
-from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
+from jaxcolor.config import ExperimentConfig  # noqa: E402
+from jaxcolor.experiment import load_task_data, model_for, rebalanced_objective  # noqa: E402
+from jaxcolor.objectives import CLASSIFICATION, Objective  # noqa: E402
 
 
 class ReferenceConv(layers.Conv):
@@ -72,29 +76,52 @@ VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
                                            "+ fused BatchNorm": fused_batch_norm}
 
 
+def lab_bins_setup(image_dir: str, count: int
+                   ) -> tuple[jax.Array, jax.Array, Callable[[str], nn.Module], Objective]:
+    """q7's Lab-bins task on the first ``count`` horse images: L inputs, ab targets, the model
+    builder and the class-rebalanced objective, as ``experiments/q7_lab.py`` sets them up."""
+    cfg = ExperimentConfig(experiment="bench", model="unet", task="lab_bins",
+                           image_dir=image_dir)
+    data = load_task_data(cfg, log=lambda line: None)
+    inputs, targets = (jnp.asarray(a[None, :count])
+                       for a in (data.train_inputs, data.train_targets))
+    return inputs, targets, lambda name: model_for(cfg, data), rebalanced_objective(data)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image_dir", default=None)
     parser.add_argument("--models", default="cnn,unet")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--lab_bins", action="store_true", help="q7's Lab-bins UNet")
     args = parser.parse_args()
+    if args.lab_bins and not args.image_dir:
+        parser.error("--lab_bins needs --image_dir")
     batch = 100
     count = batch * args.steps
-    inputs, targets = (jnp.asarray(a[None]) for a in benchmark_data(count, args.image_dir))
+    if args.lab_bins:
+        inputs, targets, build, objective = lab_bins_setup(args.image_dir, count)
+        names = ["unet"]
+    else:
+        inputs, targets = (jnp.asarray(a[None]) for a in benchmark_data(count, args.image_dir))
+        objective, names = CLASSIFICATION, args.models.split(",")
+
+        def build(name: str) -> nn.Module:
+            return models.build_model(name, num_filters=32, kernel=3, num_outputs=24)
     order = jnp.arange(count).reshape(1, args.steps, batch)
     indices = [jnp.asarray(i, jnp.int32) for i in range(args.steps)]
     mesh, tx = parallel.data_mesh(), optax.adam(1e-3)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}; batch {batch}, "
           f"{'real' if args.image_dir else 'random'} images; {args.rounds} interleaved rounds "
           f"of {args.steps} steps", flush=True)
-    for name in args.models.split(","):
+    for name in names:
         compiled = {}
         for label, apply_variant in VARIANTS.items():
             apply_variant()
-            model = models.build_model(name, num_filters=32, kernel=3, num_outputs=24)
+            model = build(name)
             state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
-            step = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
+            step = train.make_train_step(model, tx, objective, mesh).lower(
                 state, inputs, targets, order, 0).compile()
             compiled[label] = [step, state]
         rates: dict[str, list[float]] = {label: [] for label in compiled}
@@ -109,8 +136,9 @@ def main() -> None:
         base = statistics.median(rates["reference layers"])
         for label, values in rates.items():
             median = statistics.median(values)
-            print(f"{name:5s} {label:26s} {median:7.0f} img/s  {median / base:.2f}×  "
-                  f"(rounds: {' '.join(f'{v:.0f}' for v in values)})", flush=True)
+            rounds = " ".join(f"{v:.0f}" for v in values)
+            print(f"{'lab_bins' if args.lab_bins else name:8s} {label:26s} {median:7.0f} img/s"
+                  f"  {median / base:.2f}×  (rounds: {rounds})", flush=True)
 
 
 if __name__ == "__main__":
