@@ -1,7 +1,9 @@
 """2×2 max-pool backward: jaxcolor's one-hot-argmax VJP vs XLA's select-and-scatter.
 
 Times, after compilation, the pool's forward+backward on a block-1-sized map and the CNN and
-UNet train steps (batch 100, NF 32) with each pool, in one run. Prints medians and ratios.
+UNet train steps (batch 100, NF 32) with each pool, in one run: XLA's select-and-scatter,
+jaxcolor's VJP with the earlier two-pass forward (``max`` and ``argmax`` separately), and
+jaxcolor's (one variadic reduce for both). Prints medians.
 
     python benchmarks/maxpool_grad.py [--repeats=5]
 """
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import models, parallel, train
+from jaxcolor import layers, models, parallel, train
 from jaxcolor.objectives import CLASSIFICATION
 
 
@@ -30,12 +32,27 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+@jax.custom_vjp
+def two_pass_pool(x: jax.Array) -> jax.Array:
+    """jaxcolor's pool as it was: the same backward, max and argmax read in two passes."""
+    return layers._pool_windows(x).max(axis=-1)
+
+
+def _two_pass_forward(x):
+    windows = layers._pool_windows(x)
+    return windows.max(axis=-1), (jnp.argmax(windows, axis=-1), x.shape)
+
+
+two_pass_pool.defvjp(_two_pass_forward, layers._maxpool_backward)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     pools = {"xla select-and-scatter": lambda v: nn.max_pool(v, (2, 2), strides=(2, 2)),
-             "jaxcolor one-hot argmax": models.maxpool2x}
+             "one-hot argmax, two-pass": two_pass_pool,
+             "one-hot argmax (jaxcolor)": models.maxpool2x}
     x = jax.random.normal(jax.random.key(0), (100, 32, 32, 32))
     print(f"pool fwd+bwd on {x.shape}:")
     for name, pool in pools.items():

@@ -38,7 +38,8 @@ def maxpool2x(x: jax.Array) -> jax.Array:
 
     Same values and gradients as ``nn.max_pool`` (the gradient goes to the first maximum of each
     window, tested with ties), but the backward pass is a one-hot of the window argmax instead
-    of XLA's select-and-scatter, which XLA:CPU runs slowly (``benchmarks/maxpool_grad.py``).
+    of XLA's select-and-scatter, which XLA:CPU runs slowly, and the forward pass of a training
+    step finds max and argmax in one reduce (``benchmarks/maxpool_grad.py``).
     """
     return _pool_windows(x).max(axis=-1)
 
@@ -50,9 +51,27 @@ def _pool_windows(x: jax.Array) -> jax.Array:
         n, h // 2, w // 2, c, 4)
 
 
+def _max_and_first_argmax(windows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Max and index of the first max over the last axis in one pass (one variadic reduce:
+    ``max`` and ``argmax`` separately read the windows twice). NaN counts as the maximum,
+    as in ``jnp.argmax``."""
+    index = lax.broadcasted_iota(jnp.int32, windows.shape, windows.ndim - 1)
+
+    def first_max(a, b):
+        (a_value, a_index), (b_value, b_index) = a, b
+        a_nan, b_nan = jnp.isnan(a_value), jnp.isnan(b_value)
+        earlier = a_index < b_index
+        take_a = ((a_nan & (~b_nan | earlier))
+                  | (~b_nan & ((a_value > b_value) | ((a_value == b_value) & earlier))))
+        return jnp.where(take_a, a_value, b_value), jnp.where(take_a, a_index, b_index)
+
+    start = (jnp.array(-jnp.inf, windows.dtype), jnp.array(0, jnp.int32))
+    return lax.reduce((windows, index), start, first_max, (windows.ndim - 1,))
+
+
 def _maxpool_forward(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, tuple[int, ...]]]:
-    windows = _pool_windows(x)
-    return windows.max(axis=-1), (jnp.argmax(windows, axis=-1), x.shape)
+    maxima, first = _max_and_first_argmax(_pool_windows(x))
+    return maxima, (first, x.shape)
 
 
 def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:

@@ -92,3 +92,13 @@ def test_batch_norm_matches_flax_in_training_and_inference():
     theirs_grad = jax.grad(lambda *a: loss(flax_norm, *a), argnums=(0, 1, 2))(*args)
     for a, b in zip(ours_grad, theirs_grad, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_max_and_first_argmax_match_numpy_with_ties_and_nan():
+    from jaxcolor.layers import _max_and_first_argmax
+
+    windows = np.array([[1.0, 3.0, 3.0, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, np.nan],
+                        [2.0, 2.0, 2.0, 2.0]], np.float32)
+    maxima, first = _max_and_first_argmax(jnp.asarray(windows))
+    np.testing.assert_array_equal(first, np.argmax(windows, axis=-1))  # NumPy: first NaN wins
+    np.testing.assert_array_equal(maxima, np.max(windows, axis=-1))

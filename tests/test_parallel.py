@@ -87,10 +87,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
-    """The multi-controller path on one machine: 2 CPU processes joined by
-    jax.distributed (gloo collectives), each with its half of the images."""
-    out = tmp_path / "out"
+# jax.distributed's CPU start-up sometimes hangs here (about 1 run in 5, idle machine): process
+# 0 waits 2 minutes for process 1's "local_topology" key and fails with this message, or the
+# pair hangs. Upstream start-up race, not jaxcolor's training; the test launches again once.
+STARTUP_RACE = "GetKeyValue() timed out with key: cpu:local_topology"
+
+
+def launch_two_processes(out):
+    """Both processes of a 2-process --distributed q2 run: [(returncode, stdout, stderr)], or
+    None when they hung."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
            "JAX_COORDINATOR_ADDRESS": f"localhost:{free_port()}", "JAX_NUM_PROCESSES": "2"}
     processes = [subprocess.Popen(
@@ -99,12 +104,29 @@ def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env={**env, "JAX_PROCESS_ID": str(index)}) for index in range(2)]
     try:
-        outputs = [process.communicate(timeout=300) for process in processes]
+        outputs = [process.communicate(timeout=200) for process in processes]
+    except subprocess.TimeoutExpired:
+        return None
     finally:
         for process in processes:
             process.kill()
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr[-2000:]
+    return [(process.returncode, *output)
+            for process, output in zip(processes, outputs, strict=True)]
+
+
+def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
+    """The multi-controller path on one machine: 2 CPU processes joined by
+    jax.distributed (gloo collectives), each with its half of the images."""
+    out = tmp_path / "out"
+    results = launch_two_processes(out)
+    if results is None or any(code != 0 and STARTUP_RACE in stderr
+                              for code, _, stderr in results):
+        out = tmp_path / "out_again"
+        results = launch_two_processes(out)
+    assert results is not None, "the two processes hung twice"
+    for code, _, stderr in results:
+        assert code == 0, stderr[-2000:]
+    outputs = [(stdout, stderr) for _, stdout, stderr in results]
     epoch_lines = [[line for line in stdout.splitlines() if line.startswith("epoch")]
                    for stdout, _ in outputs]
     losses = [[line.split()[3] for line in lines] for lines in epoch_lines]
