@@ -96,16 +96,15 @@ def torch_profile(model_name: str, data: tuple[np.ndarray, np.ndarray], batch: i
     """Milliseconds per step: the step (median), convolution and other ATen self time."""
     import torch
     from torch.profiler import ProfilerActivity, profile
-    from torch_models import build
+    from torch_models import build, image_tensor
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     torch.manual_seed(0)
     model = build(model_name).to(memory_format=memory_format)
     optimizer, loss_fn = torch.optim.Adam(model.parameters(), lr=1e-3), torch.nn.CrossEntropyLoss()
     count = batch * steps
-    images = torch.from_numpy(np.ascontiguousarray(data[0][:count]).reshape(
-        steps, batch, 1, 32, 32))
-    inputs = [images[i].contiguous(memory_format=memory_format) for i in range(steps)]
+    inputs = [image_tensor(data[0][i * batch:(i + 1) * batch], channels_last)
+              for i in range(steps)]
     targets = torch.from_numpy(data[1][:count].astype(np.int64)).reshape(steps, batch, 32, 32)
 
     def run() -> float:

@@ -37,7 +37,7 @@ def torch_worker(image_dir: str, epochs: int, batch_size: int, seed: int,
     """The PyTorch q3 equivalent (prints one line per epoch and a final JSON line)."""
     import numpy as np
     import torch
-    from torch_models import build
+    from torch_models import build, image_tensor
 
     from jaxcolor.config import ExperimentConfig
     from jaxcolor.experiment import load_task_data
@@ -53,11 +53,7 @@ def torch_worker(image_dir: str, epochs: int, batch_size: int, seed: int,
     loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
 
     def tensors(inputs: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        # One channel: NHWC memory is NCHW memory; NCHW strides on purpose (a permuted view
-        # would carry channels-last strides and switch PyTorch's layout unasked).
-        images = np.ascontiguousarray(inputs).reshape(len(inputs), 1, *inputs.shape[1:3])
-        return (torch.from_numpy(images).contiguous(memory_format=memory_format),
-                torch.from_numpy(targets.astype(np.int64)))
+        return image_tensor(inputs, channels_last), torch.from_numpy(targets.astype(np.int64))
 
     train_x, train_y = tensors(data.train_inputs, data.train_targets)
     test_x, test_y = tensors(data.test_inputs, data.test_targets)

@@ -8,6 +8,7 @@ computed as jaxcolor does (a quarter of the pixels normalised); default: the ref
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,3 +59,13 @@ def build(name: str, num_filters: int = 32, num_colours: int = 24,
           norm_before_upsample: bool = False) -> ColourNet:
     return ColourNet(num_filters, num_colours, skip=(name == "unet"),
                      norm_before_upsample=norm_before_upsample)
+
+
+def image_tensor(images: np.ndarray, channels_last: bool) -> torch.Tensor:
+    """One-channel NHWC float images (N, H, W, 1) as an (N, 1, H, W) tensor, NCHW or
+    channels-last. With one channel NHWC memory is NCHW memory; the NCHW strides are set on
+    purpose, since a permuted view would carry channels-last strides and silently switch
+    PyTorch's convolutions to channels-last."""
+    nchw = np.ascontiguousarray(images).reshape(len(images), 1, *images.shape[1:3])
+    return torch.from_numpy(nchw).contiguous(memory_format=torch.channels_last if channels_last
+                                             else torch.contiguous_format)

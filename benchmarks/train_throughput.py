@@ -131,7 +131,7 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
         import torch
     except ImportError:
         return None
-    from torch_models import build
+    from torch_models import build, image_tensor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -142,11 +142,8 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     count = steps * batch
-    # One channel: the NHWC images are NCHW in memory. Built with NCHW strides on purpose: a
-    # permuted view would carry channels-last strides and silently switch PyTorch's layout.
-    images = torch.from_numpy(np.ascontiguousarray(data[0][:count]).reshape(
-        steps, batch, 1, 32, 32))
-    inputs = [images[i].to(device).contiguous(memory_format=memory_format) for i in range(steps)]
+    inputs = [image_tensor(data[0][i * batch:(i + 1) * batch], channels_last).to(device)
+              for i in range(steps)]
     targets = torch.from_numpy(data[1][:count].astype(np.int64)).reshape(
         steps, batch, 32, 32).to(device)
 
