@@ -3,6 +3,8 @@ model-free baselines), on the metrics a viewer notices: the rows, the verdict, t
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import numpy as np
 from jaxcolor import plots, tasks
 from jaxcolor.experiment import RunOutput, predict_renderings
 from jaxcolor.metrics import image_quality
-from jaxcolor.report import markdown_table
+from jaxcolor.report import markdown_table, read_rows
 
 METHODS = {"colourization": "RGB-24 classes", "lab_regression": "Lab regression",
            "lab_bins": "Lab ab bins"}
@@ -60,33 +62,63 @@ def with_colourfulness_gap(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "colourfulness_gap": abs(row["colourfulness"] - row["true_colourfulness"])}
 
 
-def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[str]:
-    """Does the Lab-bins model at the annealed mean beat every rendering of the RGB-24 model on
-    class-rebalanced AuC and on colourfulness closeness to the truth (both the gap between mean
-    colourfulness and the mean per-image gap), with PSNR ≥ ``psnr_floor``?"""
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One verdict criterion: the Lab-bins model's value against the bar it must pass."""
+
+    criterion: str
+    ours: float
+    bar: float
+    bar_source: str  # the RGB-24 rendering that set the bar, or "floor"
+    higher_is_better: bool
+    strict: bool = True  # must beat the bar (a floor need only be reached)
+
+    @property
+    def margin(self) -> float:
+        """How far the Lab-bins model is on the good side of the bar (negative: it fails)."""
+        return self.ours - self.bar if self.higher_is_better else self.bar - self.ours
+
+    @property
+    def passed(self) -> bool:
+        return self.margin > 0 if self.strict else self.margin >= 0
+
+
+def verdict_checks(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[Check]:
+    """The Lab-bins model at the annealed mean (the last such row) against the best of every
+    RGB-24 rendering, per criterion: class-rebalanced AuC, colourfulness closeness to the truth
+    (the gap between mean colourfulness and the mean per-image gap), and PSNR ≥ ``psnr_floor``.
+    Empty without both an RGB-24 and a Lab-bins row."""
     rgb = [r for r in rows if r.get("task") == "colourization"]
     bins = [r for r in rows if r.get("task") == "lab_bins" and r["rendering_key"] ==
             "annealed_mean"]
     if not rgb or not bins:
-        return ["(The verdict needs both an RGB-24 and a Lab-bins run.)"]
+        return []
     ours = bins[-1]
 
-    def against(key: str, label: str, higher_is_better: bool) -> tuple[bool, str]:
+    def against(key: str, criterion: str, higher_is_better: bool) -> Check:
         best = (max if higher_is_better else min)(rgb, key=lambda r: r[key])
-        passed = ours[key] > best[key] if higher_is_better else ours[key] < best[key]
-        return passed, (f"{label} {ours[key]:.2f} vs RGB-24's best {best[key]:.2f} "
-                        f"({best['rendering']})")
+        return Check(criterion, ours[key], best[key], best["rendering"], higher_is_better)
 
-    checks = [
-        against("ab_auc_rebalanced", "rebalanced AuC %", True),
-        against("colourfulness_gap", "|mean colourfulness − truth's|", False),
-        against("colourfulness_error", "per-image |colourfulness − truth's|", False),
-        (ours["psnr"] >= psnr_floor, f"PSNR {ours['psnr']:.2f} dB vs the {psnr_floor:g} dB "
-         f"floor"),
-    ]
-    lines = [f"- {'✓' if passed else '✗'} Lab bins, {ours['rendering']}: {text}"
-             for passed, text in checks]
-    outcome = "beats" if all(passed for passed, _ in checks) else "does not beat"
+    return [against("ab_auc_rebalanced", "rebalanced AuC %", True),
+            against("colourfulness_gap", "|mean colourfulness − truth's|", False),
+            against("colourfulness_error", "per-image |colourfulness − truth's|", False),
+            Check("PSNR dB", ours["psnr"], psnr_floor, "floor", True, strict=False)]
+
+
+def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[str]:
+    """:func:`verdict_checks` as Markdown: the outcome, then one line per criterion."""
+    checks = verdict_checks(rows, psnr_floor)
+    if not checks:
+        return ["(The verdict needs both an RGB-24 and a Lab-bins run.)"]
+    ours = next(r for r in reversed(rows) if r.get("task") == "lab_bins"
+                and r["rendering_key"] == "annealed_mean")
+    lines = [f"- {'✓' if check.passed else '✗'} Lab bins, {ours['rendering']}: "
+             + (f"PSNR {check.ours:.2f} dB vs the {check.bar:g} dB floor"
+                if check.bar_source == "floor" else
+                f"{check.criterion} {check.ours:.2f} vs RGB-24's best {check.bar:.2f} "
+                f"({check.bar_source})")
+             for check in checks]
+    outcome = "beats" if all(check.passed for check in checks) else "does not beat"
     return [f"**Verdict: the Lab-bins model {outcome} the RGB-24 model on these criteria.**", "",
             *lines]
 
@@ -130,6 +162,12 @@ def calibrated_row(run: RunOutput, sweep: Sequence[dict[str, Any]]) -> dict[str,
             "rendering": f"annealed mean (T={temperature:g}, calibrated on training images)"}
 
 
+def calibrated_verdict_rows(rows: Sequence[dict[str, Any]],
+                            calibrated: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the calibrated verdict judges: every RGB-24 row and the calibrated rows."""
+    return [*(r for r in rows if r.get("task") == "colourization"), *calibrated]
+
+
 def comparison_notes(rows: Sequence[dict[str, Any]],
                      sweep: Sequence[dict[str, Any]] = (),
                      calibrated: Sequence[dict[str, Any]] = ()) -> str:
@@ -144,7 +182,6 @@ def comparison_notes(rows: Sequence[dict[str, Any]],
                   "the run, not the best one found here.", "",
                   markdown_table(sweep, COLUMNS), ""]
     if calibrated:
-        rgb = [r for r in rows if r.get("task") == "colourization"]
         lines += ["### With the temperature calibrated on training images", "",
                   "Each classifier decoded at the sweep temperature whose renderings of 1,000 "
                   "*training* images come closest to their truth in per-image colourfulness "
@@ -152,7 +189,7 @@ def comparison_notes(rows: Sequence[dict[str, Any]],
                   "the Lab-bins model at its calibrated temperature with every RGB-24 rendering "
                   "above and the RGB-24 model's calibrated one.", "",
                   markdown_table(calibrated, COLUMNS), "",
-                  *verdict([*rgb, *calibrated]), ""]
+                  *verdict(calibrated_verdict_rows(rows, calibrated)), ""]
     return "\n".join([*lines, "![side by side](comparison.png)", ""])
 
 
@@ -170,3 +207,114 @@ def comparison_figure(runs: Sequence[RunOutput], count: int, path: Path) -> None
             label = rendering_label(rendering, run.config.temperature)
             columns.append((method if rendering == "prediction" else f"{method}\n{label}", rgb))
     plots.image_grid(columns, path, title="RGB-24 classes vs Lab regression vs Lab ab bins")
+
+
+# q7 over training seeds ------------------------------------------------------------------------
+
+SETTINGS = ("model", "task", "loss", "category", "epochs", "batch_size", "learning_rate",
+            "num_filters", "kernel", "conv_init")
+DECODINGS = {"fixed": "At the temperature fixed before the run (`--temperature`)",
+             "calibrated": "At the temperature calibrated on training images"}
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedRun:
+    """One q7 result folder: its training seed, settings and comparison.json."""
+
+    folder: str
+    seed: int
+    settings: str
+    comparison: dict[str, Any]
+
+    def verdict_checks(self, decoding: str) -> list[Check]:
+        rows = self.comparison["rows"]
+        if decoding == "calibrated":
+            rows = calibrated_verdict_rows(rows, self.comparison.get("calibrated", []))
+        return verdict_checks(rows)
+
+    def bins_rendering(self, decoding: str) -> str:
+        rows = (self.comparison.get("calibrated", []) if decoding == "calibrated"
+                else self.comparison["rows"])
+        return next((r["rendering"] for r in rows if r.get("task") == "lab_bins"
+                     and r["rendering_key"] == "annealed_mean"), "-")
+
+
+def describe_settings(row: dict[str, Any]) -> str:
+    """A q7 run's shared settings in a few words (from its Lab-bins row)."""
+    return (f"{row['model']}, {row['num_filters']} filters, {row['epochs']} epochs, category "
+            f"{row['category']}, batch {row['batch_size']}, lr {row['learning_rate']:g}, "
+            f"Lab-bins loss {row['loss']}")
+
+
+def runs_by_settings(results_dir: Path) -> list[list[SeedRun]]:
+    """The q7 result folders under ``results_dir`` grouped by every setting but the seed (the
+    first folder by name per seed), each group sorted by seed."""
+    groups: dict[str, dict[int, SeedRun]] = {}
+    for path in sorted(results_dir.glob("*/comparison.json")):
+        rows = read_rows(path.parent / "results.json")
+        if not rows or rows[0].get("experiment") != "q7_lab":
+            continue
+        comparison = json.loads(path.read_text())
+        run = SeedRun(path.parent.name, int(rows[0]["seed"]), describe_settings(rows[-1]),
+                      comparison)
+        fixed_temperature = run.bins_rendering("fixed")
+        key = json.dumps([[row.get(k) for k in SETTINGS] for row in rows] + [fixed_temperature])
+        groups.setdefault(key, {}).setdefault(run.seed, run)
+    return [sorted(group.values(), key=lambda run: run.seed) for group in groups.values()]
+
+
+def _mean_sd(values: Sequence[float]) -> str:
+    values = np.asarray(values, np.float64)
+    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+    return f"{values.mean():.2f}{spread}"
+
+
+def seed_summary(runs: Sequence[SeedRun]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Markdown (the verdict per seed, then each criterion over seeds) and flat records
+    (one per decoding, seed and criterion) for runs that differ only in their seed."""
+    lines = [f"## {runs[0].settings}: seeds {', '.join(str(run.seed) for run in runs)}", ""]
+    records: list[dict[str, Any]] = []
+    for decoding, title in DECODINGS.items():
+        judged = [(run, run.verdict_checks(decoding)) for run in runs]
+        judged = [(run, checks) for run, checks in judged if checks]
+        if not judged:
+            continue
+        per_seed = []
+        for run, checks in judged:
+            records += [{"decoding": decoding, "seed": run.seed, "folder": run.folder,
+                         "rendering": run.bins_rendering(decoding), **dataclasses.asdict(check),
+                         "margin": check.margin, "passed": check.passed} for check in checks]
+            per_seed.append({"seed": run.seed, "folder": run.folder,
+                             "rendering": run.bins_rendering(decoding),
+                             **{check.criterion: f"{check.ours:.2f} vs {check.bar:.2f} "
+                                f"{'✓' if check.passed else '✗'}" for check in checks},
+                             "verdict": "beats" if all(c.passed for c in checks) else "no"})
+        criteria = [check.criterion for check in judged[0][1]]
+        over_seeds, positive_means = [], 0
+        for i, criterion in enumerate(criteria):
+            checks = [run_checks[i] for _, run_checks in judged]
+            positive_means += float(np.mean([c.margin for c in checks])) > 0
+            over_seeds.append({
+                "criterion": criterion, "ours": _mean_sd([c.ours for c in checks]),
+                "bar": _mean_sd([c.bar for c in checks]),
+                "margin": _mean_sd([c.margin for c in checks]),
+                "worst": f"{min(c.margin for c in checks):.2f}",
+                "passed": f"{sum(c.passed for c in checks)} of {len(checks)}"})
+        wins = sum(all(c.passed for c in checks) for _, checks in judged)
+        lines += [f"### {title}", "",
+                  "Each cell: the Lab-bins model vs the bar (the best RGB-24 rendering of that "
+                  "seed, or the PSNR floor), ✓ when it passes.", "",
+                  markdown_table(per_seed, [("seed", "seed"), ("folder", "run"),
+                                            ("rendering", "Lab-bins rendering"),
+                                            *((c, c) for c in criteria),
+                                            ("verdict", "verdict")]), "",
+                  "Over seeds (mean ± sample sd; margin = how far the Lab-bins model is on the "
+                  "good side of the bar, per seed):", "",
+                  markdown_table(over_seeds, [
+                      ("criterion", "criterion"), ("ours", "Lab bins"),
+                      ("bar", "bar (RGB-24's best / floor)"), ("margin", "margin"),
+                      ("worst", "worst margin"), ("passed", "seeds passing")]), "",
+                  f"**The Lab-bins model passes every criterion in {wins} of {len(judged)} "
+                  f"seeds; the mean margin is positive for {positive_means} of "
+                  f"{len(over_seeds)} criteria.**", ""]
+    return lines, records

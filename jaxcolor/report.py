@@ -66,10 +66,15 @@ def quality_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """A Markdown table of ``rows`` with (key, header) ``columns``."""
-    lines = ["| " + " | ".join(header for _, header in columns) + " |",
+    """A Markdown table of ``rows`` with (key, header) ``columns``; a "|" inside a header or
+    cell (e.g. "|mean − truth|") is escaped so it does not split the cell."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(header) for _, header in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(format_cell(row.get(key)) for key, _ in columns) + " |"
+    lines += ["| " + " | ".join(cell(format_cell(row.get(key))) for key, _ in columns) + " |"
               for row in rows]
     return "\n".join(lines)
 
