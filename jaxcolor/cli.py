@@ -37,6 +37,8 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
                       "Classification loss: plain or class-rebalanced cross-entropy.")
     flags.DEFINE_integer("num_colours", defaults.num_colours, "k-means colour classes.")
     flags.DEFINE_integer("seed", defaults.seed, "PRNG seed for initialisation and shuffling.")
+    flags.DEFINE_boolean("hflip", defaults.hflip, "Augment: mirror each training image (and "
+                         "its targets) left-right with probability 1/2, drawn per step.")
     flags.DEFINE_string("category", defaults.category,
                         "Image category (CIFAR-10 class name), or 'all' for every class.")
     flags.DEFINE_float("temperature", defaults.temperature, "Softmax temperature of the "
@@ -70,7 +72,7 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, conv_init=FLAGS.conv_init,
         num_colours=FLAGS.num_colours, temperature=FLAGS.temperature,
-        seed=FLAGS.seed, category=FLAGS.category, source=FLAGS.source or "",
+        seed=FLAGS.seed, hflip=FLAGS.hflip, category=FLAGS.category, source=FLAGS.source or "",
         image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
         output_dir=FLAGS.output_dir or os.path.join("results", experiment),

@@ -212,7 +212,8 @@ def comparison_figure(runs: Sequence[RunOutput], count: int, path: Path) -> None
 # q7 over training seeds ------------------------------------------------------------------------
 
 SETTINGS = ("model", "task", "loss", "category", "epochs", "batch_size", "learning_rate",
-            "num_filters", "kernel", "conv_init")
+            "num_filters", "kernel", "conv_init", "hflip")
+SETTING_DEFAULTS = {"hflip": False}  # for results written before the setting existed
 DECODINGS = {"fixed": "At the temperature fixed before the run (`--temperature`)",
              "calibrated": "At the temperature calibrated on training images"}
 
@@ -243,7 +244,7 @@ def describe_settings(row: dict[str, Any]) -> str:
     """A q7 run's shared settings in a few words (from its Lab-bins row)."""
     return (f"{row['model']}, {row['num_filters']} filters, {row['epochs']} epochs, category "
             f"{row['category']}, batch {row['batch_size']}, lr {row['learning_rate']:g}, "
-            f"Lab-bins loss {row['loss']}")
+            f"Lab-bins loss {row['loss']}{', random flips' if row.get('hflip') else ''}")
 
 
 def runs_by_settings(results_dir: Path) -> list[list[SeedRun]]:
@@ -258,7 +259,8 @@ def runs_by_settings(results_dir: Path) -> list[list[SeedRun]]:
         run = SeedRun(path.parent.name, int(rows[0]["seed"]), describe_settings(rows[-1]),
                       comparison)
         fixed_temperature = run.bins_rendering("fixed")
-        key = json.dumps([[row.get(k) for k in SETTINGS] for row in rows] + [fixed_temperature])
+        key = json.dumps([[row.get(k, SETTING_DEFAULTS.get(k)) for k in SETTINGS] for row in rows]
+                         + [fixed_temperature])
         groups.setdefault(key, {}).setdefault(run.seed, run)
     return [sorted(group.values(), key=lambda run: run.seed) for group in groups.values()]
 

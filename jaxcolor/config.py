@@ -27,6 +27,7 @@ class ExperimentConfig:
     conv_init: str = "pytorch"  # conv weight init: "pytorch" (the reference's) or "lecun" (flax)
     num_colours: int = 24
     seed: int = 0
+    hflip: bool = False  # random left–right mirroring of training images (augmentation)
     colour_seed: int = 0  # k-means seed: fixed, so that training seeds share one palette
     category: str = "horse"
     source: str = ""  # "" = folder when image_dir is given, else tfds

@@ -136,7 +136,7 @@ def train_and_evaluate(cfg: ExperimentConfig, task_data: tasks.TaskData,
         fit = train.fit(model, task_data, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         learning_rate=cfg.learning_rate, seed=cfg.seed, log=log,
                         on_epoch=keep_snapshot, checkpoints=checkpoints,
-                        epoch_loop=cfg.epoch_loop)
+                        epoch_loop=cfg.epoch_loop, hflip=cfg.hflip)
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
                 snapshots[epoch] = parallel.local_copy(
@@ -164,7 +164,7 @@ def rebalanced_objective(task_data: tasks.TaskData) -> Objective:
 def run_name(cfg: ExperimentConfig) -> str:
     """Names one training run whatever its length (a longer run extends a shorter one)."""
     return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
-            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}")
+            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}{'_hflip' if cfg.hflip else ''}")
 
 
 def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[str, Any]:
@@ -176,6 +176,7 @@ def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[st
     settings = ("model", "task", "loss", "batch_size", "learning_rate", "num_filters", "kernel",
                 "conv_init", "num_colours", "seed", "category")
     return {**{name: getattr(cfg, name) for name in settings},
+            **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
             "train_images": len(task_data.train_inputs), "data_sha256": digest.hexdigest()[:16]}
 
 
@@ -237,7 +238,7 @@ def result_row(cfg: ExperimentConfig, records: Sequence[train.EpochRecord],
         "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
         "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
-        "conv_init": cfg.conv_init,
+        "conv_init": cfg.conv_init, "hflip": cfg.hflip,
         "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),

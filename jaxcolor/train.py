@@ -61,8 +61,13 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation,
                       rng=rng)
 
 
+def mirror_where(flip: jax.Array, images: jax.Array) -> jax.Array:
+    """``images`` (N, H, W, …) with the rows where ``flip`` (N,) is true mirrored left–right."""
+    return jnp.where(flip.reshape(-1, *[1] * (images.ndim - 1)), images[:, :, ::-1], images)
+
+
 def _train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
-                mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+                mesh: Mesh, hflip: bool = False) -> Callable[..., tuple[TrainState, jax.Array]]:
     """The (not yet jitted) step of :func:`make_train_step`."""
     batch_rows = parallel.sharded(mesh)
 
@@ -73,6 +78,11 @@ def _train_step(model: nn.Module, tx: optax.GradientTransformation, objective: O
         batch_inputs, batch_targets = (
             jax.lax.with_sharding_constraint(gather(a, indices).reshape(-1, *a.shape[2:]),
                                              batch_rows) for a in (inputs, targets))
+        if hflip:  # each image and its targets mirrored with probability ½, drawn per step
+            flip = jax.random.bernoulli(jax.random.fold_in(state.rng, state.step),
+                                        shape=batch_inputs.shape[:1])
+            batch_inputs, batch_targets = (mirror_where(flip, a)
+                                           for a in (batch_inputs, batch_targets))
 
         def loss_of(params):
             outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
@@ -89,27 +99,30 @@ def _train_step(model: nn.Module, tx: optax.GradientTransformation, objective: O
 
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
-                    mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+                    mesh: Mesh, hflip: bool = False) -> Callable[..., tuple[TrainState, jax.Array]]:
     """A jitted ``(state, inputs, targets, order, i) → (state, loss)`` on batch ``order[:, i]``.
 
     ``inputs``/``targets`` are (hosts, rows_per_host, …) and ``order`` (hosts, num_batches,
     batch_per_host), split over hosts; each host gathers its part of the global batch from its
     own rows, and the batch is split over all devices. The state is replicated and donated.
+    ``hflip``: mirror each training image (and its per-pixel targets) left–right with
+    probability ½, a fresh draw per step from the state's PRNG key and step count.
     """
     host_rows, everywhere = parallel.per_host(mesh), parallel.replicated(mesh)
-    return jax.jit(_train_step(model, tx, objective, mesh), donate_argnums=0,
+    return jax.jit(_train_step(model, tx, objective, mesh, hflip), donate_argnums=0,
                    in_shardings=(everywhere, host_rows, host_rows, host_rows, everywhere),
                    out_shardings=(everywhere, everywhere),
                    compiler_options=compiler.step_options())
 
 
 def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, objective: Objective,
-                     mesh: Mesh) -> Callable[..., tuple[TrainState, jax.Array]]:
+                     mesh: Mesh, hflip: bool = False
+                     ) -> Callable[..., tuple[TrainState, jax.Array]]:
     """A jitted ``(state, inputs, targets, order) → (state, losses)``: every batch of ``order``
     (as in :func:`make_train_step`) in one ``lax.scan``, so one call trains a whole epoch.
     The same computation as the step-by-step loop (tested); on XLA:CPU it runs slower
     (``benchmarks/scan_vs_steps.py``), so ``fit`` uses it only when asked to."""
-    step = _train_step(model, tx, objective, mesh)
+    step = _train_step(model, tx, objective, mesh, hflip)
     host_rows, everywhere = parallel.per_host(mesh), parallel.replicated(mesh)
 
     def train_epoch(state: TrainState, inputs: jax.Array, targets: jax.Array, order: jax.Array):
@@ -230,7 +243,8 @@ class FitResult:
 def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learning_rate: float,
         seed: int, log: Callable[[str], None] = print,
         on_epoch: Callable[[int, TrainState], None] | None = None,
-        checkpoints: Checkpoints | None = None, epoch_loop: str = "steps") -> FitResult:
+        checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
+        hflip: bool = False) -> FitResult:
     """Train with Adam for ``epochs``, validating on the test split after every epoch.
 
     ``on_epoch(epoch, state)`` sees the state after each epoch trained here; its buffers are
@@ -239,7 +253,8 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
     the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
-    whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`).
+    whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`). ``hflip``: random left–right
+    mirroring of the training batches (:func:`make_train_step`).
     """
     start = time.perf_counter()
     mesh = parallel.data_mesh()
@@ -267,10 +282,10 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     compile_start = time.perf_counter()
     _, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
     if epoch_loop == "scan":
-        train_epoch = make_train_epoch(model, tx, data.objective, mesh).lower(
+        train_epoch = make_train_epoch(model, tx, data.objective, mesh, hflip).lower(
             state, train_inputs, train_targets, order).compile()
     else:
-        train_step = make_train_step(model, tx, data.objective, mesh).lower(
+        train_step = make_train_step(model, tx, data.objective, mesh, hflip).lower(
             state, train_inputs, train_targets, order, batch_indices[0]).compile()
 
         def train_epoch(state, inputs, targets, order):

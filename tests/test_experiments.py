@@ -290,10 +290,11 @@ def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
 
 def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_path):
     out = tmp_path / "q7"
-    result = run_script("q7_lab", *TINY, "--epochs=1", f"--output_dir={out}")
+    result = run_script("q7_lab", *TINY, "--epochs=1", "--hflip", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "results.json").read_text())
     assert [r["task"] for r in rows] == ["colourization", "lab_regression", "lab_bins"]
+    assert all(r["hflip"] for r in rows) and len(list(out.glob("samples_*_hflip_e1.png"))) == 3
     assert rows[2]["loss"] == "rebalanced"
     assert set(rows[2]["quality_by_rendering"]) == {"argmax", "annealed_mean", "expected"}
     comparison = json.loads((out / "comparison.json").read_text())
