@@ -22,6 +22,9 @@ from jaxcolor.tasks import LAB_TASKS, TaskData
 cli.define_flags(default_model="unet")
 flags.DEFINE_enum("bins_loss", "rebalanced", LOSSES, "Loss of the Lab-bins model: Zhang's "
                   "class-rebalanced soft cross-entropy, or the plain one.")
+flags.DEFINE_string("ab_bins_file", None, "A .npy (Q, 2) list of ab bin centres on the "
+                    "10-wide grid for the Lab-bins model, e.g. Zhang et al.'s pts_in_hull.npy "
+                    "(313 bins); default: the 261 bins sRGB colours fall in (lab.ab_bins).")
 flags.DEFINE_string("colorizer", None, "Where the Lab-bins model is written for `jaxcolor "
                     "colorize` (default: <output_dir>/colorizer.msgpack).")
 
@@ -31,7 +34,8 @@ def main(argv: list[str]) -> None:
     base = cli.config_from_flags("q7_lab")
     configs = [base.replace(task="colourization"),
                base.replace(task="lab_regression", loss="cross_entropy"),
-               base.replace(task="lab_bins", loss=flags.FLAGS.bins_loss)]
+               base.replace(task="lab_bins", loss=flags.FLAGS.bins_loss,
+                            ab_bins_file=flags.FLAGS.ab_bins_file).validate()]
     out = Path(base.output_dir)
     baselines: dict[str, dict[str, float]] = {}  # from the first Lab run's data, once
     sweeps: dict[str, list[dict]] = {}  # per classifier run, computed once (notes run often)

@@ -6,6 +6,7 @@ import dataclasses
 
 from jaxcolor.data import ALL_CATEGORIES, CIFAR10_CLASSES
 from jaxcolor.errors import UserError
+from jaxcolor.lab import load_ab_bins
 from jaxcolor.layers import CONV_INITS
 from jaxcolor.models import MODELS
 from jaxcolor.objectives import LOSSES
@@ -35,6 +36,7 @@ class ExperimentConfig:
     tfds_data_dir: str | None = None
     max_images: int = 0  # per split; 0 = all
     num_samples: int = 6
+    ab_bins_file: str | None = None  # (Q, 2) .npy ab bins of lab_bins (None: lab.ab_bins())
     # Softmax temperature of the "annealed_mean" rendering of a classifier's distribution.
     temperature: float = 0.38
     output_dir: str = ""
@@ -85,4 +87,6 @@ class ExperimentConfig:
                 and not self.image_dir):
             raise UserError(f"--category={self.category!r} is unknown; use one of: "
                             f"{', '.join(CIFAR10_CLASSES)} or {ALL_CATEGORIES}.")
+        if self.ab_bins_file:  # a bad file is named now, not after the runs before it
+            load_ab_bins(self.ab_bins_file)
         return self

@@ -65,8 +65,12 @@ def make_task_data(cfg: ExperimentConfig, images: dict[str, np.ndarray],
         # Multi-process: process 0's colours (from its share of the pixels) everywhere.
         palette = parallel.broadcast_from_main(colours.colour_palette(
             images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}"))
-    task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette)
+    ab_bins = (lab.load_ab_bins(cfg.ab_bins_file) if cfg.ab_bins_file and cfg.task == "lab_bins"
+               else None)
+    task_data = tasks.make_task(cfg.task, images["train"], images["test"], palette, ab_bins)
     what = f"{cfg.num_colours} colours" if palette is not None else "CIE Lab"
+    if task_data.ab_bins is not None:
+        what += f", {len(task_data.ab_bins)} ab bins"
     log(f"task {cfg.task}: {what}, {time.perf_counter() - start:.1f}s")
     return task_data
 
@@ -171,7 +175,10 @@ def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[st
     """What must match for a checkpoint to continue this run: every setting that changes the
     training trajectory, and a digest of the training data and palette."""
     digest = hashlib.sha256()
-    for array in (task_data.train_inputs, task_data.train_targets, task_data.palette):
+    arrays = [task_data.train_inputs, task_data.train_targets, task_data.palette]
+    if cfg.ab_bins_file:  # (the built-in bins are a function of the code, like the model)
+        arrays.append(task_data.ab_bins)
+    for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     settings = ("model", "task", "loss", "batch_size", "learning_rate", "num_filters", "kernel",
                 "conv_init", "num_colours", "seed", "category")

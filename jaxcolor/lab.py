@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcolor.colours import decode_colours
+from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective, weights_for_distribution
 
 # sRGB (D65) → XYZ, and the D65 white point: the constants scikit-image uses.
@@ -88,6 +89,28 @@ def ab_bins(grid: float = 10.0, levels: int = 256) -> np.ndarray:
     cells = np.flatnonzero(np.asarray(occupied_cells()))
     centres = np.stack([cells // CELL_COUNT, cells % CELL_COUNT], axis=-1) - CELL_OFFSET
     return (centres * grid).astype(np.float32)
+
+
+def load_ab_bins(path: str, flag: str = "ab_bins_file") -> np.ndarray:
+    """A (Q, 2) list of ab bin centres from a ``.npy`` file, e.g. Zhang et al.'s published
+    ``pts_in_hull.npy`` (313 bins), checked to be distinct centres of the 10-wide grid that the
+    rebalancing weights are looked up on (:func:`ab_cells`)."""
+    try:
+        bins = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise UserError(f"--{flag}={path}: cannot read a .npy array ({err}).") from None
+    if bins.ndim != 2 or bins.shape[1] != 2 or len(bins) < 2:
+        raise UserError(f"--{flag}={path}: expected (Q, 2) ab bin centres, got shape "
+                        f"{bins.shape}.")
+    if not np.all(np.isfinite(bins)):
+        raise UserError(f"--{flag}={path}: holds non-finite values.")
+    centres = np.round(bins / 10.0)
+    if (np.abs(bins - 10.0 * centres).max() > 1e-3
+            or np.abs(centres).max() > CELL_OFFSET or len(np.unique(centres, axis=0)) < len(bins)):
+        raise UserError(f"--{flag}={path}: bins must be distinct centres of the 10-wide ab grid "
+                        f"(multiples of 10 within ±{10 * CELL_OFFSET}), as lab.ab_bins() and "
+                        "Zhang et al.'s pts_in_hull.npy are.")
+    return (10.0 * centres).astype(np.float32)
 
 
 def nearest_bins(ab: jax.Array, bins: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:

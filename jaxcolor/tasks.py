@@ -82,7 +82,7 @@ def check_image_size(images: np.ndarray, what: str) -> None:
 
 
 def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
-              palette: np.ndarray | None) -> TaskData:
+              palette: np.ndarray | None, ab_bins: np.ndarray | None = None) -> TaskData:
     """Build a task's arrays.
 
     - ``colourization``: grey (1 channel) → colour class of every pixel;
@@ -92,14 +92,17 @@ def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
     - ``lab_bins``: CIE L → a distribution over the in-gamut ab bins (:func:`lab.ab_bins`),
       trained on soft-encoded ab targets (Zhang et al. 2016).
 
-    ``palette`` (K, 3) is the colour classes of the RGB classification tasks (None for Lab).
+    ``palette`` (K, 3) is the colour classes of the RGB classification tasks (None for Lab);
+    ``ab_bins`` (Q, 2) replaces :func:`lab.ab_bins` as the bins of ``lab_bins``.
     """
     check_image_size(train_images, "train")
     check_image_size(test_images, "test")
     if task not in TASKS:
         raise UserError(f"task {task!r} is unknown; use one of {', '.join(TASKS)}.")
     if task in LAB_TASKS:
-        bins = lab.ab_bins() if task == "lab_bins" else None
+        bins = None
+        if task == "lab_bins":
+            bins = lab.ab_bins() if ab_bins is None else np.asarray(ab_bins, np.float32)
         objective = (lab.soft_encoded_objective(bins) if task == "lab_bins"
                      else lab.ab_regression_objective())
         return TaskData(task, objective, *lab_channels(train_images), *lab_channels(test_images),

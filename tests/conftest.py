@@ -57,3 +57,16 @@ def write_folder(root, sizes=None, fmt="png", side=32):
                 Image.fromarray(np.full((side, side, 3), value, np.uint8)).save(
                     folder / f"{i:04d}.{fmt}")
     return root
+
+
+def zhang_sized_bins() -> np.ndarray:
+    """313 grid bins (as many as Zhang et al.'s pts_in_hull.npy): the 261 sRGB bins and the 52
+    grid points nearest the origin outside them."""
+    from jaxcolor import lab
+
+    bins = lab.ab_bins()
+    grid = np.stack(np.meshgrid(np.arange(-12, 13), np.arange(-12, 13), indexing="ij"),
+                    -1).reshape(-1, 2) * 10.0
+    outside = grid[~(grid[:, None] == bins[None]).all(-1).any(-1)]
+    extra = outside[np.argsort(np.abs(outside).sum(-1), kind="stable")[:52]]
+    return np.concatenate([bins, extra]).astype(np.float32)

@@ -7,8 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_script, write_folder
+from conftest import run_script, write_folder, zhang_sized_bins
 from PIL import Image
+
+from jaxcolor.colorize import load_colorizer
 
 TINY = ["--source=synthetic", "--epochs=2", "--batch_size=32", "--num_filters=4",
         "--num_colours=6", "--num_samples=2"]
@@ -282,6 +284,16 @@ def test_char_rnn_question_scripts(char_rnn, script, args, expected):
     assert json.loads((out / "results.json").read_text()) is not None
 
 
+def test_q7_names_a_bad_bins_file_before_training(tmp_path):
+    bins_file = tmp_path / "bins.npy"
+    np.save(bins_file, np.zeros((4, 3)))
+    result = run_script("q7_lab", *TINY, f"--ab_bins_file={bins_file}",
+                        f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: --ab_bins_file={bins_file}: expected (Q, 2) ab bin centres" in result.stderr
+    assert "epoch" not in result.stdout
+
+
 def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
     result = run_script("r1_temperature", f"--checkpoint={tmp_path / 'none.npz'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -290,8 +302,12 @@ def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
 
 def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_path):
     out = tmp_path / "q7"
-    result = run_script("q7_lab", *TINY, "--epochs=1", "--hflip", f"--output_dir={out}")
+    bins_file = tmp_path / "pts_in_hull.npy"  # a 313-bin list, as Zhang et al. publish
+    np.save(bins_file, zhang_sized_bins())
+    result = run_script("q7_lab", *TINY, "--epochs=1", "--hflip", f"--ab_bins_file={bins_file}",
+                        f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
+    assert "task lab_bins: CIE Lab, 313 ab bins" in result.stdout + result.stderr
     rows = json.loads((out / "results.json").read_text())
     assert [r["task"] for r in rows] == ["colourization", "lab_regression", "lab_bins"]
     assert all(r["hflip"] for r in rows) and len(list(out.glob("samples_*_hflip_e1.png"))) == 3
@@ -325,6 +341,7 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     assert done.returncode == 0, done.stderr
     with Image.open(tmp_path / "colour" / "photo.png") as image:
         assert image.size == (100, 60) and image.mode == "RGB"
+    assert load_colorizer(out / "colorizer.msgpack").ab_bins.shape == (313, 2)
     failed = subprocess.run([*command[:4], str(broken), *command[5:]], capture_output=True,
                             text=True, timeout=300)
     assert failed.returncode == 1 and f"cannot read image {broken}" in failed.stderr

@@ -1,9 +1,13 @@
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import zhang_sized_bins
 
 from jaxcolor import lab
+from jaxcolor.errors import UserError
 
 skimage = pytest.importorskip("skimage")
 from skimage.color import lab2rgb, rgb2lab  # noqa: E402
@@ -99,3 +103,30 @@ def test_soft_encoded_objective_is_the_weighted_soft_cross_entropy():
     peaked = jnp.log(jnp.asarray(target) + 1e-12)
     assert np.all(np.asarray(objective.metrics(peaked, ab)["accuracy"]) == 1.0)
     assert float(jnp.sum(objective.loss(peaked, ab))) < float(jnp.sum(objective.loss(logits, ab)))
+
+
+def test_load_ab_bins_accepts_a_313_bin_grid_list(tmp_path):
+    path = tmp_path / "pts_in_hull.npy"
+    np.save(path, zhang_sized_bins().astype(np.float64))  # Zhang's file holds float64
+    bins = lab.load_ab_bins(str(path))
+    assert bins.shape == (313, 2) and bins.dtype == np.float32
+    np.testing.assert_array_equal(bins, zhang_sized_bins())
+
+
+@pytest.mark.parametrize("contents, message", [
+    (None, "cannot read a .npy array"),
+    (np.zeros((5, 3)), "expected (Q, 2) ab bin centres, got shape (5, 3)"),
+    (np.array([[0.0, 0.0], [np.nan, 10.0]]), "non-finite"),
+    (np.array([[0.0, 0.0], [5.0, 10.0]]), "distinct centres of the 10-wide ab grid"),
+    (np.array([[0.0, 0.0], [0.0, 0.0]]), "distinct centres of the 10-wide ab grid"),
+    (np.array([[0.0, 0.0], [0.0, 990.0]]), "distinct centres of the 10-wide ab grid"),
+])
+def test_load_ab_bins_names_the_flag_and_the_problem(tmp_path, contents, message):
+    path = tmp_path / "bins.npy"
+    if contents is None:
+        path.write_text("not numpy")
+    else:
+        np.save(path, contents)
+    with pytest.raises(UserError, match=re.escape(f"--ab_bins_file={path}: ") + ".*"
+                       + re.escape(message)):
+        lab.load_ab_bins(str(path))
