@@ -4,7 +4,8 @@ Trains, on the same images and epochs, the assignment's best model (the U-Net ov
 colours), a Lab regression (L → ab, MSE) and a Lab ab-bins classifier (soft-encoded targets,
 class rebalancing, annealed-mean decoding), and compares them with the grey and mean-colour
 baselines on PSNR, SSIM, colourfulness and the ab-error AuC (plain and class-rebalanced).
-Writes the Lab-bins model as a colorizer file for `jaxcolor colorize`.
+Writes the Lab-bins model as a colorizer file for `jaxcolor colorize`, decoding at the
+temperature calibrated on training images.
 
     python experiments/q7_lab.py --image_dir=../shared/data/cifar10-jpeg
 """
@@ -65,14 +66,18 @@ def main(argv: list[str]) -> None:
     bins_run = runs[-1]
     path = Path(flags.FLAGS.colorizer or out / "colorizer.msgpack")
     cfg = bins_run.config
+    # The colorizer decodes at the temperature calibrated on training images (the one the
+    # calibrated verdict scores); the run's --temperature is kept for the record.
+    temperature = calibrated_by_run[bins_run.slug]["temperature"]
     save_colorizer(path, {"model": cfg.model, "num_filters": cfg.num_filters,
                           "kernel": cfg.kernel, "conv_init": cfg.conv_init,
-                          "temperature": cfg.temperature, "category": cfg.category,
-                          "epochs": cfg.epochs, "loss": cfg.loss,
+                          "temperature": temperature, "run_temperature": cfg.temperature,
+                          "category": cfg.category, "epochs": cfg.epochs, "loss": cfg.loss,
                           **head_for(cfg, bins_run.task_data)}, bins_run.state,
                    bins_run.task_data)
-    log_line(f"wrote the Lab-bins colorizer to {path} (use: jaxcolor colorize IMAGE... "
-             f"--checkpoint {path} --out DIR)")
+    log_line(f"wrote the Lab-bins colorizer to {path}, decoding at T={temperature:g} "
+             f"(calibrated on training images) (use: jaxcolor colorize IMAGE... "
+             f"--checkpoint {path} --out DIR [--temperature T])")
 
 
 if __name__ == "__main__":

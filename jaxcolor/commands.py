@@ -40,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
                                "scaled back up (0: full size; default %(default)s)")
     colorize.add_argument("--temperature", type=float, default=None, metavar="T",
                           help="annealed-mean temperature of a bins model (default: the "
-                               "file's, 0.38)")
+                               "file's; q7 writes the one calibrated on training images)")
     return root
 
 

@@ -341,7 +341,9 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     assert done.returncode == 0, done.stderr
     with Image.open(tmp_path / "colour" / "photo.png") as image:
         assert image.size == (100, 60) and image.mode == "RGB"
-    assert load_colorizer(out / "colorizer.msgpack").ab_bins.shape == (313, 2)
+    colorizer = load_colorizer(out / "colorizer.msgpack")
+    assert colorizer.ab_bins.shape == (313, 2)
+    assert colorizer.temperature == calibrated[1]["temperature"]  # decodes as calibrated
     failed = subprocess.run([*command[:4], str(broken), *command[5:]], capture_output=True,
                             text=True, timeout=300)
     assert failed.returncode == 1 and f"cannot read image {broken}" in failed.stderr
