@@ -98,3 +98,16 @@ def test_rebalancing_weights_have_expectation_one_and_favour_rare_classes():
     frequency = np.bincount(labels, minlength=4) / len(labels)
     assert np.sum(frequency * weights) == pytest.approx(1.0, rel=1e-6)
     assert weights[0] < weights[1] < weights[2] < weights[3]  # unseen class weighs most
+
+
+def test_palette_of_many_pixels_fits_a_seeded_sample(tmp_path):
+    images = (np.random.default_rng(4).random((6, 8, 8, 3)) * 255).astype(np.uint8)  # 384 px
+    sampled = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, max_pixels=100)
+    rows = np.sort(np.random.default_rng(1).choice(384, 100, replace=False))
+    expected = colours.fit_kmeans(colours.to_unit_float(images.reshape(-1, 3)[rows]),
+                                  jax.random.key(1), k=4)
+    np.testing.assert_array_equal(sampled, np.asarray(expected))
+    whole = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path)  # under the cap
+    assert not np.array_equal(whole, sampled)
+    assert sorted(p.name.split("-v")[0] for p in tmp_path.glob("*.npy")) == [
+        "colours-k4-seed1", "colours-k4-seed1-sample100"]
