@@ -83,17 +83,21 @@ class Check:
         return self.margin > 0 if self.strict else self.margin >= 0
 
 
+def bins_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row the verdict judges: the last Lab-bins row at the annealed mean, if any."""
+    return next((r for r in reversed(rows) if r.get("task") == "lab_bins"
+                 and r["rendering_key"] == "annealed_mean"), None)
+
+
 def verdict_checks(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[Check]:
     """The Lab-bins model at the annealed mean (the last such row) against the best of every
     RGB-24 rendering, per criterion: class-rebalanced AuC, colourfulness closeness to the truth
     (the gap between mean colourfulness and the mean per-image gap), and PSNR ≥ ``psnr_floor``.
     Empty without both an RGB-24 and a Lab-bins row."""
     rgb = [r for r in rows if r.get("task") == "colourization"]
-    bins = [r for r in rows if r.get("task") == "lab_bins" and r["rendering_key"] ==
-            "annealed_mean"]
-    if not rgb or not bins:
+    ours = bins_row(rows)
+    if not rgb or ours is None:
         return []
-    ours = bins[-1]
 
     def against(key: str, criterion: str, higher_is_better: bool) -> Check:
         best = (max if higher_is_better else min)(rgb, key=lambda r: r[key])
@@ -110,9 +114,8 @@ def verdict(rows: Sequence[dict[str, Any]], psnr_floor: float = 24.0) -> list[st
     checks = verdict_checks(rows, psnr_floor)
     if not checks:
         return ["(The verdict needs both an RGB-24 and a Lab-bins run.)"]
-    ours = next(r for r in reversed(rows) if r.get("task") == "lab_bins"
-                and r["rendering_key"] == "annealed_mean")
-    lines = [f"- {'✓' if check.passed else '✗'} Lab bins, {ours['rendering']}: "
+    rendering = bins_row(rows)["rendering"]
+    lines = [f"- {'✓' if check.passed else '✗'} Lab bins, {rendering}: "
              + (f"PSNR {check.ours:.2f} dB vs the {check.bar:g} dB floor"
                 if check.bar_source == "floor" else
                 f"{check.criterion} {check.ours:.2f} vs RGB-24's best {check.bar:.2f} "
@@ -227,17 +230,16 @@ class SeedRun:
     settings: str
     comparison: dict[str, Any]
 
-    def verdict_checks(self, decoding: str) -> list[Check]:
+    def judged_rows(self, decoding: str) -> list[dict[str, Any]]:
+        """The rows the ``decoding`` ("fixed" or "calibrated") verdict judges."""
         rows = self.comparison["rows"]
         if decoding == "calibrated":
             rows = calibrated_verdict_rows(rows, self.comparison.get("calibrated", []))
-        return verdict_checks(rows)
+        return list(rows)
 
     def bins_rendering(self, decoding: str) -> str:
-        rows = (self.comparison.get("calibrated", []) if decoding == "calibrated"
-                else self.comparison["rows"])
-        return next((r["rendering"] for r in rows if r.get("task") == "lab_bins"
-                     and r["rendering_key"] == "annealed_mean"), "-")
+        row = bins_row(self.judged_rows(decoding))
+        return "-" if row is None else row["rendering"]
 
 
 def describe_settings(row: dict[str, Any]) -> str:
@@ -277,17 +279,17 @@ def seed_summary(runs: Sequence[SeedRun]) -> tuple[list[str], list[dict[str, Any
     lines = [f"## {runs[0].settings}: seeds {', '.join(str(run.seed) for run in runs)}", ""]
     records: list[dict[str, Any]] = []
     for decoding, title in DECODINGS.items():
-        judged = [(run, run.verdict_checks(decoding)) for run in runs]
+        judged = [(run, verdict_checks(run.judged_rows(decoding))) for run in runs]
         judged = [(run, checks) for run, checks in judged if checks]
         if not judged:
             continue
         per_seed = []
         for run, checks in judged:
+            rendering = run.bins_rendering(decoding)
             records += [{"decoding": decoding, "seed": run.seed, "folder": run.folder,
-                         "rendering": run.bins_rendering(decoding), **dataclasses.asdict(check),
+                         "rendering": rendering, **dataclasses.asdict(check),
                          "margin": check.margin, "passed": check.passed} for check in checks]
-            per_seed.append({"seed": run.seed, "folder": run.folder,
-                             "rendering": run.bins_rendering(decoding),
+            per_seed.append({"seed": run.seed, "folder": run.folder, "rendering": rendering,
                              **{check.criterion: f"{check.ours:.2f} vs {check.bar:.2f} "
                                 f"{'✓' if check.passed else '✗'}" for check in checks},
                              "verdict": "beats" if all(c.passed for c in checks) else "no"})

@@ -176,7 +176,7 @@ def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[st
     training trajectory, and a digest of the training data and palette."""
     digest = hashlib.sha256()
     arrays = [task_data.train_inputs, task_data.train_targets, task_data.palette]
-    if cfg.ab_bins_file:  # (the built-in bins are a function of the code, like the model)
+    if cfg.ab_bins_file and task_data.ab_bins is not None:  # built-in bins: part of the code
         arrays.append(task_data.ab_bins)
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())

@@ -100,11 +100,10 @@ def make_task(task: str, train_images: np.ndarray, test_images: np.ndarray,
     if task not in TASKS:
         raise UserError(f"task {task!r} is unknown; use one of {', '.join(TASKS)}.")
     if task in LAB_TASKS:
-        bins = None
+        bins, objective = None, lab.ab_regression_objective()
         if task == "lab_bins":
             bins = lab.ab_bins() if ab_bins is None else np.asarray(ab_bins, np.float32)
-        objective = (lab.soft_encoded_objective(bins) if task == "lab_bins"
-                     else lab.ab_regression_objective())
+            objective = lab.soft_encoded_objective(bins)
         return TaskData(task, objective, *lab_channels(train_images), *lab_channels(test_images),
                         test_images, np.zeros((0, 3), np.float32), bins, train_images)
     if palette is None:
