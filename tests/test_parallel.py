@@ -87,9 +87,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# jax.distributed's CPU start-up sometimes hangs here (1 launch in 5 to 1 in 3 seen, idle machine): process
-# 0 waits 2 minutes for process 1's "local_topology" key and fails with this message, or the
-# pair hangs. Upstream start-up race, not jaxcolor's training; the test launches up to 3 times.
+# jax.distributed's CPU start-up sometimes hangs here (1 launch in 5 to 1 in 3 seen, idle
+# machine): process 0 waits 2 minutes for process 1's "local_topology" key and fails with this
+# message, or the pair hangs. Upstream start-up race, not jaxcolor's training; the test
+# launches up to 3 times.
 STARTUP_RACE = "GetKeyValue() timed out with key: cpu:local_topology"
 
 
