@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,13 +30,14 @@ def log_line(text: str) -> None:
 
 
 def prepare_output_dir(path: str) -> Path:
-    """Create the output folder and check that it is writable, before any training."""
+    """Create the output folder and check that it is writable, before any training. The probe
+    file has a unique name: processes of one --distributed run check the same folder at once
+    (one process's unlink of a shared probe name failed the other's)."""
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=out):
+            pass
     except OSError as err:
         raise UserError(f"--output_dir={path} is not writable: {err.strerror or err}.") from err
     return out
@@ -173,7 +175,8 @@ def run_name(cfg: ExperimentConfig) -> str:
 
 def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[str, Any]:
     """What must match for a checkpoint to continue this run: every setting that changes the
-    training trajectory, and a digest of the training data and palette."""
+    training trajectory, and a digest of the training data (over every process's share) and
+    palette."""
     digest = hashlib.sha256()
     arrays = [task_data.train_inputs, task_data.train_targets, task_data.palette]
     if cfg.ab_bins_file and task_data.ab_bins is not None:  # built-in bins: part of the code
@@ -184,7 +187,8 @@ def run_fingerprint(cfg: ExperimentConfig, task_data: tasks.TaskData) -> dict[st
                 "conv_init", "num_colours", "seed", "category")
     return {**{name: getattr(cfg, name) for name in settings},
             **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
-            "train_images": len(task_data.train_inputs), "data_sha256": digest.hexdigest()[:16]}
+            "train_images": len(task_data.train_inputs),
+            "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
 
 
 def prediction_quality(cfg: ExperimentConfig, state: train.TrainState,

@@ -12,6 +12,7 @@ process passes only its own rows (``process_share``) and builds the global array
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
@@ -103,6 +104,17 @@ def broadcast_from_main(value: np.ndarray) -> np.ndarray:
     from jax.experimental import multihost_utils
 
     return np.asarray(multihost_utils.broadcast_one_to_all(value))
+
+
+def digest_over_processes(local: bytes) -> bytes:
+    """One digest of every process's ``local`` digest (``local`` itself with one process): the
+    same on every process, e.g. of data that each process holds only a share of."""
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+
+    every = multihost_utils.process_allgather(np.frombuffer(local, np.uint8))
+    return hashlib.sha256(np.asarray(every).tobytes()).digest()
 
 
 def is_main_process() -> bool:

@@ -351,3 +351,15 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     wrong = subprocess.run([*command[:-1], str(photo)], capture_output=True, text=True,
                            timeout=300)
     assert wrong.returncode == 2 and "is not a jaxcolor colorizer file" in wrong.stderr
+
+
+def test_output_folder_checks_of_concurrent_processes_do_not_collide(tmp_path):
+    """Every process of a --distributed run checks the same --output_dir at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jaxcolor.experiment import prepare_output_dir
+
+    out = tmp_path / "shared"
+    with ThreadPoolExecutor(8) as pool:
+        checked = list(pool.map(lambda _: prepare_output_dir(str(out)), range(200)))
+    assert checked == [out] * 200 and list(out.iterdir()) == []  # no probe files left
