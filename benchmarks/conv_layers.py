@@ -5,9 +5,15 @@ Compares, for every 3×3 conv layer shape of the models at batch 100 (NHWC, SAME
   today: YNNPACK);
 - ``xla + jaxcolor options``: the same compiled with ``jaxcolor.compiler.step_options()`` (on
   CPU: YNNPACK off, Eigen convolutions), what the train steps use;
+- ``native kernels``: ``jaxcolor.native``'s AVX-512 kernels (what the models run on CPU when
+  they are available): the convolution, the input gradient (the convolution with the flipped
+  kernel) and the weight gradient, all in the NHWC layout;
 - ``shifted matmuls``: the weight gradient as one (C_in × rows)·(rows × C_out) matmul per kernel
   offset over the flattened padded image, in a ``fori_loop`` (a custom-VJP candidate that was
   measured and not kept), compiled with the jaxcolor options.
+
+The UNet's layers as it runs them (after ``layers.conv_of_upsampled``) are among ``LAYERS``:
+(8, 32, 96) and (16, 24, 96) are the phase convolutions of its upsampled inputs.
 
     python benchmarks/conv_layers.py [--repeats=9]
 """
@@ -20,13 +26,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcolor import compiler
+from jaxcolor import compiler, layers, native
 from jaxcolor.analysis import time_call
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 # (spatial size, input channels, output channels) of the CNN and UNet convolutions.
 LAYERS = [(32, 1, 32), (16, 32, 64), (8, 64, 64), (8, 64, 32), (16, 32, 24), (32, 24, 24),
-          (8, 128, 32), (16, 64, 24), (32, 25, 24)]
+          (8, 128, 32), (16, 64, 24), (32, 25, 24), (8, 32, 96), (16, 24, 96), (32, 1, 24)]
 
 
 def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -75,6 +81,14 @@ def main() -> None:
                 (lambda x, w, g: jax.vjp(conv, x, w)[1](g)[0], (x, kernel, grad)),
                 (lambda x, w, g: jax.vjp(conv, x, w)[1](g)[1], (x, kernel, grad)))]
             print(f"| {size} | {c_in}→{c_out} | {label} | " + " | ".join(
+                f"{t:.1f}" for t in times) + " |", flush=True)
+        if native.available():
+            times = [milliseconds(jax.jit(f, compiler_options=options), *inputs,
+                                  repeats=args.repeats) for f, inputs in (
+                (native.conv, (x, kernel)),
+                (lambda x, w, g: jax.vjp(layers._native_conv2d, x, w)[1](g)[0], (x, kernel, grad)),
+                (lambda x, g: native.conv_weight_grad(x, g, 3), (x, grad)))]
+            print(f"| {size} | {c_in}→{c_out} | native kernels | " + " | ".join(
                 f"{t:.1f}" for t in times) + " |", flush=True)
         shifted = milliseconds(jax.jit(shifted_matmul_weight_gradient, compiler_options=options),
                                x, grad, repeats=args.repeats)

@@ -1,16 +1,19 @@
 """What each exact layer rewrite of ``jaxcolor.layers`` buys in whole train steps.
 
-Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) three ways and times them
+Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) four ways and times them
 interleaved, round after round, in one process (this machine's speed drifts between runs):
 
 - ``reference layers``: every layer input is built at full resolution (upsampled maps
   upsampled, skips concatenated) and convolved once, flax's ``nn.BatchNorm`` — the computation
   before the rewrites;
 - ``+ upsampled-conv rewrite``: ``layers.conv_of_upsampled`` (half-resolution phase kernels);
-- ``+ fused BatchNorm`` (what jaxcolor runs): ``layers.BatchNorm`` (closed-form backward,
-  per-channel sums as matrix products on CPU).
+- ``+ fused BatchNorm``: ``layers.BatchNorm`` (closed-form backward, per-channel sums as matrix
+  products on CPU);
+- ``+ native conv kernels`` (what jaxcolor runs on CPU): ``jaxcolor.native``'s convolution and
+  weight-gradient kernels instead of XLA's convolutions (the first three use XLA's).
 
-All three compute the same function (``tests/test_models.py``, ``tests/test_layers.py``).
+All four compute the same function (``tests/test_models.py``, ``tests/test_layers.py``,
+``tests/test_native.py``).
 Batches are real horse images with ``--image_dir`` (else random). ``--lab_bins`` times q7's
 Lab-bins UNet instead (261-class 1×1 head, class-rebalanced soft-encoded loss; needs
 ``--image_dir``).
@@ -59,6 +62,7 @@ class ReferenceConv(layers.Conv):
 def reference_layers() -> None:
     models.BatchNorm = nn.BatchNorm
     models.Conv = ReferenceConv
+    layers._use_native = lambda x, kernel: False
 
 
 def upsampled_conv_rewrite() -> None:
@@ -69,11 +73,16 @@ def fused_batch_norm() -> None:
     models.BatchNorm = ORIGINAL["BatchNorm"]
 
 
-ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv}
+def native_kernels() -> None:
+    layers._use_native = ORIGINAL["use_native"]
+
+
+ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv, "use_native": layers._use_native}
 # Applied in this order, each on top of the previous (the modules look these up at trace time).
 VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
                                            "+ upsampled-conv rewrite": upsampled_conv_rewrite,
-                                           "+ fused BatchNorm": fused_batch_norm}
+                                           "+ fused BatchNorm": fused_batch_norm,
+                                           "+ native conv kernels": native_kernels}
 
 
 def lab_bins_setup(image_dir: str, count: int

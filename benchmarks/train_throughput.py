@@ -8,19 +8,22 @@ denormals cost it too), while XLA's compiled steps take the same time on both.
 
 For each model and batch size: JAX train-step images/s (after compilation; median of repeats),
 compile seconds, eval images/s, achieved GFLOP/s (XLA's FLOP count of the step) next to a
-measured matmul peak; then, when torch is installed, the PyTorch eager train step (same shapes,
-Adam, cross-entropy) and the JAX/PyTorch ratio. Optionally the data preparation time (load,
-k-means, labelling) of a category from an image folder. Runs on whatever device JAX and torch
-see first (CPU here; CUDA when present). Prints a Markdown table; ``--json`` saves the rows.
+measured matmul peak; ``--xla_convolutions`` adds jaxcolor with XLA's convolutions instead of
+its native CPU kernels, ``--xla_defaults`` with XLA's default compiler options too. Then, when
+torch is installed, the PyTorch eager train step (same shapes, Adam, cross-entropy) and the
+JAX/PyTorch ratio. Optionally the data preparation time (load, k-means, labelling) of a
+category from an image folder. Runs on whatever device JAX and torch see first (CPU here; CUDA
+when present). Prints a Markdown table; ``--json`` saves the rows.
 
     python benchmarks/train_throughput.py [--models=cnn,unet] [--batch_sizes=100,50]
         [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
-        [--data=real|random] [--json=out.json]
+        [--data=real|random] [--json=out.json] [--xla_convolutions] [--xla_defaults]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +41,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jaxcolor import parallel, train  # noqa: E402
+from jaxcolor import layers, native, parallel, train  # noqa: E402
 from jaxcolor.models import build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
@@ -83,10 +87,23 @@ def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.nd
     return data.train_inputs[rows], data.train_targets[rows].astype(np.int32)
 
 
+def xla_convolutions(enabled: bool = True) -> contextlib.AbstractContextManager:
+    """While tracing in this context the models use XLA's convolutions, not jaxcolor's native
+    CPU kernels (``jaxcolor.native``)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return mock.patch.object(layers, "_use_native", lambda x, kernel: False)
+
+
+# JAX configurations: jaxcolor as it runs; its step compiled with XLA's default options and
+# XLA's convolutions; jaxcolor with XLA's convolutions instead of its native CPU kernels.
+JAX_VARIANTS = {"jaxcolor": "jax", "xla_defaults": "jax (XLA defaults)",
+                "xla_convolutions": "jax (XLA convolutions)"}
+
+
 def jax_row(name: str, batch: int, steps: int, repeats: int,
-            data: tuple[np.ndarray, np.ndarray], xla_defaults: bool = False) -> dict:
-    """JAX's row on ``data`` (steps·batch images, labels); ``xla_defaults`` compiles the step
-    without jaxcolor's compiler options."""
+            data: tuple[np.ndarray, np.ndarray], variant: str = "jaxcolor") -> dict:
+    """JAX's row on ``data`` (steps·batch images, labels) for one of ``JAX_VARIANTS``."""
     count = steps * batch
     inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
@@ -95,13 +112,18 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     mesh = parallel.data_mesh()
     state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
     start = time.perf_counter()
-    train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh), donate_argnums=0)
-                  if xla_defaults else train.make_train_step(model, tx, CLASSIFICATION, mesh))
-    lowered = train_step.lower(state, inputs, targets, order, 0)
-    step = lowered.compile()
+    with xla_convolutions(variant != "jaxcolor"):
+        train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh),
+                              donate_argnums=0) if variant == "xla_defaults"
+                      else train.make_train_step(model, tx, CLASSIFICATION, mesh))
+        lowered = train_step.lower(state, inputs, targets, order, 0)
+        step = lowered.compile()
     compile_seconds = time.perf_counter() - start
-    # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after).
-    flops = float((lowered.cost_analysis() or {}).get("flops", float("nan")))
+    # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after),
+    # counted with XLA's convolutions: XLA counts none for the native kernels' custom calls.
+    with xla_convolutions():
+        flops = float((train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
+            state, inputs, targets, order, 0).cost_analysis() or {}).get("flops", float("nan")))
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]
     holder = {"state": state}
 
@@ -111,10 +133,10 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
         loss.block_until_ready()
 
     train_rate = count / median_seconds(run_steps, repeats)
-    row = {"framework": "jax (XLA defaults)" if xla_defaults else "jax", "model": name,
+    row = {"framework": JAX_VARIANTS[variant], "model": name,
            "batch": batch, "train_images_per_sec": train_rate,
            "compile_seconds": compile_seconds, "gflops_per_sec": flops * train_rate / batch / 1e9}
-    if not xla_defaults:
+    if variant == "jaxcolor":
         eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
         batches = train.device_batches([np.asarray(inputs[0]), np.asarray(targets[0])], batch,
                                        mesh)
@@ -187,6 +209,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows here")
     parser.add_argument("--xla_defaults", action="store_true",
                         help="also time JAX compiled with XLA's default options")
+    parser.add_argument("--xla_convolutions", action="store_true",
+                        help="also time jaxcolor with XLA's convolutions (no native kernels)")
     args = parser.parse_args()
     data_kind = args.data or ("real" if args.image_dir else "random")
     if data_kind == "real" and not args.image_dir:
@@ -196,7 +220,8 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"jax {jax.__version__} on {device.platform} ({device.device_kind})", flush=True)
     peak = matmul_gflops(args.repeats)
-    print(f"2048² float32 matmul: {peak:.0f} GFLOP/s", flush=True)
+    print(f"2048² float32 matmul: {peak:.0f} GFLOP/s; jaxcolor's native CPU kernels: "
+          f"{'on' if native.available() else 'off'}", flush=True)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     data = benchmark_data(args.steps * max(batch_sizes),
                           args.image_dir if data_kind == "real" else None)
@@ -205,9 +230,9 @@ def main() -> None:
     for name in args.models.split(","):
         for batch in batch_sizes:
             first = len(rows)
-            if args.xla_defaults:
-                rows.append(jax_row(name, batch, args.steps, args.repeats, data,
-                                    xla_defaults=True))
+            for variant in ("xla_defaults", "xla_convolutions"):
+                if getattr(args, variant):
+                    rows.append(jax_row(name, batch, args.steps, args.repeats, data, variant))
             rows.append(jax_row(name, batch, args.steps, args.repeats, data))
             ours = rows[-1]
             for variant in TORCH_VARIANTS:
@@ -232,7 +257,8 @@ def main() -> None:
                             if key in row)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     summary = {"device": f"{device.platform} ({device.device_kind})", "cpus": os.cpu_count(),
-               "matmul_gflops": peak, "data": data_kind, "rows": rows}
+               "matmul_gflops": peak, "native_kernels": native.available(), "data": data_kind,
+               "rows": rows}
     if args.image_dir:
         summary["data_prep_seconds"] = data_prep_seconds(args.image_dir)
         print(f"\ndata preparation (load + k-means + labels, cold): "

@@ -6,7 +6,8 @@ results do not depend on which form ran. Measured in ``benchmarks/`` (BENCHMARKS
 - :func:`conv_of_upsampled`: a convolution of a nearest-upsampled map, at the map's resolution;
 - :func:`maxpool2x`: max-pooling whose backward pass avoids XLA's select-and-scatter;
 - :class:`BatchNorm`: flax's BatchNorm (training statistics, running averages, parameters)
-  with a fused backward pass and, on CPU, per-channel sums as matrix products.
+  with a fused backward pass and, on CPU, per-channel sums as matrix products;
+- :func:`conv2d`: on CPU, native convolution kernels that need no layout changes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from jaxcolor import native
 
 # Convolution weight initialisers by flag name. "pytorch" is torch.nn.Conv2d's default
 # (kaiming-uniform with a = √5, i.e. U(±1/√fan_in)), which the reference numbers were trained
@@ -85,9 +88,49 @@ maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel (``nn.Conv``'s, no bias)."""
+    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel (``nn.Conv``'s, no bias).
+
+    On a single CPU device with the native kernels (:mod:`jaxcolor.native`, odd square float32
+    kernels) the convolution and both its gradients run as native kernels: same values and
+    gradients (tested), no batch-minor transposes for the weight gradient. Elsewhere XLA's.
+    The native form supports reverse-mode autodiff only (no ``jax.jvp``, no ``vmap``)."""
+    if _use_native(x, kernel):
+        return _native_conv2d(x, kernel)
+    return _xla_conv2d(x, kernel)
+
+
+def _xla_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _use_native(x: jax.Array, kernel: jax.Array) -> bool:
+    """Odd square float32 kernels on a single CPU device: the native kernel has no sharding
+    rule, so under a multi-device mesh XLA would gather whole batches onto every device."""
+    size = kernel.shape[0]
+    return (x.dtype == kernel.dtype == jnp.float32 and size % 2 == 1
+            and kernel.shape[1] == size and jax.default_backend() == "cpu"
+            and jax.device_count() == 1 and native.available())
+
+
+@jax.custom_vjp
+def _native_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return native.conv(x, kernel)
+
+
+def _native_conv2d_forward(x, kernel):
+    return native.conv(x, kernel), (x, kernel)
+
+
+def _native_conv2d_backward(residual, grad):
+    """Input gradient: the convolution of grad with the flipped kernel, in/out swapped (exact
+    for odd SAME kernels); weight gradient: the native kernel."""
+    x, kernel = residual
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    return native.conv(grad, flipped), native.conv_weight_grad(x, grad, kernel.shape[0])
+
+
+_native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
 
 
 def _phase_taps(size: int) -> np.ndarray:

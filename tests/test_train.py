@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcolor import colours, compiler, data, parallel, tasks, train
+from jaxcolor import colours, compiler, data, layers, parallel, tasks, train
 from jaxcolor.models import build_model
 from jaxcolor.objectives import CLASSIFICATION
 
@@ -160,8 +160,10 @@ def test_fit_with_scan_epochs_matches_step_by_step():
     assert runs["scan"][-1].train_loss < runs["scan"][0].train_loss
 
 
-def test_cpu_steps_compile_without_ynnpack(tiny_task):
-    """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/compiler.py)."""
+def test_cpu_steps_compile_without_ynnpack(tiny_task, monkeypatch):
+    """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/compiler.py).
+    (XLA's convolutions, as where the native CPU kernels are not available.)"""
+    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: False)
     assert compiler.step_options("gpu") is None and compiler.step_options("tpu") is None
     model = build_model("cnn", num_filters=4, kernel=3, num_outputs=tiny_task.num_outputs)
     tx = optax.adam(1e-3)

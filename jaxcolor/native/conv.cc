@@ -1,0 +1,308 @@
+// Native CPU kernels for stride-1 SAME k×k convolutions (k odd), NHWC maps, HWIO kernels, f32,
+// registered with XLA as FFI custom calls by jaxcolor/native.py:
+// - JaxcolorConvWeightGrad: dW[kh, kw, ci, co] = Σ_{n,h,w} x[n, h+kh-r, w+kw-r, ci] · dy[n,h,w,co]
+//   read straight from the forward pass's layout. XLA:CPU computes it as an Eigen convolution
+//   that needs x and dy transposed batch-minor first (two full copies per layer, BENCHMARKS.md).
+// - JaxcolorConv: y = conv(x, K); also the input gradient (conv of dy with the flipped kernel).
+// Both use AVX-512 register tiles of 16 accumulators and split images over XLA's intra-op
+// thread pool.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int kRows = 8;    // input channels per register tile
+constexpr int kLanes = 16;  // floats per AVX-512 vector
+constexpr int64_t kWeightGradParts = 8;  // partial weight gradients (see ConvWeightGradImpl)
+
+struct Shape {
+  int64_t n, h, w, ci, co, k;
+};
+
+// Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0..o0+16·VECS, the last vector masked)
+// of images [n0, n1) into out. Accumulators live in registers over one image row and in
+// `sums` between rows (GCC keeps them in memory if they live across the row loop).
+template <int ROWS, int VECS>
+void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1, int kh,
+          int kw, int64_t c0, int64_t o0, __mmask16 last_mask, float* out) {
+  alignas(64) float sums[ROWS][VECS][kLanes] = {};
+  const int64_t r = s.k / 2, co = s.co, ci = s.ci;
+  const int64_t w_lo = std::max<int64_t>(0, r - kw), w_hi = std::min<int64_t>(s.w, s.w + r - kw);
+  const int64_t h_lo = std::max<int64_t>(0, r - kh), h_hi = std::min<int64_t>(s.h, s.h + r - kh);
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t h = h_lo; h < h_hi; ++h) {
+      const float* dyp = dy + ((n * s.h + h) * s.w + w_lo) * co + o0;
+      const float* xp = x + ((n * s.h + h + kh - r) * s.w + w_lo + kw - r) * ci + c0;
+      __m512 acc[ROWS][VECS];
+#pragma GCC unroll 8
+      for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+        for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
+      for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += ci) {
+        __m512 g[VECS];
+#pragma GCC unroll 2
+        for (int j = 0; j < VECS; ++j)
+          g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, dyp + kLanes * j)
+                                 : _mm512_loadu_ps(dyp + kLanes * j);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; ++i) {
+          const __m512 a = _mm512_set1_ps(xp[i]);
+#pragma GCC unroll 2
+          for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_fmadd_ps(a, g[j], acc[i][j]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+        for (int j = 0; j < VECS; ++j) _mm512_store_ps(sums[i][j], acc[i][j]);
+    }
+  }
+  float* o = out + ((kh * s.k + kw) * s.ci + c0) * s.co + o0;
+  for (int i = 0; i < ROWS; ++i)
+    for (int j = 0; j < VECS; ++j) {
+      float* p = o + i * s.co + kLanes * j;
+      const __mmask16 m = (j == VECS - 1) ? last_mask : static_cast<__mmask16>(0xFFFF);
+      _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p),
+                                                _mm512_load_ps(sums[i][j])));
+    }
+}
+
+// tile<rows, VECS> for a run-time rows in 1..R (the last channel block may be narrower).
+template <int VECS, int R = kRows>
+void tile_rows(int rows, const float* x, const float* dy, const Shape& s, int64_t n0,
+               int64_t n1, int kh, int kw, int64_t c0, int64_t o0, __mmask16 mask,
+               float* out) {
+  if constexpr (R >= 1) {
+    if (rows == R) {
+      tile<R, VECS>(x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
+    } else {
+      tile_rows<VECS, R - 1>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
+    }
+  }
+}
+
+// Adds the weight gradient of images [n0, n1) into out (k·k·ci·co floats).
+void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1,
+                float* out) {
+  for (int kh = 0; kh < s.k; ++kh)
+    for (int kw = 0; kw < s.k; ++kw)
+      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
+        const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
+        const int vecs = width > kLanes ? 2 : 1;
+        const int64_t tail = width - kLanes * (vecs - 1);
+        const auto mask = static_cast<__mmask16>((1u << tail) - 1);
+        for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
+          if (vecs == 2) {
+            tile_rows<2>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
+          } else {
+            tile_rows<1>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
+          }
+        }
+      }
+}
+
+// Runs body(c, n0, n1) for the chunks c of images [n0, n1) = [c·chunk, (c+1)·chunk) ∩ [0, n), on
+// the calling thread and on tasks of XLA's intra-op pool. A task that starts after all chunks
+// are taken returns at once, so the caller never waits for a task that has not started (no
+// deadlock when the pool is busy with other work); shared ownership keeps the counters alive
+// for such late tasks.
+template <typename Body>
+void parallel_images(ffi::ThreadPool& pool, int workers, int64_t n, int64_t chunk, Body body) {
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto state = std::make_shared<State>();
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  auto run = [state, chunks, chunk, n, body] {
+    for (int64_t c; (c = state->next.fetch_add(1)) < chunks;) {
+      body(c, c * chunk, std::min(n, (c + 1) * chunk));
+      state->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int i = 1; i < workers; ++i) pool.Schedule(decltype(run)(run));
+  run();
+  while (state->done.load(std::memory_order_acquire) < chunks) std::this_thread::yield();
+}
+
+// Pool threads worth using for `chunks` chunks (at least the caller).
+int worker_count(ffi::ThreadPool& pool, int64_t chunks) {
+  return static_cast<int>(std::clamp<int64_t>(pool.num_threads(), 1, std::max<int64_t>(1, chunks)));
+}
+
+ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                              ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw) {
+  const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
+  if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || xd[0] != gd[0] ||
+      xd[1] != gd[1] || xd[2] != gd[2] || wd[0] != wd[1] || wd[0] % 2 != 1 ||
+      wd[2] != xd[3] || wd[3] != gd[3]) {
+    return ffi::Error::InvalidArgument(
+        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (k,k,Ci,Co), k odd");
+  }
+  const Shape s{xd[0], xd[1], xd[2], xd[3], gd[3], wd[0]};
+  const int64_t size = s.k * s.k * s.ci * s.co;
+  // About 256 KiB of x and dy per chunk (one 32×32 image, several small ones): L2-resident
+  // while every tile of the chunk streams it.
+  const int64_t image_bytes = std::max<int64_t>(1, s.h * s.w * (s.ci + s.co) * 4);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) / image_bytes);
+  // A fixed number of parts (contiguous runs of chunks), each summed into its own partial
+  // gradient, the partials added in order: the result does not depend on which thread ran
+  // which part, nor on the number of threads (bit-for-bit reproducible runs).
+  const int64_t parts = std::clamp<int64_t>((s.n + chunk - 1) / chunk, 1, kWeightGradParts);
+  const int64_t per_part = std::max<int64_t>(1, (s.n + parts - 1) / parts);
+  const int64_t used_parts = (s.n + per_part - 1) / per_part;
+  float* out = dw->typed_data();
+  if (used_parts == 0) {  // no images
+    std::fill(out, out + size, 0.0f);
+    return ffi::Error::Success();
+  }
+  std::unique_ptr<float[]> partial(new float[used_parts * size]);  // zeroed by each part
+  const float* xp = x.typed_data();
+  const float* dyp = dy.typed_data();
+  float* partials = partial.get();
+  parallel_images(pool, worker_count(pool, parts), s.n, per_part,
+                  [=](int64_t part, int64_t n0, int64_t n1) {
+                    float* out = partials + part * size;
+                    std::fill(out, out + size, 0.0f);
+                    for (int64_t m = n0; m < n1; m += chunk)
+                      accumulate(xp, dyp, s, m, std::min(n1, m + chunk), out);
+                  });
+  std::memcpy(out, partials, size * sizeof(float));
+  for (int64_t part = 1; part < used_parts; ++part)
+    for (int64_t i = 0; i < size; ++i) out[i] += partials[part * size + i];
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward convolution y[n,h,w,co] = Σ x[n, h+kh-r, w+kw-r, ci] · K[kh, kw, ci, co] (also the
+// input gradient: the convolution of dy with the flipped, transposed kernel). Register tile:
+// 8 output pixels of a row × 32 output channels; each image is first copied into a zero-padded
+// scratch map so that the tile loop has no bounds checks.
+
+constexpr int kPixels = 8;  // output pixels per register tile
+
+template <int PIXELS, int VECS>
+void conv_tile(const float* xpad, int64_t pw, const float* kernel, const Shape& s, int64_t h,
+               int64_t w0, int64_t o0, __mmask16 last_mask, float* y) {
+  const int64_t ci = s.ci, co = s.co;
+  __m512 acc[PIXELS][VECS];
+#pragma GCC unroll 8
+  for (int p = 0; p < PIXELS; ++p)
+#pragma GCC unroll 2
+    for (int j = 0; j < VECS; ++j) acc[p][j] = _mm512_setzero_ps();
+  for (int64_t kh = 0; kh < s.k; ++kh) {
+    for (int64_t kw = 0; kw < s.k; ++kw) {
+      const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
+      const float* kp = kernel + (kh * s.k + kw) * ci * co + o0;
+      for (int64_t c = 0; c < ci; ++c, kp += co) {
+        __m512 g[VECS];
+#pragma GCC unroll 2
+        for (int j = 0; j < VECS; ++j)
+          g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, kp + kLanes * j)
+                                 : _mm512_loadu_ps(kp + kLanes * j);
+#pragma GCC unroll 8
+        for (int p = 0; p < PIXELS; ++p) {
+          const __m512 a = _mm512_set1_ps(xp[p * ci + c]);
+#pragma GCC unroll 2
+          for (int j = 0; j < VECS; ++j) acc[p][j] = _mm512_fmadd_ps(a, g[j], acc[p][j]);
+        }
+      }
+    }
+  }
+  float* yp = y + w0 * co + o0;
+#pragma GCC unroll 8
+  for (int p = 0; p < PIXELS; ++p)
+#pragma GCC unroll 2
+    for (int j = 0; j < VECS; ++j)
+      _mm512_mask_storeu_ps(yp + p * co + kLanes * j,
+                            (j == VECS - 1) ? last_mask : static_cast<__mmask16>(0xFFFF),
+                            acc[p][j]);
+}
+
+template <int VECS, int P = kPixels>
+void conv_tile_pixels(int pixels, const float* xpad, int64_t pw, const float* kernel,
+                      const Shape& s, int64_t h, int64_t w0, int64_t o0, __mmask16 mask,
+                      float* y) {
+  if constexpr (P >= 1) {
+    if (pixels == P) {
+      conv_tile<P, VECS>(xpad, pw, kernel, s, h, w0, o0, mask, y);
+    } else {
+      conv_tile_pixels<VECS, P - 1>(pixels, xpad, pw, kernel, s, h, w0, o0, mask, y);
+    }
+  }
+}
+
+// y for images [n0, n1).
+void convolve(const float* x, const float* kernel, const Shape& s, int64_t n0, int64_t n1,
+              float* y) {
+  const int64_t r = s.k / 2, pw = s.w + 2 * r, ph = s.h + 2 * r;
+  thread_local std::vector<float> xpad;
+  xpad.assign(ph * pw * s.ci, 0.0f);
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t h = 0; h < s.h; ++h)
+      std::memcpy(&xpad[((h + r) * pw + r) * s.ci], x + (n * s.h + h) * s.w * s.ci,
+                  s.w * s.ci * sizeof(float));
+    for (int64_t h = 0; h < s.h; ++h) {
+      float* yrow = y + (n * s.h + h) * s.w * s.co;
+      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
+        const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
+        const int vecs = width > kLanes ? 2 : 1;
+        const auto mask = static_cast<__mmask16>((1u << (width - kLanes * (vecs - 1))) - 1);
+        for (int64_t w0 = 0; w0 < s.w; w0 += kPixels) {
+          const int pixels = static_cast<int>(std::min<int64_t>(kPixels, s.w - w0));
+          if (vecs == 2) {
+            conv_tile_pixels<2>(pixels, xpad.data(), pw, kernel, s, h, w0, o0, mask, yrow);
+          } else {
+            conv_tile_pixels<1>(pixels, xpad.data(), pw, kernel, s, h, w0, o0, mask, yrow);
+          }
+        }
+      }
+    }
+  }
+}
+
+ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                    ffi::ResultBuffer<ffi::F32> y) {
+  const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
+  if (xd.size() != 4 || kd.size() != 4 || yd.size() != 4 || kd[0] != kd[1] ||
+      kd[0] % 2 != 1 || kd[2] != xd[3] || yd[0] != xd[0] || yd[1] != xd[1] ||
+      yd[2] != xd[2] || yd[3] != kd[3]) {
+    return ffi::Error::InvalidArgument(
+        "conv: expected x (N,H,W,Ci), kernel (k,k,Ci,Co), y (N,H,W,Co), k odd");
+  }
+  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0]};
+  const float* xp = x.typed_data();
+  const float* kp = kernel.typed_data();
+  float* yp = y->typed_data();
+  parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
+    convolve(xp, kp, s, n0, n1, yp);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
