@@ -10,11 +10,14 @@ final test-set predictions:
   k-means, so both sides start from identical arrays), then the UNet of
   ``benchmarks/torch_models.py`` in eager mode with Adam (lr 1e-3), batch 100, a fresh shuffle
   every epoch, validation loss/accuracy after every epoch and test predictions at the end; NCHW
-  tensors as written, or channels-last with ``--torch_channels_last`` (PyTorch's fastest CPU
-  layout, ~1.5× here).
+  tensors as written, or channels-last (side ``torch_channels_last``, or every PyTorch side
+  with ``--torch_channels_last``: PyTorch's fastest CPU layout, ~1.5× here).
+
+jaxcolor's side also builds its native CPU kernels from scratch (``jaxcolor.native``, a fresh
+``JAXCOLOR_NATIVE_CACHE_DIR``): the time a first run on a new machine takes.
 
     python benchmarks/q3_end_to_end.py --image_dir=../shared/data/cifar10-jpeg [--epochs=25]
-        [--json=out.json]
+        [--sides=jax,torch,torch_channels_last] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -106,7 +109,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sides", default="jax,torch", help="which to run, in this order")
+    parser.add_argument("--sides", default="jax,torch",
+                        help="which to run, in this order: jax, torch, torch_channels_last")
     parser.add_argument("--torch_norm_before_upsample", action="store_true",
                         help="PyTorch up-blocks in jaxcolor's order (same values, less work)")
     parser.add_argument("--torch_channels_last", action="store_true",
@@ -121,6 +125,9 @@ def main() -> None:
                      args.torch_norm_before_upsample, args.torch_channels_last)
         return
 
+    unknown = set(args.sides.split(",")) - {"jax", "torch", "torch_channels_last"}
+    if unknown:
+        parser.error(f"--sides: unknown {sorted(unknown)}; use jax, torch, torch_channels_last")
     image_dir = str(Path(args.image_dir).resolve())
     summary = {"machine": f"{platform.processor() or platform.machine()}, "
                           f"{os.cpu_count()} CPUs", "epochs": args.epochs,
@@ -129,7 +136,8 @@ def main() -> None:
         log_dir = Path(args.log_dir or scratch)
         log_dir.mkdir(parents=True, exist_ok=True)
         for side in args.sides.split(","):
-            env = {**os.environ, "JAXCOLOR_CACHE_DIR": tempfile.mkdtemp(dir=scratch)}
+            env = {**os.environ, "JAXCOLOR_CACHE_DIR": tempfile.mkdtemp(dir=scratch),
+                   "JAXCOLOR_NATIVE_CACHE_DIR": tempfile.mkdtemp(dir=scratch)}
             if side == "jax":
                 command = [sys.executable, "experiments/q3_unet.py", f"--image_dir={image_dir}",
                            f"--epochs={args.epochs}", f"--batch_size={args.batch_size}",
@@ -141,16 +149,17 @@ def main() -> None:
                            f"--batch_size={args.batch_size}", f"--seed={args.seed}"]
                 if args.torch_norm_before_upsample:
                     command.append("--torch_norm_before_upsample")
-                if args.torch_channels_last:
+                if args.torch_channels_last or side == "torch_channels_last":
                     command.append("--torch_channels_last")
             seconds, output = timed(command, log_dir / f"q3_end_to_end_{side}.log", env)
             last_epoch = [line for line in output.splitlines() if line.startswith("epoch")][-1]
             summary[side] = {"wall_seconds": seconds, "last_epoch": last_epoch.strip()}
             print(f"{side}: {seconds:.1f} s wall  ({last_epoch.strip()})", flush=True)
-    if "jax" in summary and "torch" in summary:
-        summary["torch_over_jax_wall"] = (summary["torch"]["wall_seconds"]
-                                          / summary["jax"]["wall_seconds"])
-        print(f"PyTorch wall ÷ jaxcolor wall: {summary['torch_over_jax_wall']:.2f}×")
+    for side in ("torch", "torch_channels_last"):
+        if "jax" in summary and side in summary:
+            ratio = summary[side]["wall_seconds"] / summary["jax"]["wall_seconds"]
+            summary[f"{side}_over_jax_wall"] = ratio
+            print(f"PyTorch ({side}) wall ÷ jaxcolor wall: {ratio:.2f}×")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
 

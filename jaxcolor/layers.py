@@ -87,16 +87,20 @@ def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
 maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel (``nn.Conv``'s, no bias).
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
+    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel, plus ``bias`` if given
+    (``nn.Conv``'s).
 
     On a single CPU device with the native kernels (:mod:`jaxcolor.native`, odd square float32
-    kernels) the convolution and both its gradients run as native kernels: same values and
-    gradients (tested), no batch-minor transposes for the weight gradient. Elsewhere XLA's.
-    The native form supports reverse-mode autodiff only (no ``jax.jvp``, no ``vmap``)."""
+    kernels) the convolution and its gradients (input, kernel, bias) run as native kernels: same
+    values and gradients (tested), no batch-minor transposes for the weight gradient, no
+    separate passes for the bias. Elsewhere XLA's. The native form supports reverse-mode
+    autodiff only (no ``jax.jvp``, no ``vmap``)."""
     if _use_native(x, kernel):
-        return _native_conv2d(x, kernel)
-    return _xla_conv2d(x, kernel)
+        return _native_conv2d(x, kernel, jnp.zeros(kernel.shape[-1:], x.dtype)
+                              if bias is None else bias)
+    y = _xla_conv2d(x, kernel)
+    return y if bias is None else y + bias
 
 
 def _xla_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -114,20 +118,21 @@ def _use_native(x: jax.Array, kernel: jax.Array) -> bool:
 
 
 @jax.custom_vjp
-def _native_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return native.conv(x, kernel)
+def _native_conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    return native.conv(x, kernel, bias)
 
 
-def _native_conv2d_forward(x, kernel):
-    return native.conv(x, kernel), (x, kernel)
+def _native_conv2d_forward(x, kernel, bias):
+    return native.conv(x, kernel, bias), (x, kernel)
 
 
 def _native_conv2d_backward(residual, grad):
     """Input gradient: the convolution of grad with the flipped kernel, in/out swapped (exact
-    for odd SAME kernels); weight gradient: the native kernel."""
+    for odd SAME kernels); kernel and bias gradients: one native pass over x and grad."""
     x, kernel = residual
     flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    return native.conv(grad, flipped), native.conv_weight_grad(x, grad, kernel.shape[0])
+    grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype))
+    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[0]))
 
 
 _native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
@@ -147,8 +152,9 @@ def _phase_taps(size: int) -> np.ndarray:
     return taps
 
 
-def conv_of_upsampled(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """``conv2d(upsample2x(x), kernel)``, computed at x's resolution.
+def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
+                      ) -> jax.Array:
+    """``conv2d(upsample2x(x), kernel, bias)``, computed at x's resolution.
 
     Each of the 4 output pixel phases (row, column parity) of a convolution over a nearest-
     upsampled map is a convolution of the half-resolution map with summed taps; the 4 phase
@@ -157,15 +163,16 @@ def conv_of_upsampled(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """
     size, _, in_channels, out_channels = kernel.shape
     if size == 1:
-        return upsample2x(conv2d(x, kernel))
+        return upsample2x(conv2d(x, kernel, bias))
     if size % 2 == 0:  # SAME padding is asymmetric for even kernels: no phase form here
-        return conv2d(upsample2x(x), kernel)
+        return conv2d(upsample2x(x), kernel, bias)
     taps = jnp.asarray(_phase_taps(size), kernel.dtype)
     half_size = taps.shape[1]
     phase_kernel = jnp.einsum("pak,qbl,klio->abipqo", taps, taps, kernel).reshape(
         half_size, half_size, in_channels, 4 * out_channels)
     n, h, w, _ = x.shape
-    phases = conv2d(x, phase_kernel).reshape(n, h, w, 2, 2, out_channels)
+    phase_bias = None if bias is None else jnp.tile(bias, 4)  # each phase's channels
+    phases = conv2d(x, phase_kernel, phase_bias).reshape(n, h, w, 2, 2, out_channels)
     return phases.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out_channels)
 
 
@@ -179,7 +186,9 @@ class Conv(nn.Module):
 
     The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Half-resolution
     parts go through :func:`conv_of_upsampled` with their slice of the kernel; the others are
-    concatenated and convolved once; the results are summed."""
+    concatenated and convolved once; the results are summed. The bias enters one of these
+    convolutions (the full-resolution one if any), where the native kernels add it and sum its
+    gradient in the same passes."""
 
     features: int
     kernel: int
@@ -193,13 +202,15 @@ class Conv(nn.Module):
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         starts = np.cumsum([0, *channels])
         slices = [kernel[:, :, start:end] for start, end in zip(starts, starts[1:], strict=False)]
-        terms = [conv_of_upsampled(x, w)
-                 for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
+        half = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
         full = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if not upsampled]
+        terms = []
         if full:
             terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
-                                jnp.concatenate([w for _, w in full], axis=2)))
-        return sum(terms[1:], terms[0]) + bias
+                                jnp.concatenate([w for _, w in full], axis=2), bias))
+        terms += [conv_of_upsampled(x, w, None if terms or i else bias)
+                  for i, (x, w) in enumerate(half)]
+        return sum(terms[1:], terms[0])
 
 
 def _sums_by_matmul() -> bool:

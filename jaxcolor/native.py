@@ -94,17 +94,18 @@ def _require() -> None:
                            "(see jaxcolor.native); use jaxcolor.layers.conv2d")
 
 
-def conv_weight_grad(x: jax.Array, grad: jax.Array, size: int) -> jax.Array:
-    """∂/∂W of Σ grad · conv(x, W) for a stride-1 SAME ``size``×``size`` convolution (odd
-    size) of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
+def conv_weight_grad(x: jax.Array, grad: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
+    """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a stride-1 SAME ``size``×``size``
+    convolution (odd size) of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
     _require()
-    shape = jax.ShapeDtypeStruct((size, size, x.shape[-1], grad.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call("jaxcolor_conv_weight_grad", shape)(x, grad)
+    shapes = (jax.ShapeDtypeStruct((size, size, x.shape[-1], grad.shape[-1]), jnp.float32),
+              jax.ShapeDtypeStruct(grad.shape[-1:], jnp.float32))
+    return tuple(jax.ffi.ffi_call("jaxcolor_conv_weight_grad", shapes)(x, grad))
 
 
-def conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """Stride-1 SAME convolution of NHWC float32 maps with an odd square HWIO kernel; needs
-    :func:`available`."""
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    """conv(x, kernel) + bias: stride-1 SAME convolution of NHWC float32 maps with an odd square
+    HWIO kernel; needs :func:`available`."""
     _require()
     shape = jax.ShapeDtypeStruct((*x.shape[:3], kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call("jaxcolor_conv", shape)(x, kernel)
+    return jax.ffi.ffi_call("jaxcolor_conv", shape)(x, kernel, bias)

@@ -24,28 +24,36 @@ SHAPES = [(3, 8, 8, 1, 32, 3), (2, 7, 5, 3, 24, 3), (1, 9, 13, 17, 40, 3), (4, 4
           (2, 6, 11, 33, 96, 3), (2, 5, 7, 6, 7, 5), (3, 4, 6, 5, 17, 1), (5, 16, 16, 32, 64, 3)]
 
 
-def _xla_loss_and_grads(x, kernel, weights):
-    return jax.value_and_grad(lambda v, k: jnp.sum(jnp.sin(layers._xla_conv2d(v, k)) * weights),
-                              (0, 1))(x, kernel)
+def assert_close(got, want, tolerance):
+    """Equal up to float rounding: within ``tolerance`` × the largest magnitude of ``want``."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * float(jnp.abs(want).max()))
+
+
+def _xla_loss_and_grads(x, kernel, bias, weights):
+    return jax.value_and_grad(
+        lambda v, k, b: jnp.sum(jnp.sin(layers._xla_conv2d(v, k) + b) * weights), (0, 1, 2))(
+        x, kernel, bias)
 
 
 @needs_native
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_native_conv_values_and_gradients_equal_xla(shape):
     n, h, w, c_in, c_out, size = shape
-    keys = jax.random.split(jax.random.key(sum(shape)), 3)
+    keys = jax.random.split(jax.random.key(sum(shape)), 4)
     x = jax.random.normal(keys[0], (n, h, w, c_in))
     kernel = jax.random.normal(keys[1], (size, size, c_in, c_out))
-    weights = jax.random.normal(keys[2], (n, h, w, c_out))
+    bias = jax.random.normal(keys[2], (c_out,))
+    weights = jax.random.normal(keys[3], (n, h, w, c_out))
     assert layers._use_native(x, kernel)
-    np.testing.assert_allclose(layers.conv2d(x, kernel), layers._xla_conv2d(x, kernel),
-                               rtol=1e-5, atol=1e-5)
+    assert_close(layers.conv2d(x, kernel), layers._xla_conv2d(x, kernel), 1e-6)
+    assert_close(layers.conv2d(x, kernel, bias), layers._xla_conv2d(x, kernel) + bias, 1e-6)
     ours = jax.jit(jax.value_and_grad(
-        lambda v, k: jnp.sum(jnp.sin(layers.conv2d(v, k)) * weights), (0, 1)))(x, kernel)
-    theirs = _xla_loss_and_grads(x, kernel, weights)
+        lambda v, k, b: jnp.sum(jnp.sin(layers.conv2d(v, k, b)) * weights), (0, 1, 2)))(
+        x, kernel, bias)
+    theirs = _xla_loss_and_grads(x, kernel, bias, weights)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
     for got, want in zip(ours[1], theirs[1], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * float(jnp.abs(want).max()))
+        assert_close(got, want, 1e-5)
 
 
 @needs_native
@@ -82,11 +90,13 @@ def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images():
     x = jax.random.normal(jax.random.key(0), (37, 8, 8, 16))
     grad = jax.random.normal(jax.random.key(1), (37, 8, 8, 24))
     weight_grad = jax.jit(lambda a, b: native.conv_weight_grad(a, b, 3))
-    first = np.asarray(weight_grad(x, grad))
+    first = [np.asarray(g) for g in weight_grad(x, grad)]
     for _ in range(5):
-        np.testing.assert_array_equal(weight_grad(x, grad), first)
+        for again, want in zip(weight_grad(x, grad), first, strict=True):
+            np.testing.assert_array_equal(again, want)
     empty = weight_grad(jnp.zeros((0, 8, 8, 16)), jnp.zeros((0, 8, 8, 24)))
-    np.testing.assert_array_equal(empty, np.zeros((3, 3, 16, 24)))
+    np.testing.assert_array_equal(empty[0], np.zeros((3, 3, 16, 24)))
+    np.testing.assert_array_equal(empty[1], np.zeros(24))
 
 
 def test_forms_that_the_native_kernels_do_not_cover_use_xla():

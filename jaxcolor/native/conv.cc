@@ -1,9 +1,11 @@
 // Native CPU kernels for stride-1 SAME k×k convolutions (k odd), NHWC maps, HWIO kernels, f32,
 // registered with XLA as FFI custom calls by jaxcolor/native.py:
 // - JaxcolorConvWeightGrad: dW[kh, kw, ci, co] = Σ_{n,h,w} x[n, h+kh-r, w+kw-r, ci] · dy[n,h,w,co]
-//   read straight from the forward pass's layout. XLA:CPU computes it as an Eigen convolution
-//   that needs x and dy transposed batch-minor first (two full copies per layer, BENCHMARKS.md).
-// - JaxcolorConv: y = conv(x, K); also the input gradient (conv of dy with the flipped kernel).
+//   read straight from the forward pass's layout, and the bias gradient db = Σ_{n,h,w} dy. XLA:CPU
+//   computes dW as an Eigen convolution that needs x and dy transposed batch-minor first (two
+//   full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
+// - JaxcolorConv: y = conv(x, K) + b; also the input gradient (conv of dy with the flipped
+//   kernel, b = 0).
 // Both use AVX-512 register tiles of 16 accumulators and split images over XLA's intra-op
 // thread pool.
 #include <immintrin.h>
@@ -92,9 +94,10 @@ void tile_rows(int rows, const float* x, const float* dy, const Shape& s, int64_
   }
 }
 
-// Adds the weight gradient of images [n0, n1) into out (k·k·ci·co floats).
+// Adds the weight gradient of images [n0, n1) into out (k·k·ci·co floats) and the bias
+// gradient (Σ dy per output channel) into out_bias (co floats), while the chunk is in cache.
 void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1,
-                float* out) {
+                float* out, float* out_bias) {
   for (int kh = 0; kh < s.k; ++kh)
     for (int kw = 0; kw < s.k; ++kw)
       for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
@@ -111,6 +114,14 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
           }
         }
       }
+  for (int64_t o0 = 0; o0 < s.co; o0 += kLanes) {
+    const auto mask = static_cast<__mmask16>((1u << std::min<int64_t>(kLanes, s.co - o0)) - 1);
+    __m512 sum = _mm512_maskz_loadu_ps(mask, out_bias + o0);
+    for (const float* p = dy + n0 * s.h * s.w * s.co + o0, *end = dy + n1 * s.h * s.w * s.co;
+         p < end; p += s.co)
+      sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, p));
+    _mm512_mask_storeu_ps(out_bias + o0, mask, sum);
+  }
 }
 
 // Runs body(c, n0, n1) for the chunks c of images [n0, n1) = [c·chunk, (c+1)·chunk) ∩ [0, n), on
@@ -142,16 +153,19 @@ int worker_count(ffi::ThreadPool& pool, int64_t chunks) {
 }
 
 ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                              ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw) {
+                              ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw,
+                              ffi::ResultBuffer<ffi::F32> db) {
   const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
   if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || xd[0] != gd[0] ||
       xd[1] != gd[1] || xd[2] != gd[2] || wd[0] != wd[1] || wd[0] % 2 != 1 ||
-      wd[2] != xd[3] || wd[3] != gd[3]) {
+      wd[2] != xd[3] || wd[3] != gd[3] || db->element_count() != gd[3]) {
     return ffi::Error::InvalidArgument(
-        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (k,k,Ci,Co), k odd");
+        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (k,k,Ci,Co), k odd, "
+        "db (Co)");
   }
   const Shape s{xd[0], xd[1], xd[2], xd[3], gd[3], wd[0]};
-  const int64_t size = s.k * s.k * s.ci * s.co;
+  // Each part's partial: the weight gradient, then the bias gradient.
+  const int64_t weights = s.k * s.k * s.ci * s.co, size = weights + s.co;
   // About 256 KiB of x and dy per chunk (one 32×32 image, several small ones): L2-resident
   // while every tile of the chunk streams it.
   const int64_t image_bytes = std::max<int64_t>(1, s.h * s.w * (s.ci + s.co) * 4);
@@ -163,8 +177,10 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   const int64_t per_part = std::max<int64_t>(1, (s.n + parts - 1) / parts);
   const int64_t used_parts = (s.n + per_part - 1) / per_part;
   float* out = dw->typed_data();
+  float* out_bias = db->typed_data();
   if (used_parts == 0) {  // no images
-    std::fill(out, out + size, 0.0f);
+    std::fill(out, out + weights, 0.0f);
+    std::fill(out_bias, out_bias + s.co, 0.0f);
     return ffi::Error::Success();
   }
   std::unique_ptr<float[]> partial(new float[used_parts * size]);  // zeroed by each part
@@ -176,11 +192,12 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                     float* out = partials + part * size;
                     std::fill(out, out + size, 0.0f);
                     for (int64_t m = n0; m < n1; m += chunk)
-                      accumulate(xp, dyp, s, m, std::min(n1, m + chunk), out);
+                      accumulate(xp, dyp, s, m, std::min(n1, m + chunk), out, out + weights);
                   });
-  std::memcpy(out, partials, size * sizeof(float));
   for (int64_t part = 1; part < used_parts; ++part)
-    for (int64_t i = 0; i < size; ++i) out[i] += partials[part * size + i];
+    for (int64_t i = 0; i < size; ++i) partials[i] += partials[part * size + i];
+  std::memcpy(out, partials, weights * sizeof(float));
+  std::memcpy(out_bias, partials + weights, s.co * sizeof(float));
   return ffi::Error::Success();
 }
 
@@ -193,14 +210,17 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 constexpr int kPixels = 8;  // output pixels per register tile
 
 template <int PIXELS, int VECS>
-void conv_tile(const float* xpad, int64_t pw, const float* kernel, const Shape& s, int64_t h,
-               int64_t w0, int64_t o0, __mmask16 last_mask, float* y) {
+void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* bias,
+               const Shape& s, int64_t h, int64_t w0, int64_t o0, __mmask16 last_mask,
+               float* y) {
   const int64_t ci = s.ci, co = s.co;
   __m512 acc[PIXELS][VECS];
 #pragma GCC unroll 8
   for (int p = 0; p < PIXELS; ++p)
 #pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j) acc[p][j] = _mm512_setzero_ps();
+    for (int j = 0; j < VECS; ++j)
+      acc[p][j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, bias + o0 + kLanes * j)
+                                  : _mm512_loadu_ps(bias + o0 + kLanes * j);
   for (int64_t kh = 0; kh < s.k; ++kh) {
     for (int64_t kw = 0; kw < s.k; ++kw) {
       const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
@@ -232,20 +252,20 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const Shape& 
 
 template <int VECS, int P = kPixels>
 void conv_tile_pixels(int pixels, const float* xpad, int64_t pw, const float* kernel,
-                      const Shape& s, int64_t h, int64_t w0, int64_t o0, __mmask16 mask,
-                      float* y) {
+                      const float* bias, const Shape& s, int64_t h, int64_t w0, int64_t o0,
+                      __mmask16 mask, float* y) {
   if constexpr (P >= 1) {
     if (pixels == P) {
-      conv_tile<P, VECS>(xpad, pw, kernel, s, h, w0, o0, mask, y);
+      conv_tile<P, VECS>(xpad, pw, kernel, bias, s, h, w0, o0, mask, y);
     } else {
-      conv_tile_pixels<VECS, P - 1>(pixels, xpad, pw, kernel, s, h, w0, o0, mask, y);
+      conv_tile_pixels<VECS, P - 1>(pixels, xpad, pw, kernel, bias, s, h, w0, o0, mask, y);
     }
   }
 }
 
 // y for images [n0, n1).
-void convolve(const float* x, const float* kernel, const Shape& s, int64_t n0, int64_t n1,
-              float* y) {
+void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
+              int64_t n0, int64_t n1, float* y) {
   const int64_t r = s.k / 2, pw = s.w + 2 * r, ph = s.h + 2 * r;
   thread_local std::vector<float> xpad;
   xpad.assign(ph * pw * s.ci, 0.0f);
@@ -262,9 +282,9 @@ void convolve(const float* x, const float* kernel, const Shape& s, int64_t n0, i
         for (int64_t w0 = 0; w0 < s.w; w0 += kPixels) {
           const int pixels = static_cast<int>(std::min<int64_t>(kPixels, s.w - w0));
           if (vecs == 2) {
-            conv_tile_pixels<2>(pixels, xpad.data(), pw, kernel, s, h, w0, o0, mask, yrow);
+            conv_tile_pixels<2>(pixels, xpad.data(), pw, kernel, bias, s, h, w0, o0, mask, yrow);
           } else {
-            conv_tile_pixels<1>(pixels, xpad.data(), pw, kernel, s, h, w0, o0, mask, yrow);
+            conv_tile_pixels<1>(pixels, xpad.data(), pw, kernel, bias, s, h, w0, o0, mask, yrow);
           }
         }
       }
@@ -273,20 +293,21 @@ void convolve(const float* x, const float* kernel, const Shape& s, int64_t n0, i
 }
 
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                    ffi::ResultBuffer<ffi::F32> y) {
+                    ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y) {
   const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
   if (xd.size() != 4 || kd.size() != 4 || yd.size() != 4 || kd[0] != kd[1] ||
       kd[0] % 2 != 1 || kd[2] != xd[3] || yd[0] != xd[0] || yd[1] != xd[1] ||
-      yd[2] != xd[2] || yd[3] != kd[3]) {
+      yd[2] != xd[2] || yd[3] != kd[3] || bias.element_count() != kd[3]) {
     return ffi::Error::InvalidArgument(
-        "conv: expected x (N,H,W,Ci), kernel (k,k,Ci,Co), y (N,H,W,Co), k odd");
+        "conv: expected x (N,H,W,Ci), kernel (k,k,Ci,Co), bias (Co), y (N,H,W,Co), k odd");
   }
   const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0]};
   const float* xp = x.typed_data();
   const float* kp = kernel.typed_data();
+  const float* bp = bias.typed_data();
   float* yp = y->typed_data();
   parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
-    convolve(xp, kp, s, n0, n1, yp);
+    convolve(xp, kp, bp, s, n0, n1, yp);
   });
   return ffi::Error::Success();
 }
@@ -298,11 +319,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
