@@ -1,12 +1,13 @@
 """Where one train step's time goes, in jaxcolor (XLA:CPU) and in PyTorch eager.
 
 JAX: the compiled UNet/CNN step is traced with ``jax.profiler`` and its XLA op events summed by
-kind (transposes, reductions, convolutions that appear as events, other fusions); the rest of
-the step is time in no op event (on XLA:CPU most convolutions run as Eigen calls on the
-intra-op thread pool without an event of their own). PyTorch: ``torch.profiler`` self time per
-ATen op, grouped into convolutions (forward, backward) and the rest, for NCHW and
-channels-last tensors. Same real batches for both (``--image_dir``), batch 100 by default.
-Needs the ``bench`` extra (torch, xprof).
+kind (jaxcolor's native convolution kernels, transposes, reductions, convolutions that appear as
+events, other fusions); the rest of the step is time in no op event (on XLA:CPU, XLA's own
+convolutions run as Eigen calls on the intra-op thread pool without an event of their own).
+Events of ops that run concurrently overlap, so the kinds can sum to more than the step.
+PyTorch: ``torch.profiler`` self time per ATen op, grouped into convolutions (forward,
+backward) and the rest, for NCHW and channels-last tensors. Same real batches for both
+(``--image_dir``), batch 100 by default. Needs the ``bench`` extra (torch, xprof).
 
     python benchmarks/profile_step.py --image_dir=../shared/data/cifar10-jpeg [--model=unet]
 """
@@ -37,7 +38,8 @@ from jaxcolor.models import build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
 # XLA op event name → kind, first match wins.
-JAX_KINDS = (("transpose", "transposes (weight-gradient layouts)"), ("reduce", "reductions"),
+JAX_KINDS = (("ffi_call", "native convolution kernels (jaxcolor.native)"),
+             ("transpose", "transposes (weight-gradient layouts)"), ("reduce", "reductions"),
              ("conv", "convolutions with an op event"), ("", "other fusions and copies"))
 TORCH_CONVOLUTIONS = ("aten::convolution_backward", "aten::mkldnn_convolution")
 
@@ -81,6 +83,7 @@ def jax_profile(model_name: str, data: tuple[np.ndarray, np.ndarray], batch: int
         kind = next(label for key, label in JAX_KINDS if key in name)
         totals[kind] += event["dur"] / 1e3 / steps
     result = {"step": step_ms, **totals}
+    # Op events of work that runs concurrently can sum to more than the step (then < 0 here).
     result["in no op event (mostly Eigen convolutions)"] = step_ms - sum(totals.values())
     return result
 
