@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import benchmark_data  # noqa: E402
 
-from jaxcolor import layers, models, parallel, train  # noqa: E402
+from jaxcolor import host_memory, layers, models, parallel, train  # noqa: E402
 from jaxcolor.config import ExperimentConfig  # noqa: E402
 from jaxcolor.experiment import load_task_data, model_for, rebalanced_objective  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION, Objective  # noqa: E402
@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--lab_bins", action="store_true", help="q7's Lab-bins UNet")
     args = parser.parse_args()
+    host_memory.retain_freed_memory()  # as jaxcolor's fit does
     if args.lab_bins and not args.image_dir:
         parser.error("--lab_bins needs --image_dir")
     batch = 100

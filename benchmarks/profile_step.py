@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import benchmark_data  # noqa: E402
 
-from jaxcolor import parallel, train  # noqa: E402
+from jaxcolor import host_memory, parallel, train  # noqa: E402
 from jaxcolor.models import build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    host_memory.retain_freed_memory()  # as jaxcolor's fit does
     data = benchmark_data(args.batch * args.steps, args.image_dir)
     profiles = {"jaxcolor (XLA:CPU)": jax_profile(args.model, data, args.batch, args.steps)}
     for channels_last in (False, True):

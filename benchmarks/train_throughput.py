@@ -13,7 +13,9 @@ its native CPU kernels, ``--xla_defaults`` with XLA's default compiler options t
 torch is installed, the PyTorch eager train step (same shapes, Adam, cross-entropy) and the
 JAX/PyTorch ratio. Optionally the data preparation time (load, k-means, labelling) of a
 category from an image folder. Runs on whatever device JAX and torch see first (CPU here; CUDA
-when present). Prints a Markdown table; ``--json`` saves the rows.
+when present). Prints a Markdown table; ``--json`` saves the rows. The process keeps freed host
+memory as jaxcolor's training does (``jaxcolor.host_memory``; PyTorch runs under it too, and
+gains from it less: ``benchmarks/host_memory.py``).
 
     python benchmarks/train_throughput.py [--models=cnn,unet] [--batch_sizes=100,50]
         [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
@@ -41,7 +43,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jaxcolor import layers, native, parallel, train  # noqa: E402
+from jaxcolor import host_memory, layers, native, parallel, train  # noqa: E402
 from jaxcolor.models import build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 
@@ -216,12 +218,14 @@ def main() -> None:
     if data_kind == "real" and not args.image_dir:
         parser.error("--data=real needs --image_dir (the CIFAR-10 image folder)")
 
+    retained = host_memory.retain_freed_memory()  # as jaxcolor's fit does; PyTorch shares it
     device = jax.devices()[0]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"jax {jax.__version__} on {device.platform} ({device.device_kind})", flush=True)
     peak = matmul_gflops(args.repeats)
     print(f"2048² float32 matmul: {peak:.0f} GFLOP/s; jaxcolor's native CPU kernels: "
-          f"{'on' if native.available() else 'off'}", flush=True)
+          f"{'on' if native.available() else 'off'}; freed host memory retained (both "
+          f"frameworks): {'yes' if retained else 'no'}", flush=True)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     data = benchmark_data(args.steps * max(batch_sizes),
                           args.image_dir if data_kind == "real" else None)
@@ -257,8 +261,8 @@ def main() -> None:
                             if key in row)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     summary = {"device": f"{device.platform} ({device.device_kind})", "cpus": os.cpu_count(),
-               "matmul_gflops": peak, "native_kernels": native.available(), "data": data_kind,
-               "rows": rows}
+               "matmul_gflops": peak, "native_kernels": native.available(),
+               "host_memory_retained": retained, "data": data_kind, "rows": rows}
     if args.image_dir:
         summary["data_prep_seconds"] = data_prep_seconds(args.image_dir)
         print(f"\ndata preparation (load + k-means + labels, cold): "

@@ -28,7 +28,7 @@ import optax
 from flax import struct
 from jax.sharding import Mesh, NamedSharding
 
-from jaxcolor import compiler, parallel
+from jaxcolor import compiler, host_memory, parallel
 from jaxcolor.errors import UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks import TaskData
@@ -254,9 +254,11 @@ def fit(model: nn.Module, data: TaskData, *, epochs: int, batch_size: int, learn
     the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
     whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`). ``hflip``: random left–right
-    mirroring of the training batches (:func:`make_train_step`).
+    mirroring of the training batches (:func:`make_train_step`). On CPU the process keeps freed
+    host memory for reuse (:func:`jaxcolor.host_memory.retain_freed_memory`).
     """
     start = time.perf_counter()
+    host_memory.retain_freed_memory()
     mesh = parallel.data_mesh()
     parallel.check_batch_size(batch_size, mesh)
     tx = optax.adam(learning_rate)
