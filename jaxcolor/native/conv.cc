@@ -32,6 +32,29 @@ struct Shape {
   int64_t n, h, w, ci, co, k;
 };
 
+// The two register-tile steps both kernels share: load VECS vectors of 16 floats at p (the
+// last one masked), then acc[i][j] += a[i·stride] · g[j] for ROWS broadcast scalars a.
+template <int VECS>
+__attribute__((always_inline)) inline void load_vectors(const float* p, __mmask16 last_mask,
+                                                        __m512 (&g)[VECS]) {
+#pragma GCC unroll 2
+  for (int j = 0; j < VECS; ++j)
+    g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, p + kLanes * j)
+                           : _mm512_loadu_ps(p + kLanes * j);
+}
+
+template <int ROWS, int VECS>
+__attribute__((always_inline)) inline void outer_product_add(const float* a, int64_t stride,
+                                                             const __m512 (&g)[VECS],
+                                                             __m512 (&acc)[ROWS][VECS]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < ROWS; ++i) {
+    const __m512 scalar = _mm512_set1_ps(a[i * stride]);
+#pragma GCC unroll 2
+    for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_fmadd_ps(scalar, g[j], acc[i][j]);
+  }
+}
+
 // Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0..o0+16·VECS, the last vector masked)
 // of images [n0, n1) into out. Accumulators live in registers over one image row and in
 // `sums` between rows (GCC keeps them in memory if they live across the row loop).
@@ -53,16 +76,8 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
         for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
       for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += ci) {
         __m512 g[VECS];
-#pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j)
-          g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, dyp + kLanes * j)
-                                 : _mm512_loadu_ps(dyp + kLanes * j);
-#pragma GCC unroll 8
-        for (int i = 0; i < ROWS; ++i) {
-          const __m512 a = _mm512_set1_ps(xp[i]);
-#pragma GCC unroll 2
-          for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_fmadd_ps(a, g[j], acc[i][j]);
-        }
+        load_vectors<VECS>(dyp, last_mask, g);
+        outer_product_add<ROWS, VECS>(xp, 1, g, acc);
       }
 #pragma GCC unroll 8
       for (int i = 0; i < ROWS; ++i)
@@ -215,28 +230,20 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* 
                float* y) {
   const int64_t ci = s.ci, co = s.co;
   __m512 acc[PIXELS][VECS];
+  __m512 start[VECS];
+  load_vectors<VECS>(bias + o0, last_mask, start);
 #pragma GCC unroll 8
   for (int p = 0; p < PIXELS; ++p)
 #pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j)
-      acc[p][j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, bias + o0 + kLanes * j)
-                                  : _mm512_loadu_ps(bias + o0 + kLanes * j);
+    for (int j = 0; j < VECS; ++j) acc[p][j] = start[j];
   for (int64_t kh = 0; kh < s.k; ++kh) {
     for (int64_t kw = 0; kw < s.k; ++kw) {
       const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
       const float* kp = kernel + (kh * s.k + kw) * ci * co + o0;
       for (int64_t c = 0; c < ci; ++c, kp += co) {
         __m512 g[VECS];
-#pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j)
-          g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, kp + kLanes * j)
-                                 : _mm512_loadu_ps(kp + kLanes * j);
-#pragma GCC unroll 8
-        for (int p = 0; p < PIXELS; ++p) {
-          const __m512 a = _mm512_set1_ps(xp[p * ci + c]);
-#pragma GCC unroll 2
-          for (int j = 0; j < VECS; ++j) acc[p][j] = _mm512_fmadd_ps(a, g[j], acc[p][j]);
-        }
+        load_vectors<VECS>(kp, last_mask, g);
+        outer_product_add<PIXELS, VECS>(xp + c, ci, g, acc);
       }
     }
   }
