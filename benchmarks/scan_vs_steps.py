@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import parallel, train
+from jaxcolor import host_memory, parallel, train
 from jaxcolor.models import build_model
 from jaxcolor.objectives import CLASSIFICATION
 
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    host_memory.retain_freed_memory()  # as jaxcolor's fit does
     n = args.batches * args.batch_size
     rng = np.random.default_rng(0)
     inputs = jnp.asarray(rng.random((n, 32, 32, 1), np.float32))[None]
