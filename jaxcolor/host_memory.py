@@ -1,12 +1,13 @@
 """Keep freed host memory in the process, so XLA:CPU steps reuse it instead of page-faulting.
 
-XLA:CPU allocates each executed step's buffers afresh (tens of MB for a train step). glibc's
-malloc serves blocks above its mmap threshold (at most 32 MiB) with ``mmap`` and unmaps them
-on ``free``, so every step maps its buffers again and the kernel zero-fills them page by page:
-~12,400 minor page faults per CNN or UNet train step at batch 100 here, about a quarter of the
-step's time (``benchmarks/host_memory.py``, BENCHMARKS.md). With mmap off for malloc and no
-trimming of the heap, freed blocks are reused. The cost: the process keeps its peak heap until
-it exits. Applied by :func:`jaxcolor.train.fit` on CPU; ``JAXCOLOR_RETAIN_MEMORY=0`` opts out.
+XLA:CPU allocates each executed step's buffers afresh. glibc's malloc serves blocks above its
+mmap threshold (at most 32 MiB) with ``mmap`` and unmaps them on ``free``, so every step maps
+its buffers again and the kernel zero-fills them page by page: ~12,400 minor page faults
+(~48 MiB of 4 KiB pages) per CNN or UNet train step at batch 100 here; without them the steps
+ran 1.23–1.24× faster (``benchmarks/host_memory.py``, BENCHMARKS.md). With mmap off for malloc
+and no trimming of the heap, freed blocks are reused. The cost: the process keeps its peak
+heap until it exits. Applied by :func:`jaxcolor.train.fit` on CPU; opt out with
+``JAXCOLOR_RETAIN_MEMORY=0``.
 """
 
 from __future__ import annotations
