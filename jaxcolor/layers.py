@@ -208,8 +208,8 @@ class Conv(nn.Module):
         if full:
             terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
                                 jnp.concatenate([w for _, w in full], axis=2), bias))
-        terms += [conv_of_upsampled(x, w, None if terms or i else bias)
-                  for i, (x, w) in enumerate(half)]
+        for x, w in half:  # the bias goes to the first term only
+            terms.append(conv_of_upsampled(x, w, None if terms else bias))
         return sum(terms[1:], terms[0])
 
 

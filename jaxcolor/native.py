@@ -3,8 +3,9 @@
 XLA:CPU computes a convolution's weight gradient as an Eigen convolution that first transposes
 the activations and the output gradient batch-minor, the largest cost left in jaxcolor's CPU
 train steps (BENCHMARKS.md). ``native/conv.cc`` holds AVX-512 kernels for stride-1 SAME
-convolutions that read and write the NHWC layout directly: the convolution (also used for the
-input gradient) and the weight gradient, each threaded over images on XLA's intra-op pool.
+convolutions that read and write the NHWC layout directly: the convolution plus bias (also used
+for the input gradient) and the weight and bias gradients, each threaded over images on XLA's
+intra-op pool.
 
 They need Linux on x86-64 with AVX-512F and a C++17 compiler (``$CXX``, else ``g++``). The
 shared library is built once per source, jaxlib version and compiler (content-addressed, so
@@ -80,7 +81,7 @@ def available() -> bool:
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or err
         warnings.warn(f"jaxcolor: native CPU kernels not built ({detail}); using XLA's "
-                      f"convolution gradients.", stacklevel=2)
+                      f"convolutions.", stacklevel=2)
         return False
     for target, symbol in TARGETS.items():
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),

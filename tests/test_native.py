@@ -116,6 +116,23 @@ def test_native_kernels_can_be_switched_off(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the build is tried on Linux only")
+def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
+    code = ("import warnings, jax.numpy as jnp; from jaxcolor import layers, native\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)))\n"
+            "    assert not native.available()\n"
+            "print(len(caught), caught[0].message if caught else '')")
+    env = {**os.environ, "CXX": "false", "JAXCOLOR_NATIVE_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120, check=True)
+    count, _, message = result.stdout.strip().partition(" ")
+    if native._cpu_has_avx512():  # else no build is tried, and nothing to warn about
+        assert count == "1" and "native CPU kernels not built" in message
+        assert "using XLA's convolutions" in message
+
+
 @needs_native
 def test_native_library_is_built_once_per_source(tmp_path, monkeypatch):
     monkeypatch.setenv(native.CACHE_DIR_ENV, str(tmp_path))
