@@ -26,8 +26,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxcolor import compiler, layers, native
-from jaxcolor.analysis import time_call
+from jaxcolor.cpu import compiler, native
+from jaxcolor.models import layers
+from jaxcolor.timing import time_call
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 # (spatial size, input channels, output channels) of the CNN and UNet convolutions.

@@ -28,7 +28,7 @@ SETTINGS = ("glibc defaults", "retained")
 def worker(setting: str, image_dir: str | None, steps: int, repeats: int) -> dict[str, list]:
     """{model: [images/s, minor faults per step]} in this process under ``setting``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from jaxcolor import host_memory
+    from jaxcolor.cpu import host_memory
 
     if setting == "retained":
         assert host_memory.retain_freed_memory()
@@ -37,9 +37,11 @@ def worker(setting: str, image_dir: str | None, steps: int, repeats: int) -> dic
     import optax
     from train_throughput import benchmark_data
 
-    from jaxcolor import parallel, train
-    from jaxcolor.models import build_model
+    from jaxcolor.models import ModelSpec, build_model
     from jaxcolor.objectives import CLASSIFICATION
+    from jaxcolor.training import parallel
+    from jaxcolor.training import state as train_state
+    from jaxcolor.training import steps as train
 
     batch = 100
     count = batch * steps
@@ -60,9 +62,10 @@ def worker(setting: str, image_dir: str | None, steps: int, repeats: int) -> dic
     order = jnp.arange(count).reshape(1, steps, batch)
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]
     for name in ("cnn", "unet"):
-        model = build_model(name, num_filters=32, kernel=3, num_outputs=24)
+        model = build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24))
         tx, mesh = optax.adam(1e-3), parallel.data_mesh()
-        holder = {"state": train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))}
+        holder = {"state": train_state.create_train_state(model, tx, inputs[0, :1],
+                                                          jax.random.key(0))}
         step = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
             holder["state"], inputs, targets, order, 0).compile()
 

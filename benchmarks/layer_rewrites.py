@@ -40,10 +40,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import benchmark_data  # noqa: E402
 
-from jaxcolor import host_memory, layers, models, parallel, train  # noqa: E402
 from jaxcolor.config import ExperimentConfig  # noqa: E402
-from jaxcolor.experiment import load_task_data, model_for, rebalanced_objective  # noqa: E402
+from jaxcolor.cpu import host_memory  # noqa: E402
+from jaxcolor.models import ModelSpec, build_model, layers  # noqa: E402
+from jaxcolor.models import networks as models  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION, Objective  # noqa: E402
+from jaxcolor.runner import load_task_data, model_spec  # noqa: E402
+from jaxcolor.training import parallel  # noqa: E402
+from jaxcolor.training import state as train_state  # noqa: E402
+from jaxcolor.training import steps as train  # noqa: E402
 
 
 class ReferenceConv(layers.Conv):
@@ -94,7 +99,8 @@ def lab_bins_setup(image_dir: str, count: int
     data = load_task_data(cfg, log=lambda line: None)
     inputs, targets = (jnp.asarray(a[None, :count])
                        for a in (data.train_inputs, data.train_targets))
-    return inputs, targets, lambda name: model_for(cfg, data), rebalanced_objective(data)
+    return (inputs, targets, lambda name: build_model(model_spec(cfg, data.task)),
+            data.task.rebalanced_objective(data.train_targets))
 
 
 def main() -> None:
@@ -118,7 +124,7 @@ def main() -> None:
         objective, names = CLASSIFICATION, args.models.split(",")
 
         def build(name: str) -> nn.Module:
-            return models.build_model(name, num_filters=32, kernel=3, num_outputs=24)
+            return build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24))
     order = jnp.arange(count).reshape(1, args.steps, batch)
     indices = [jnp.asarray(i, jnp.int32) for i in range(args.steps)]
     mesh, tx = parallel.data_mesh(), optax.adam(1e-3)
@@ -130,7 +136,7 @@ def main() -> None:
         for label, apply_variant in VARIANTS.items():
             apply_variant()
             model = build(name)
-            state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+            state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
             step = train.make_train_step(model, tx, objective, mesh).lower(
                 state, inputs, targets, order, 0).compile()
             compiled[label] = [step, state]

@@ -18,8 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import layers, models, parallel, train
+from jaxcolor.models import ModelSpec, build_model, layers
+from jaxcolor.models import networks as models
 from jaxcolor.objectives import CLASSIFICATION
+from jaxcolor.training import parallel
+from jaxcolor.training import state as train_state
+from jaxcolor.training import steps as train
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -67,10 +71,10 @@ def main() -> None:
     for name, pool in pools.items():
         models.maxpool2x = pool  # the blocks look the pool up at trace time
         for model_name in ("cnn", "unet"):
-            model = models.build_model(model_name, num_filters=32, kernel=3, num_outputs=24)
+            model = build_model(ModelSpec(model_name, num_filters=32, kernel=3, num_outputs=24))
             tx = optax.adam(1e-3)
             step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
-            state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+            state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
 
             def five_steps(step=step, state=state):
                 for i in range(5):

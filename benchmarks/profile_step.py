@@ -33,9 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from train_throughput import benchmark_data  # noqa: E402
 
-from jaxcolor import host_memory, parallel, train  # noqa: E402
-from jaxcolor.models import build_model  # noqa: E402
+from jaxcolor.cpu import host_memory  # noqa: E402
+from jaxcolor.models import ModelSpec, build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
+from jaxcolor.training import parallel  # noqa: E402
+from jaxcolor.training import state as train_state  # noqa: E402
+from jaxcolor.training import steps as train  # noqa: E402
 
 # XLA op event name → kind, first match wins.
 JAX_KINDS = (("ffi_call", "native convolution kernels (jaxcolor.native)"),
@@ -52,9 +55,9 @@ def jax_profile(model_name: str, data: tuple[np.ndarray, np.ndarray], batch: int
     count = batch * steps
     inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
-    model = build_model(model_name, num_filters=32, kernel=3, num_outputs=24)
+    model = build_model(ModelSpec(model_name, num_filters=32, kernel=3, num_outputs=24))
     tx, mesh = optax.adam(1e-3), parallel.data_mesh()
-    state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+    state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
     step = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
         state, inputs, targets, order, 0).compile()
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]

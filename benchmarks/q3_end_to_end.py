@@ -43,7 +43,7 @@ def torch_worker(image_dir: str, epochs: int, batch_size: int, seed: int,
     from torch_models import build, image_tensor
 
     from jaxcolor.config import ExperimentConfig
-    from jaxcolor.experiment import load_task_data
+    from jaxcolor.runner import load_task_data
 
     start = time.perf_counter()
     data = load_task_data(ExperimentConfig(experiment="q3_torch", model="unet",

@@ -18,9 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxcolor import host_memory, parallel, train
-from jaxcolor.models import build_model
+from jaxcolor.cpu import host_memory
+from jaxcolor.models import ModelSpec, build_model
 from jaxcolor.objectives import CLASSIFICATION
+from jaxcolor.training import parallel
+from jaxcolor.training import state as train_state
+from jaxcolor.training import steps as train
 
 
 def main() -> None:
@@ -35,13 +38,13 @@ def main() -> None:
     inputs = jnp.asarray(rng.random((n, 32, 32, 1), np.float32))[None]
     targets = jnp.asarray(rng.integers(0, 24, (n, 32, 32), np.int32))[None]
     order = jnp.arange(n).reshape(1, args.batches, args.batch_size)  # one device
-    model = build_model("cnn", num_filters=32, kernel=3, num_outputs=24)
+    model = build_model(ModelSpec("cnn", num_filters=32, kernel=3, num_outputs=24))
     tx = optax.adam(1e-3)
     step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
     epoch = train.make_train_epoch(model, tx, CLASSIFICATION, parallel.data_mesh())
 
     def fresh_state():
-        return train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+        return train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
 
     def python_loop(state):
         for i in range(args.batches):

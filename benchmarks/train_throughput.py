@@ -43,9 +43,12 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from jaxcolor import host_memory, layers, native, parallel, train  # noqa: E402
-from jaxcolor.models import build_model  # noqa: E402
+from jaxcolor.cpu import host_memory, native  # noqa: E402
+from jaxcolor.models import ModelSpec, build_model, layers  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
+from jaxcolor.training import parallel  # noqa: E402
+from jaxcolor.training import state as train_state  # noqa: E402
+from jaxcolor.training import steps as train  # noqa: E402
 
 NUM_COLOURS = 24
 # PyTorch configurations timed: the reference model as written (NCHW), the same in the
@@ -81,7 +84,7 @@ def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.nd
         return (rng.random((count, 32, 32, 1), np.float32),
                 rng.integers(0, NUM_COLOURS, (count, 32, 32)).astype(np.int32))
     from jaxcolor.config import ExperimentConfig
-    from jaxcolor.experiment import load_task_data
+    from jaxcolor.runner import load_task_data
 
     data = load_task_data(ExperimentConfig(experiment="bench", image_dir=image_dir),
                           log=lambda line: None)
@@ -109,10 +112,10 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     count = steps * batch
     inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
-    model = build_model(name, num_filters=32, kernel=3, num_outputs=NUM_COLOURS)
+    model = build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=NUM_COLOURS))
     tx = optax.adam(1e-3)
     mesh = parallel.data_mesh()
-    state = train.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+    state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
     start = time.perf_counter()
     with xla_convolutions(variant != "jaxcolor"):
         train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh),
@@ -188,7 +191,7 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
 def data_prep_seconds(image_dir: str) -> float:
     """Cold load + k-means + labelling of the horse split (empty palette cache)."""
     from jaxcolor.config import ExperimentConfig
-    from jaxcolor.experiment import load_task_data
+    from jaxcolor.runner import load_task_data
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["JAXCOLOR_CACHE_DIR"] = cache

@@ -8,10 +8,9 @@ E epochs are exactly an E-epoch run.
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import regression_notes
-from jaxcolor.experiment import RunOutput, run_grid
-from jaxcolor.tasks import TaskData
+from answers.q1 import regression_notes
+from jaxcolor import app
+from jaxcolor.runner import Hooks, RunOutput, cli, run_grid
 
 cli.define_flags(default_model="regression_cnn", default_epochs=50)
 flags.DEFINE_string("report_epochs", "15,25", "Also report these epochs of the run.")
@@ -19,14 +18,15 @@ flags.DEFINE_string("report_epochs", "15,25", "Also report these epochs of the r
 
 def main(argv: list[str]) -> None:
     del argv
-    report_epochs = tuple(cli.parse_list("report_epochs", flags.FLAGS.report_epochs))
+    report_epochs = tuple(app.parse_list("report_epochs", flags.FLAGS.report_epochs))
     cfg = cli.config_from_flags("q1_regression", task="regression", report_epochs=report_epochs)
 
-    def notes(runs: list[RunOutput], data: TaskData) -> str:
-        return regression_notes([run.row for run in runs], data.test_images, data.palette)
+    def answer(runs: list[RunOutput], out) -> str:
+        data = runs[-1].task_data
+        return regression_notes([run.row for run in runs], data.test_images, data.task.palette)
 
-    run_grid([cfg], "q1 — colourization as RGB regression (MSE)", notes=notes)
+    run_grid([cfg], "q1 — colourization as RGB regression (MSE)", hooks=Hooks(at_end=answer))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

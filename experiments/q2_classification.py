@@ -5,8 +5,8 @@
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.experiment import run_grid
+from jaxcolor import app
+from jaxcolor.runner import cli, run_grid
 
 cli.define_flags(default_model="cnn")
 flags.DEFINE_string("models", None, "Comma-separated models to compare (default: --model).")
@@ -16,9 +16,9 @@ def main(argv: list[str]) -> None:
     del argv
     cfg = cli.config_from_flags("q2_classification")
     models = flags.FLAGS.models.split(",") if flags.FLAGS.models else [cfg.model]
-    configs = [cfg.replace(model=model.strip()).validate() for model in models]
+    configs = [cfg.replace(model=model.strip()) for model in models]
     run_grid(configs, "q2 — colourization as classification over 24 colours")
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import block_gradient_norms, skip_connection_notes
-from jaxcolor.experiment import RunOutput, model_for, run_grid
-from jaxcolor.report import read_rows
-from jaxcolor.tasks import TaskData
+from answers.q3 import block_gradient_norms, skip_connection_notes
+from jaxcolor import app
+from jaxcolor.models import build_model
+from jaxcolor.results import read_rows
+from jaxcolor.runner import Hooks, RunOutput, cli, model_spec, run_grid
 
 cli.define_flags(default_model="unet")
 flags.DEFINE_string("batch_sizes", None, "Comma-separated batch sizes to compare "
@@ -23,25 +23,25 @@ flags.DEFINE_string("compare_with", None, "q2 results.json to compare with "
 def main(argv: list[str]) -> None:
     del argv
     cfg = cli.config_from_flags("q3_unet")
-    batch_sizes = (cli.parse_list("batch_sizes", flags.FLAGS.batch_sizes)
+    batch_sizes = (app.parse_list("batch_sizes", flags.FLAGS.batch_sizes)
                    if flags.FLAGS.batch_sizes else [cfg.batch_size])
     q2_path = Path(flags.FLAGS.compare_with or
                    Path(cfg.output_dir).parent / "q2_classification" / "results.json")
 
-    norms: dict[str, dict[str, float]] = {}  # measured once, on the first notes call
-
-    def notes(runs: list[RunOutput], data: TaskData) -> str:
+    def answer(runs: list[RunOutput], out: Path) -> str:
+        data = runs[0].task_data
         batch = slice(0, min(cfg.batch_size, len(data.train_inputs)))
-        for name in ("cnn", "unet"):
-            norms.setdefault(name, block_gradient_norms(
-                model_for(cfg.replace(model=name), data),
-                data.train_inputs[batch], data.train_targets[batch], data.objective, cfg.seed))
+        norms = {name: block_gradient_norms(
+                     build_model(model_spec(cfg.replace(model=name), data.task)),
+                     data.train_inputs[batch], data.train_targets[batch], data.task.objective,
+                     cfg.seed)
+                 for name in ("cnn", "unet")}
         cnn_rows = [row for row in read_rows(q2_path) if row.get("model") == "cnn"]
         return skip_connection_notes([run.row for run in runs], cnn_rows, str(q2_path), norms)
 
     run_grid([cfg.replace(batch_size=size) for size in batch_sizes],
-             "q3 — U-Net: skip connections for colourization", notes=notes)
+             "q3 — U-Net: skip connections for colourization", hooks=Hooks(at_end=answer))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -7,10 +7,9 @@ CNN and UNet (3 input channels) against nearest and bilinear interpolation of th
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import superres_baselines, superres_notes
-from jaxcolor.experiment import RunOutput, run_grid
-from jaxcolor.tasks import TaskData
+from answers.q4 import superres_baselines, superres_notes
+from jaxcolor import app
+from jaxcolor.runner import Hooks, RunOutput, cli, run_grid
 
 cli.define_flags(default_model="cnn")
 flags.DEFINE_string("models", "cnn,unet", "Comma-separated models to train.")
@@ -19,17 +18,14 @@ flags.DEFINE_string("models", "cnn,unet", "Comma-separated models to train.")
 def main(argv: list[str]) -> None:
     del argv
     cfg = cli.config_from_flags("q4_super_resolution", task="superres")
-    configs = [cfg.replace(model=name.strip()).validate()
+    configs = [cfg.replace(model=name.strip())
                for name in flags.FLAGS.models.split(",")]
-    baselines: list[dict] = []  # computed once, on the first notes call
-
-    def notes(runs: list[RunOutput], data: TaskData) -> str:
-        baselines[:] = baselines or superres_baselines(data)
-        return superres_notes([run.row for run in runs], baselines)
+    def answer(runs: list[RunOutput], out) -> str:
+        return superres_notes([run.row for run in runs], superres_baselines(runs[0].task_data))
 
     run_grid(configs, "q4 — super-resolution (8×8 → 32×32) as colour classification",
-             notes=notes)
+             hooks=Hooks(at_end=answer))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -10,15 +10,10 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli, plots
-from jaxcolor.analysis import activation_notes, activation_statistics, block_activations
-from jaxcolor.experiment import (
-    load_task_data,
-    model_for,
-    prepare_output_dir,
-    train_and_evaluate,
-    write_outputs,
-)
+from answers.q5 import activation_notes, activation_statistics, block_activations
+from jaxcolor import app
+from jaxcolor.models import build_model
+from jaxcolor.runner import Hooks, RunOutput, cli, plots, run_grid
 
 cli.define_flags(default_model="cnn", default_epochs=5)
 flags.DEFINE_integer("num_images", 3, "Test images whose activations are drawn.")
@@ -28,29 +23,34 @@ MODELS_AND_TASKS = [("cnn", "colourization"), ("unet", "colourization"), ("unet"
 def main(argv: list[str]) -> None:
     del argv
     base = cli.config_from_flags("q5_activations")
-    out = prepare_output_dir(base.output_dir)
     count = flags.FLAGS.num_images
-    runs, stats, figures = [], {}, []
-    for task in ("colourization", "superres"):
-        data = load_task_data(base.replace(task=task))
-        for model_name in [m for m, t in MODELS_AND_TASKS if t == task]:
-            (run,) = train_and_evaluate(base.replace(model=model_name, task=task), data)
-            runs.append(run)
-            variables = {"params": run.state.params, "batch_stats": run.state.batch_stats}
-            maps = block_activations(model_for(run.config, data), variables,
-                                     data.test_inputs[:count])
-            label = f"{model_name} {task}"
-            stats[label] = activation_statistics(maps, data.test_inputs[:count].mean(axis=-1))
-            run.row["activation_statistics"] = stats[label]
-            for i in range(count):
-                name = f"activations_{model_name}_{task}_{i}.png"
-                plots.activation_grid(data.test_inputs[i], {b: m[i] for b, m in maps.items()},
-                                      Path(out) / name, title=f"{label}, test image {i}")
-                figures.append(f"![{label} {i}]({name})")
-    write_outputs(out, "q5 — activation maps per block", runs, num_samples=base.num_samples,
-                  notes=activation_notes(stats) + "\n## Activation maps\n\n" + "\n".join(figures))
-    print(f"wrote {out}/results.md and {len(figures)} activation figures", flush=True)
+
+    def draw_and_measure(run: RunOutput, out: Path) -> dict:
+        inputs = run.task_data.test_inputs[:count]
+        variables = {"params": run.state.params, "batch_stats": run.state.batch_stats}
+        maps = block_activations(build_model(run.spec), variables, inputs)
+        for i in range(count):
+            plots.activation_grid(inputs[i], {b: m[i] for b, m in maps.items()},
+                                  out / figure_name(run, i), title=f"{label(run)}, test image {i}")
+        return {"activation_statistics": activation_statistics(maps, inputs.mean(axis=-1))}
+
+    def answer(runs: list[RunOutput], out: Path) -> str:
+        figures = [f"![{label(run)} {i}]({figure_name(run, i)})" for run in runs
+                   for i in range(count)]
+        return (activation_notes({label(run): run.row["activation_statistics"] for run in runs})
+                + "\n## Activation maps\n\n" + "\n".join(figures))
+
+    run_grid([base.replace(model=model, task=task) for model, task in MODELS_AND_TASKS],
+             "q5 — activation maps per block", hooks=Hooks(draw_and_measure, answer))
+
+
+def label(run: RunOutput) -> str:
+    return f"{run.config.model} {run.config.task}"
+
+
+def figure_name(run: RunOutput, index: int) -> str:
+    return f"activations_{run.config.model}_{run.config.task}_{index}.png"
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -6,9 +6,9 @@ the defaults (learning rate, batch size, filters, kernel).
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import hyperparameter_notes
-from jaxcolor.experiment import run_grid
+from answers.q6 import hyperparameter_notes
+from jaxcolor import app
+from jaxcolor.runner import Hooks, cli, run_grid
 
 cli.define_flags(default_model="cnn")
 flags.DEFINE_string("learning_rates", "0.01,0.001,0.0001", "Learning rates to try.")
@@ -20,17 +20,17 @@ flags.DEFINE_string("kernels", "5", "Other kernel sizes to try.")
 def main(argv: list[str]) -> None:
     del argv
     base = cli.config_from_flags("q6a_hyperparameters")
-    knobs = {"learning_rate": cli.parse_list("learning_rates", flags.FLAGS.learning_rates, float),
-             "batch_size": cli.parse_list("batch_sizes", flags.FLAGS.batch_sizes),
-             "num_filters": cli.parse_list("num_filters_list", flags.FLAGS.num_filters_list),
-             "kernel": cli.parse_list("kernels", flags.FLAGS.kernels)}
+    knobs = {"learning_rate": app.parse_list("learning_rates", flags.FLAGS.learning_rates, float),
+             "batch_size": app.parse_list("batch_sizes", flags.FLAGS.batch_sizes),
+             "num_filters": app.parse_list("num_filters_list", flags.FLAGS.num_filters_list),
+             "kernel": app.parse_list("kernels", flags.FLAGS.kernels)}
     configs = [base]
     for knob, values in knobs.items():
-        configs += [base.replace(**{knob: value}).validate() for value in values
+        configs += [base.replace(**{knob: value}) for value in values
                     if base.replace(**{knob: value}) not in configs]
     run_grid(configs, "q6(a) — hyper-parameters, one at a time around the defaults",
-             notes=lambda runs, data: hyperparameter_notes([run.row for run in runs]))
+             hooks=Hooks(at_end=lambda runs, out: hyperparameter_notes([r.row for r in runs])))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -7,10 +7,14 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import pool_relu_orders
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import markdown_table, write_json_atomic, write_text_atomic
+from answers.q6 import pool_relu_orders
+from jaxcolor import app
+from jaxcolor.results import (
+    markdown_table,
+    prepare_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 flags.DEFINE_string("output_dir", "results/q6b_pool_relu", "Where results go.")
 flags.DEFINE_integer("repeats", 20, "Timed calls per measurement (the median is reported).")
@@ -50,4 +54,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

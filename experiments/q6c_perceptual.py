@@ -11,11 +11,11 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.analysis import perceptual_notes
-from jaxcolor.experiment import run_grid
-from jaxcolor.objectives import LOSSES
-from jaxcolor.report import read_rows
+from answers.q6 import perceptual_notes
+from jaxcolor import app
+from jaxcolor.results import read_rows
+from jaxcolor.runner import Hooks, cli, run_grid
+from jaxcolor.tasks import LOSSES
 
 cli.define_flags(default_model="cnn")
 flags.DEFINE_string("models", "cnn", "Comma-separated models to train with each loss.")
@@ -25,13 +25,14 @@ EARLIER = ("q2_classification", "q3_unet", "q4_super_resolution")
 def main(argv: list[str]) -> None:
     del argv
     base = cli.config_from_flags("q6c_perceptual")
-    configs = [base.replace(model=model.strip(), loss=loss).validate()
+    configs = [base.replace(model=model.strip(), loss=loss)
                for model in flags.FLAGS.models.split(",") for loss in LOSSES]
     results = Path(base.output_dir).parent
     earlier = [row for name in EARLIER for row in read_rows(results / name / "results.json")]
     run_grid(configs, "q6(c) — perceptual metrics and a class-rebalanced loss",
-             notes=lambda runs, data: perceptual_notes([run.row for run in runs], earlier))
+             hooks=Hooks(at_end=lambda runs, out: perceptual_notes([r.row for r in runs],
+                                                                   earlier)))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

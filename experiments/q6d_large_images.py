@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from jaxcolor import cli
-from jaxcolor.colorize import colourize_photos
+from answers.q6d import colourize_photos, large_images_section
+from jaxcolor import app
 from jaxcolor.errors import UserError
-from jaxcolor.experiment import RunOutput, model_for, run_grid
-from jaxcolor.tasks import TaskData
+from jaxcolor.models import build_model
+from jaxcolor.runner import Hooks, RunOutput, cli, run_grid
 
 cli.define_flags(default_model="unet")
 flags.DEFINE_string("photos", "astronaut,coffee", "scikit-image sample photos to colourize.")
@@ -38,15 +38,14 @@ def main(argv: list[str]) -> None:
     cfg = cli.config_from_flags("q6d_large_images")
     photos = load_photos([name.strip() for name in flags.FLAGS.photos.split(",")])
 
-    def notes(runs: list[RunOutput], data: TaskData) -> str:
-        run = runs[-1]
-        rows, text = colourize_photos(model_for(run.config, data), run.state, data.palette,
-                                      photos, SCALES, Path(cfg.output_dir))
-        run.row["large_images"] = rows
-        return text
+    def large_images(run: RunOutput, out: Path) -> dict:
+        return {"large_images": colourize_photos(build_model(run.spec), run.state,
+                                                 run.task_data.task.palette, photos, SCALES, out)}
 
-    run_grid([cfg], "q6(d) — colourizing images larger than 32×32", notes=notes)
+    run_grid([cfg], "q6(d) — colourizing images larger than 32×32", hooks=Hooks(
+        after_run=large_images,
+        at_end=lambda runs, out: large_images_section(runs[-1].row["large_images"])))
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli, comparison
+from answers import q7 as comparison
+from jaxcolor import app
 from jaxcolor.errors import UserError
-from jaxcolor.report import write_json_atomic, write_text_atomic
+from jaxcolor.results import write_json_atomic, write_text_atomic
 
 flags.DEFINE_string("results_dir", "results", "Folder holding the q7 result folders.")
 flags.DEFINE_string("output_dir", "results/q7_over_seeds", "Where results.md/.json go.")
@@ -46,4 +47,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

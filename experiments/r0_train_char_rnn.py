@@ -12,11 +12,16 @@ import jax
 import jax.numpy as jnp
 from absl import flags
 
-from jaxcolor import charrnn, cli
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import markdown_table, write_json_atomic, write_text_atomic
+from jaxcolor import app, charrnn
+from jaxcolor.charrnn import flags as charrnn_flags
+from jaxcolor.results import (
+    markdown_table,
+    prepare_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-cli.define_char_rnn_flags()
+charrnn_flags.define_flags()
 flags.DEFINE_integer("hidden", 250, "Hidden units.")
 flags.DEFINE_integer("seq_length", 25, "Truncated-BPTT chunk length.")
 flags.DEFINE_integer("batch_size", 1, "Independent streams per update (1 = the reference).")
@@ -30,7 +35,7 @@ flags.DEFINE_integer("log_every", 500, "Updates between progress lines, samples,
 def main(argv: list[str]) -> None:
     del argv
     f = flags.FLAGS
-    text = cli.read_text(f.text)
+    text = charrnn_flags.read_text(f.text)
     vocab = charrnn.Vocabulary.from_text(text)
     data = vocab.encode(text)
     split = int(len(data) * (1 - charrnn.TrainConfig.held_out_fraction))  # last 10% held out
@@ -70,4 +75,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

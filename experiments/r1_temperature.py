@@ -9,12 +9,17 @@ from pathlib import Path
 import jax
 from absl import flags
 
-from jaxcolor import charrnn, cli
-from jaxcolor.charrnn_analysis import sample_statistics
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import markdown_table, write_json_atomic, write_text_atomic
+from jaxcolor import app, charrnn
+from jaxcolor.charrnn import flags as charrnn_flags
+from jaxcolor.charrnn.analysis import sample_statistics
+from jaxcolor.results import (
+    markdown_table,
+    prepare_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-cli.define_char_rnn_flags()
+charrnn_flags.define_flags()
 flags.DEFINE_string("temperatures", "0.1,0.5,1,2,10", "Temperatures to sample at.")
 flags.DEFINE_integer("length", 300, "Characters per sample.")
 
@@ -25,7 +30,7 @@ def main(argv: list[str]) -> None:
     params, vocab = charrnn.load_for_script(f.checkpoint)
     out = prepare_output_dir(f.output_dir or "results/r1_temperature")
     rows = []
-    for temperature in cli.parse_list("temperatures", f.temperatures, float):
+    for temperature in app.parse_list("temperatures", f.temperatures, float):
         h, last = charrnn.run_prompt(params, vocab, "\n")
         chars, _ = charrnn.sample(params, h, last, jax.random.key(f.seed), f.length,
                                   alpha=1.0 / temperature)
@@ -56,4 +61,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

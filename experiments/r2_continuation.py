@@ -8,12 +8,12 @@ from pathlib import Path
 import jax
 from absl import flags
 
-from jaxcolor import charrnn, cli
+from jaxcolor import app, charrnn
+from jaxcolor.charrnn import flags as charrnn_flags
 from jaxcolor.errors import UserError
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import write_json_atomic, write_text_atomic
+from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
 
-cli.define_char_rnn_flags()
+charrnn_flags.define_flags()
 flags.DEFINE_string("prompt", "See here these movers", "Text to continue.")
 flags.DEFINE_integer("length", 200, "Characters to sample after the prompt.")
 flags.DEFINE_integer("samples", 5, "Continuations to draw.")
@@ -41,4 +41,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

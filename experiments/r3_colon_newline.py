@@ -9,13 +9,13 @@ from pathlib import Path
 import jax.numpy as jnp
 from absl import flags
 
-from jaxcolor import charrnn, cli
-from jaxcolor.charrnn_analysis import hidden_after, typical_state, unit_attribution
+from jaxcolor import app, charrnn
+from jaxcolor.charrnn import flags as charrnn_flags
+from jaxcolor.charrnn.analysis import hidden_after, typical_state, unit_attribution
 from jaxcolor.errors import UserError
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import write_json_atomic, write_text_atomic
+from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
 
-cli.define_char_rnn_flags()
+charrnn_flags.define_flags()
 flags.DEFINE_string("char", ":", "The input character to explain.")
 flags.DEFINE_integer("top_units", 3, "Most active hidden units to report.")
 
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
     if char is None:
         raise UserError(f"--char={f.char!r} must be exactly one character.")
     out = prepare_output_dir(f.output_dir or "results/r3_colon_newline")
-    text = cli.read_text(f.text)
+    text = charrnn_flags.read_text(f.text)
     states = {"zero previous state": jnp.zeros(params["Whh"].shape[0]),
               "typical previous state (mean over text)": typical_state(
                   params, vocab.encode(text[: 20_000]))}
@@ -61,4 +61,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

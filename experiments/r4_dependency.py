@@ -10,12 +10,17 @@ from pathlib import Path
 import jax.numpy as jnp
 from absl import flags
 
-from jaxcolor import charrnn, cli
-from jaxcolor.charrnn_analysis import find_dependencies, unit_attribution
-from jaxcolor.experiment import prepare_output_dir
-from jaxcolor.report import markdown_table, write_json_atomic, write_text_atomic
+from jaxcolor import app, charrnn
+from jaxcolor.charrnn import flags as charrnn_flags
+from jaxcolor.charrnn.analysis import find_dependencies, unit_attribution
+from jaxcolor.results import (
+    markdown_table,
+    prepare_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-cli.define_char_rnn_flags()
+charrnn_flags.define_flags()
 flags.DEFINE_integer("context", 3, "Characters of context to group positions by.")
 flags.DEFINE_integer("min_count", 20, "Minimum occurrences of a context.")
 flags.DEFINE_integer("search_chars", 100_000, "Characters of the held-out text to search.")
@@ -43,7 +48,7 @@ def main(argv: list[str]) -> None:
     del argv
     f = flags.FLAGS
     params, vocab = charrnn.load_for_script(f.checkpoint)
-    text = cli.read_text(f.text)
+    text = charrnn_flags.read_text(f.text)
     held_out = vocab.encode(text[int(len(text) * 0.9):][: f.search_chars])
     out = prepare_output_dir(f.output_dir or "results/r4_dependency")
     found = find_dependencies(params, vocab, held_out, f.context, f.min_count, f.exclude_next)
@@ -67,4 +72,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from absl import flags
 
-from jaxcolor import cli
+from answers.report import build_results_markdown
+from jaxcolor import app
 from jaxcolor.errors import UserError
-from jaxcolor.report import build_results_markdown, write_text_atomic
+from jaxcolor.results import write_text_atomic
 
 flags.DEFINE_string("results_dir", "results", "Folder holding <experiment>/results.json.")
 flags.DEFINE_string("output", "RESULTS.md", "The Markdown file to write.")
@@ -31,4 +32,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

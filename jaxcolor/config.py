@@ -1,4 +1,9 @@
-"""The experiment configuration: one frozen dataclass, validated in one place."""
+"""The experiment configuration: one frozen dataclass that validates itself on every
+construction and ``replace``.
+
+It depends on nothing above it: names of models, tasks, losses and loops are checked against
+their registries by :func:`jaxcolor.runner.preflight`, before any training.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,13 @@ import dataclasses
 
 from jaxcolor.data import ALL_CATEGORIES, CIFAR10_CLASSES
 from jaxcolor.errors import UserError
-from jaxcolor.lab import load_ab_bins
-from jaxcolor.layers import CONV_INITS
-from jaxcolor.models import MODELS
-from jaxcolor.objectives import LOSSES
-from jaxcolor.tasks import TASKS
-from jaxcolor.train import EPOCH_LOOPS
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     experiment: str
     model: str = "cnn"
-    task: str = "colourization"  # one of tasks.TASKS
+    task: str = "colourization"  # one of jaxcolor.tasks.TASKS
     loss: str = "cross_entropy"  # or "rebalanced" (classification tasks)
     epochs: int = 25
     batch_size: int = 100
@@ -36,7 +35,7 @@ class ExperimentConfig:
     tfds_data_dir: str | None = None
     max_images: int = 0  # per split; 0 = all
     num_samples: int = 6
-    ab_bins_file: str | None = None  # (Q, 2) .npy ab bins of lab_bins (None: lab.ab_bins())
+    ab_bins_file: str | None = None  # (Q, 2) .npy ab bins of lab_bins (None: built-in bins)
     # Softmax temperature of the "annealed_mean" rendering of a classifier's distribution.
     temperature: float = 0.38
     output_dir: str = ""
@@ -48,24 +47,11 @@ class ExperimentConfig:
     epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
 
     def replace(self, **changes) -> ExperimentConfig:
+        """A copy with ``changes``, validated like every config."""
         return dataclasses.replace(self, **changes)
 
-    def validate(self) -> ExperimentConfig:
-        """Raise UserError naming the first bad flag; return self for chaining."""
-        if self.model not in MODELS:
-            raise UserError(f"--model={self.model!r} is unknown; use one of {', '.join(MODELS)}.")
-        if self.conv_init not in CONV_INITS:
-            raise UserError(f"--conv_init={self.conv_init!r} is unknown; use one of "
-                            f"{', '.join(CONV_INITS)}.")
-        if self.epoch_loop not in EPOCH_LOOPS:
-            raise UserError(f"--epoch_loop={self.epoch_loop!r} is unknown; use one of "
-                            f"{', '.join(EPOCH_LOOPS)}.")
-        if self.loss not in LOSSES:
-            raise UserError(f"--loss={self.loss!r} is unknown; use one of {', '.join(LOSSES)}.")
-        if self.task not in TASKS:
-            raise UserError(f"task {self.task!r} is unknown; use one of {', '.join(TASKS)}.")
-        if self.loss == "rebalanced" and self.task in ("regression", "lab_regression"):
-            raise UserError(f"--loss=rebalanced needs a classification task, not {self.task}.")
+    def __post_init__(self) -> None:
+        """Raise UserError naming the first bad value."""
         if not 0.0 < self.temperature <= 10.0:
             raise UserError(f"--temperature={self.temperature} must lie in (0, 10] (Zhang et "
                             f"al. use 0.38; 1 is the plain mean).")
@@ -87,6 +73,3 @@ class ExperimentConfig:
                 and not self.image_dir):
             raise UserError(f"--category={self.category!r} is unknown; use one of: "
                             f"{', '.join(CIFAR10_CLASSES)} or {ALL_CATEGORIES}.")
-        if self.ab_bins_file:  # a bad file is named now, not after the runs before it
-            load_ab_bins(self.ab_bins_file)
-        return self

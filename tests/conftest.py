@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +22,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "experiments"))  # the scripts' own answers package
 REAL_DATA = Path(os.environ.get("JAXCOLOR_TEST_DATA",
                                 REPO.parent / "shared" / "data" / "cifar10-jpeg"))
 
@@ -35,14 +40,65 @@ def real_data() -> Path:
     return REAL_DATA
 
 
-def run_script(name: str, *args: str, cache_dir: Path | None = None
-               ) -> subprocess.CompletedProcess:
-    """Run ``experiments/<name>.py`` in a subprocess, as a user would."""
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    if cache_dir is not None:
-        env["JAXCOLOR_CACHE_DIR"] = str(cache_dir)
-    return subprocess.run([sys.executable, str(REPO / "experiments" / f"{name}.py"), *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+@dataclasses.dataclass(frozen=True)
+class ScriptResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_script(name: str, *args: str, cache_dir: Path | None = None,
+               in_process: bool = True) -> ScriptResult | subprocess.CompletedProcess:
+    """Run ``experiments/<name>.py`` with ``args`` as a user would: by default in this process
+    (the script imported afresh, its flags parsed, its ``main`` called through
+    ``jaxcolor.app.run_main``, output captured, its flags removed again), so runs share one
+    Python and JAX start-up and compiled programs; ``in_process=False`` starts a new
+    interpreter."""
+    if not in_process:
+        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+        if cache_dir is not None:
+            env["JAXCOLOR_CACHE_DIR"] = str(cache_dir)
+        return subprocess.run([sys.executable, str(REPO / "experiments" / f"{name}.py"), *args],
+                              capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    from absl import flags
+
+    from jaxcolor import app
+
+    path = REPO / "experiments" / f"{name}.py"
+    defined_before = set(flags.FLAGS)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if cache_dir is not None:
+            stack.enter_context(_environment("JAXCOLOR_CACHE_DIR", str(cache_dir)))
+        stack.enter_context(contextlib.redirect_stdout(stdout))
+        stack.enter_context(contextlib.redirect_stderr(stderr))
+        try:
+            spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+            script = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(script)
+            try:
+                argv = flags.FLAGS([str(path), *args])
+            except flags.Error as err:  # as absl's app.run: one line, status 1
+                print(f"FATAL Flags parsing error: {err}", file=sys.stderr)
+                return ScriptResult(1, stdout.getvalue(), stderr.getvalue())
+            code = app.run_main(script.main, argv)
+        finally:
+            for flag in set(flags.FLAGS) - defined_before:
+                delattr(flags.FLAGS, flag)
+    return ScriptResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 def write_folder(root, sizes=None, fmt="png", side=32):
@@ -70,3 +126,23 @@ def zhang_sized_bins() -> np.ndarray:
     outside = grid[~(grid[:, None] == bins[None]).all(-1).any(-1)]
     extra = outside[np.argsort(np.abs(outside).sum(-1), kind="stable")[:52]]
     return np.concatenate([bins, extra]).astype(np.float32)
+
+
+def make_task(name: str, train_images, test_images, palette=None, ab_bins=None):
+    """The TaskData of task ``name`` on uint8 images (``palette``/``ab_bins`` as given)."""
+    from jaxcolor import tasks
+    from jaxcolor.tasks.lab import LabBins
+
+    if ab_bins is not None:
+        task = LabBins(np.asarray(ab_bins, np.float32), from_file=True)
+    else:
+        task = tasks.build_task(name, palette=lambda: np.asarray(palette, np.float32))
+    return tasks.make_task_data(task, train_images, test_images)
+
+
+def fit_task(model, data, **kwargs):
+    """``training.fit`` of ``model`` on a TaskData with its task's plain objective."""
+    from jaxcolor.training import fit
+
+    return fit(model, data.task.objective, (data.train_inputs, data.train_targets),
+               (data.test_inputs, data.test_targets), **kwargs)

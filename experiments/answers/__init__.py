@@ -1,0 +1,1 @@
+"""Each question's measurements and written answer, beside its script in experiments/."""

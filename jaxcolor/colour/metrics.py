@@ -1,0 +1,117 @@
+"""Image-quality metrics beyond pixel accuracy, in JAX, over float RGB images in [0, 1] (NHWC).
+
+- PSNR on RGB (per image, then averaged; identical images give +inf);
+- SSIM (Wang et al. 2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03), per channel;
+- Hasler–Süsstrunk colourfulness (on the 0–255 scale; a grey image scores 0);
+- the AuC of the per-pixel ab-error CDF (CIE Lab via ``jaxcolor.colour.lab``) over thresholds 0–150,
+  plain and class-rebalanced (Zhang, Isola & Efros 2016).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcolor.colour.lab import CELL_COUNT, ab_cells, rgb_to_lab
+
+
+@jax.jit
+def psnr(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-image PSNR in dB for data range 1 (N,); +inf where the images are identical."""
+    mse = jnp.mean((prediction - target) ** 2, axis=(1, 2, 3))
+    return jnp.where(mse > 0, -10.0 * jnp.log10(jnp.where(mse > 0, mse, 1.0)), jnp.inf)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    offsets = np.arange(size, dtype=np.float32) - (size - 1) / 2
+    weights = np.exp(-(offsets**2) / (2 * sigma**2))
+    return weights / weights.sum()
+
+
+@jax.jit
+def ssim(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """Per-image SSIM (N,), mean over valid 11×11 windows and over channels (data range 1)."""
+    window = jnp.asarray(_gaussian_window())
+    channels = prediction.shape[-1]
+
+    def blur(x):  # separable Gaussian, VALID: windows lying wholly inside the image
+        kernel_h = jnp.tile(window[:, None, None, None], (1, 1, 1, channels))
+        kernel_w = jnp.tile(window[None, :, None, None], (1, 1, 1, channels))
+        dims = ("NHWC", "HWIO", "NHWC")
+        x = jax.lax.conv_general_dilated(x, kernel_h, (1, 1), "VALID", dimension_numbers=dims,
+                                         feature_group_count=channels)
+        return jax.lax.conv_general_dilated(x, kernel_w, (1, 1), "VALID",
+                                            dimension_numbers=dims,
+                                            feature_group_count=channels)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x, mu_y = blur(prediction), blur(target)
+    var_x = blur(prediction * prediction) - mu_x**2
+    var_y = blur(target * target) - mu_y**2
+    cov = blur(prediction * target) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return jnp.mean(ssim_map, axis=(1, 2, 3))
+
+
+@jax.jit
+def colourfulness(images: jax.Array) -> jax.Array:
+    """Hasler & Süsstrunk (2003) colourfulness per image (N,), on the 0–255 scale."""
+    rgb = images * 255.0
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    spread = jnp.sqrt(jnp.var(rg, axis=(1, 2)) + jnp.var(yb, axis=(1, 2)))
+    mean = jnp.sqrt(jnp.mean(rg, axis=(1, 2)) ** 2 + jnp.mean(yb, axis=(1, 2)) ** 2)
+    return spread + 0.3 * mean
+
+
+@functools.partial(jax.jit, static_argnames="rebalanced")
+def ab_error_auc(prediction: jax.Array, target: jax.Array, rebalanced: bool = False
+                 ) -> jax.Array:
+    """Area under the CDF of per-pixel ab errors, thresholds 0, 1, …, 150, normalised to [0, 1].
+
+    1.0 means every pixel's ab is exact; a prediction whose ab errors all exceed 150 scores 0.
+    ``rebalanced``: each pixel weighs 1 / (how many pixels share its true ab cell, grid 10), so
+    every colour present counts equally and rare saturated colours are not swamped by the
+    common greys (Zhang et al.'s class-rebalanced AuC).
+    """
+    true_ab = rgb_to_lab(target)[..., 1:].reshape(-1, 2)
+    error = jnp.linalg.norm(rgb_to_lab(prediction)[..., 1:].reshape(-1, 2) - true_ab, axis=-1)
+    if rebalanced:
+        cells = ab_cells(true_ab)
+        weights = 1.0 / jnp.zeros(CELL_COUNT * CELL_COUNT).at[cells].add(1.0)[cells]
+    else:
+        weights = jnp.ones_like(error)
+    # For an integer threshold t, error ≤ t exactly when ceil(error) ≤ t: a weighted histogram
+    # of ceil(error) and its cumulative sum give the CDF at 0, 1, …, 150.
+    bucket = jnp.minimum(jnp.ceil(error), 151.0).astype(jnp.int32)
+    histogram = jnp.zeros(152).at[bucket].add(weights)
+    cdf = jnp.cumsum(histogram)[:151] / jnp.sum(weights)
+    return jnp.mean(cdf)
+
+
+def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
+    """CIE76 colour difference ΔE*ab between two sRGB colours in [0, 1]."""
+    lab = np.asarray(rgb_to_lab(jnp.asarray(np.stack([rgb_a, rgb_b]), jnp.float32)))
+    return float(np.linalg.norm(lab[0] - lab[1]))
+
+
+def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """Mean PSNR, SSIM, colourfulness (prediction, truth, and the mean per-image absolute
+    difference) and ab-error AuC (%, plain and class-rebalanced) of a set."""
+    prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    predicted_colourfulness, true_colourfulness = colourfulness(prediction), colourfulness(target)
+    return {
+        "psnr": float(jnp.mean(psnr(prediction, target))),
+        "ssim": float(jnp.mean(ssim(prediction, target))),
+        "colourfulness": float(jnp.mean(predicted_colourfulness)),
+        "true_colourfulness": float(jnp.mean(true_colourfulness)),
+        # Per image, so that over- and under-saturated images do not cancel out.
+        "colourfulness_error": float(jnp.mean(jnp.abs(predicted_colourfulness
+                                                      - true_colourfulness))),
+        "ab_auc": 100.0 * float(ab_error_auc(prediction, target)),
+        "ab_auc_rebalanced": 100.0 * float(ab_error_auc(prediction, target, rebalanced=True)),
+    }

@@ -1,0 +1,293 @@
+"""Layers of the models, each the standard layer's maths in a form XLA:CPU runs faster.
+
+Every function here computes exactly what its textbook counterpart computes (up to float
+rounding; each is tested against it, values and gradients), so checkpoints, initial values and
+results do not depend on which form ran. Measured in ``benchmarks/`` (BENCHMARKS.md):
+- :func:`conv_of_upsampled`: a convolution of a nearest-upsampled map, at the map's resolution;
+- :func:`maxpool2x`: max-pooling whose backward pass avoids XLA's select-and-scatter;
+- :class:`BatchNorm`: flax's BatchNorm (training statistics, running averages, parameters)
+  with a fused backward pass and, on CPU, per-channel sums as matrix products;
+- :func:`conv2d`: on CPU, native convolution kernels that need no layout changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxcolor.cpu import native
+
+# Convolution weight initialisers by flag name. "pytorch" is torch.nn.Conv2d's default
+# (kaiming-uniform with a = √5, i.e. U(±1/√fan_in)), which the reference numbers were trained
+# with; "lecun" is flax's default (normal, variance 1/fan_in: √3× larger weights).
+CONV_INITS = {"pytorch": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+              "lecun": nn.initializers.lecun_normal()}
+
+
+def upsample2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour ×2 upsampling of NHWC maps."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+@jax.custom_vjp
+def maxpool2x(x: jax.Array) -> jax.Array:
+    """2×2 max-pooling, stride 2, of NHWC maps (H and W even).
+
+    Same values and gradients as ``nn.max_pool`` (the gradient goes to the first maximum of each
+    window, tested with ties), but the backward pass is a one-hot of the window argmax instead
+    of XLA's select-and-scatter, which XLA:CPU runs slowly, and the forward pass of a training
+    step finds max and argmax in one reduce (``benchmarks/maxpool_grad.py``).
+    """
+    return _pool_windows(x).max(axis=-1)
+
+
+def _pool_windows(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) → (N, H/2, W/2, C, 4): each 2×2 window's values in row-major order."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
+        n, h // 2, w // 2, c, 4)
+
+
+def _max_and_first_argmax(windows: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Max and index of the first max over the last axis in one pass (one variadic reduce:
+    ``max`` and ``argmax`` separately read the windows twice). NaN counts as the maximum,
+    as in ``jnp.argmax``."""
+    index = lax.broadcasted_iota(jnp.int32, windows.shape, windows.ndim - 1)
+
+    def first_max(a, b):
+        (a_value, a_index), (b_value, b_index) = a, b
+        a_nan, b_nan = jnp.isnan(a_value), jnp.isnan(b_value)
+        earlier = a_index < b_index
+        take_a = ((a_nan & (~b_nan | earlier))
+                  | (~b_nan & ((a_value > b_value) | ((a_value == b_value) & earlier))))
+        return jnp.where(take_a, a_value, b_value), jnp.where(take_a, a_index, b_index)
+
+    start = (jnp.array(-jnp.inf, windows.dtype), jnp.array(0, jnp.int32))
+    return lax.reduce((windows, index), start, first_max, (windows.ndim - 1,))
+
+
+def _maxpool_forward(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, tuple[int, ...]]]:
+    maxima, first = _max_and_first_argmax(_pool_windows(x))
+    return maxima, (first, x.shape)
+
+
+def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
+    first_max, (n, h, w, c) = residual
+    routed = jax.nn.one_hot(first_max, 4, dtype=grad.dtype) * grad[..., None]
+    return (routed.reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(
+        n, h, w, c),)
+
+
+maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
+    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel, plus ``bias`` if given
+    (``nn.Conv``'s).
+
+    On a single CPU device with the native kernels (:mod:`jaxcolor.native`, odd square float32
+    kernels) the convolution and its gradients (input, kernel, bias) run as native kernels: same
+    values and gradients (tested), no batch-minor transposes for the weight gradient, no
+    separate passes for the bias. Elsewhere XLA's. The native form supports reverse-mode
+    autodiff only (no ``jax.jvp``, no ``vmap``)."""
+    if _use_native(x, kernel):
+        return _native_conv2d(x, kernel, jnp.zeros(kernel.shape[-1:], x.dtype)
+                              if bias is None else bias)
+    y = _xla_conv2d(x, kernel)
+    return y if bias is None else y + bias
+
+
+def _xla_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _use_native(x: jax.Array, kernel: jax.Array) -> bool:
+    """Odd square float32 kernels on a single CPU device: the native kernel has no sharding
+    rule, so under a multi-device mesh XLA would gather whole batches onto every device."""
+    size = kernel.shape[0]
+    return (x.dtype == kernel.dtype == jnp.float32 and size % 2 == 1
+            and kernel.shape[1] == size and jax.default_backend() == "cpu"
+            and jax.device_count() == 1 and native.available())
+
+
+@jax.custom_vjp
+def _native_conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+    return native.conv(x, kernel, bias)
+
+
+def _native_conv2d_forward(x, kernel, bias):
+    return native.conv(x, kernel, bias), (x, kernel)
+
+
+def _native_conv2d_backward(residual, grad):
+    """Input gradient: the convolution of grad with the flipped kernel, in/out swapped (exact
+    for odd SAME kernels); kernel and bias gradients: one native pass over x and grad."""
+    x, kernel = residual
+    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
+    grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype))
+    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[0]))
+
+
+_native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
+
+
+def _phase_taps(size: int) -> np.ndarray:
+    """(2, K, size) 0/1 matrix for an odd ``size``: for each output row parity p, which tap of
+    the half-resolution kernel (K = 2·⌈r/2⌉ + 1 taps, r = size // 2) each of the ``size`` taps
+    over the upsampled map reads. Tap t of output row 2i+p reads upsampled row 2i+p+t−r, which
+    is half-resolution row i + ⌊(p+t−r)/2⌋; zero padding corresponds at both resolutions."""
+    r = size // 2
+    half = (r + 1) // 2
+    taps = np.zeros((2, 2 * half + 1, size), np.float32)
+    for parity in range(2):
+        for t in range(size):
+            taps[parity, (parity + t - r) // 2 + half, t] = 1.0
+    return taps
+
+
+def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
+                      ) -> jax.Array:
+    """``conv2d(upsample2x(x), kernel, bias)``, computed at x's resolution.
+
+    Each of the 4 output pixel phases (row, column parity) of a convolution over a nearest-
+    upsampled map is a convolution of the half-resolution map with summed taps; the 4 phase
+    kernels are stacked along the output channels (a K×K kernel, K = 3 for k = 3 and 5) and the
+    result is interleaved back (depth to space). Same values up to float rounding (tested).
+    """
+    size, _, in_channels, out_channels = kernel.shape
+    if size == 1:
+        return upsample2x(conv2d(x, kernel, bias))
+    if size % 2 == 0:  # SAME padding is asymmetric for even kernels: no phase form here
+        return conv2d(upsample2x(x), kernel, bias)
+    taps = jnp.asarray(_phase_taps(size), kernel.dtype)
+    half_size = taps.shape[1]
+    phase_kernel = jnp.einsum("pak,qbl,klio->abipqo", taps, taps, kernel).reshape(
+        half_size, half_size, in_channels, 4 * out_channels)
+    n, h, w, _ = x.shape
+    phase_bias = None if bias is None else jnp.tile(bias, 4)  # each phase's channels
+    phases = conv2d(x, phase_kernel, phase_bias).reshape(n, h, w, 2, 2, out_channels)
+    return phases.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out_channels)
+
+
+# A layer's input: feature maps concatenated along channels, each at the layer's resolution
+# (False) or at half of it, standing for its nearest ×2 upsampling (True).
+Parts = Sequence[tuple[jax.Array, bool]]
+
+
+class Conv(nn.Module):
+    """k×k SAME convolution with bias over the channel concatenation of ``parts``.
+
+    The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Half-resolution
+    parts go through :func:`conv_of_upsampled` with their slice of the kernel; the others are
+    concatenated and convolved once; the results are summed. The bias enters one of these
+    convolutions (the full-resolution one if any), where the native kernels add it and sum its
+    gradient in the same passes."""
+
+    features: int
+    kernel: int
+    conv_init: str = "pytorch"
+
+    @nn.compact
+    def __call__(self, parts: Parts) -> jax.Array:
+        channels = [x.shape[-1] for x, _ in parts]
+        kernel = self.param("kernel", CONV_INITS[self.conv_init],
+                            (self.kernel, self.kernel, sum(channels), self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        starts = np.cumsum([0, *channels])
+        slices = [kernel[:, :, start:end] for start, end in zip(starts, starts[1:], strict=False)]
+        half = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
+        full = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if not upsampled]
+        terms = []
+        if full:
+            terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
+                                jnp.concatenate([w for _, w in full], axis=2), bias))
+        for x, w in half:  # the bias goes to the first term only
+            terms.append(conv_of_upsampled(x, w, None if terms else bias))
+        return sum(terms[1:], terms[0])
+
+
+def _sums_by_matmul() -> bool:
+    """Whether :func:`channel_sums` multiplies by ones: on CPU, where XLA runs large reductions
+    as trees of reduce-windows (~2× slower per BatchNorm here); elsewhere XLA's reductions."""
+    return jax.default_backend() == "cpu"
+
+
+def channel_sums(x: jax.Array, by_matmul: bool | None = None) -> jax.Array:
+    """Per-channel sums of NHWC maps, (C,). ``by_matmul`` (default: on CPU): each image's sum
+    as a batched matrix-vector product, then the sum over images (accurate to ~1e-6 relative;
+    one product over all pixels would accumulate N·H·W terms in sequence, ~1e-5)."""
+    if by_matmul is None:
+        by_matmul = _sums_by_matmul()
+    if not by_matmul:
+        return jnp.sum(x, axis=tuple(range(x.ndim - 1)))
+    per_image = x.reshape(x.shape[0], -1, x.shape[-1])
+    ones = jnp.ones(per_image.shape[:2], x.dtype)
+    return jnp.einsum("nm,nmc->nc", ones, per_image).sum(axis=0)
+
+
+def batch_statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-channel mean and (biased) variance as flax computes them (``use_fast_variance``)."""
+    count = x.size // x.shape[-1]
+    mean = channel_sums(x) / count
+    return mean, jnp.maximum(0.0, channel_sums(x * x) / count - mean * mean)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+    """(x − mean) / √(var + ε) · scale + bias with the batch's statistics (training mode).
+
+    The backward pass is the closed form (two per-channel sums) rather than autodiff through
+    the statistics (four), which is what makes it cheaper; same gradients (tested)."""
+    return _batch_norm_forward(x, scale, bias, epsilon)[0]
+
+
+def _batch_norm_forward(x, scale, bias, epsilon):
+    mean, var = batch_statistics(x)
+    inverse_std = lax.rsqrt(var + epsilon)
+    return (x - mean) * (inverse_std * scale) + bias, (x, mean, inverse_std, scale)
+
+
+def _batch_norm_backward(_epsilon, residual, grad):
+    x, mean, inverse_std, scale = residual
+    count = x.size // x.shape[-1]
+    normalised = (x - mean) * inverse_std
+    grad_bias = channel_sums(grad)
+    grad_scale = channel_sums(grad * normalised)
+    grad_x = (scale * inverse_std / count) * (count * grad - grad_bias - normalised * grad_scale)
+    return grad_x, grad_scale, grad_bias
+
+
+batch_norm.defvjp(_batch_norm_forward, _batch_norm_backward)
+
+
+class BatchNorm(nn.Module):
+    """``nn.BatchNorm`` over the last axis: the same parameters (scale, bias), running averages
+    (batch_stats mean, var; not updated while initialising) and values, faster (see
+    :func:`batch_norm`)."""
+
+    use_running_average: bool
+    momentum: float
+    epsilon: float
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = (x.shape[-1],)
+        scale = self.param("scale", nn.initializers.ones, features)
+        bias = self.param("bias", nn.initializers.zeros, features)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, features)
+        running_var = self.variable("batch_stats", "var", jnp.ones, features)
+        if self.use_running_average:
+            inverse_std = lax.rsqrt(running_var.value + self.epsilon)
+            return (x - running_mean.value) * (inverse_std * scale) + bias
+        if not self.is_initializing():
+            mean, var = jax.lax.stop_gradient(batch_statistics(x))
+            running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+            running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+        return batch_norm(x, scale, bias, self.epsilon)

@@ -1,0 +1,104 @@
+"""Flax (linen) models of the assignment: CNN, UNet, RegressionCNN.
+
+Block order (documented choice): conv → MaxPool/Upsample → BatchNorm → ReLU, the order of the
+reference U-Net, used for every model here. The layers (``jaxcolor.layers``) and two exact
+rewrites make it cheaper; ``tests/test_models.py`` checks the whole network against the
+reference computation (parameters, outputs, batch statistics, gradients):
+- Nearest upsampling commutes with BatchNorm (every pixel is repeated 4 times, so the batch
+  mean and variance are unchanged) and with ReLU, so the up-blocks compute conv → BatchNorm →
+  ReLU and leave the upsampling to the next layer: a quarter of the pixels normalised.
+- A k×k convolution of a nearest-upsampled map is computed at the map's own resolution
+  (``layers.conv_of_upsampled``): the upsampled activations are never built, and XLA:CPU runs
+  the resulting convolution (4× the output channels on ¼ of the pixels) faster; the UNet's
+  skip concatenations become sums of convolutions (``layers.Conv``).
+q6(b) measures the MaxPool/ReLU swap. Every block's output (upsampled, for the up-blocks) is
+sown into the ``intermediates`` collection (for q5's activation maps):
+``model.apply(variables, x, train=False, mutable=["intermediates"])``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import flax.linen as nn
+import jax
+
+from jaxcolor.models.layers import BatchNorm, Conv, Parts, maxpool2x, upsample2x
+
+Resample = Literal["down", "up", "none"]
+# PyTorch BatchNorm2d defaults (momentum 0.1 ⇔ flax momentum 0.9), as in the reference code.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+class ConvBlock(nn.Module):
+    """conv(k×k, SAME) → optional MaxPool 2 / Upsample ×2 → BatchNorm → ReLU.
+
+    An up-block returns its output *before* the upsampling (the next layer takes it as a
+    half-resolution part, see :class:`Conv`); it sows the upsampled activations."""
+
+    features: int
+    kernel: int
+    resample: Resample = "none"
+    conv_init: str = "pytorch"
+
+    @nn.compact
+    def __call__(self, parts: Parts, train: bool) -> jax.Array:
+        x = Conv(self.features, self.kernel, self.conv_init, name="Conv_0")(parts)
+        if self.resample == "down":
+            x = maxpool2x(x)
+        x = BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                      name="BatchNorm_0")(x)
+        x = nn.relu(x)  # for up-blocks: before upsampling, same values on ¼ of the pixels
+        self.sow("intermediates", "activations", upsample2x(x) if self.resample == "up" else x)
+        return x
+
+
+class CNN(nn.Module):
+    """Five conv blocks (down, down, same, up, up) and a final conv → per-pixel outputs.
+
+    ``num_outputs`` is the per-pixel output width (the colour classes, 3 for RGB, 2 for ab, or
+    the ab bins). As in the reference, the last block is ``num_outputs`` wide and the final conv
+    is k×k. For hundreds of outputs (the Lab ab bins) that costs ~Q²·k² per pixel, so
+    ``head_features`` (the last block's width; 0 = ``num_outputs``) and ``final_kernel``
+    (0 = ``kernel``) give a cheap head instead: e.g. NF wide and a 1×1 classifier, as in Zhang
+    et al.'s network."""
+
+    num_filters: int = 32
+    num_outputs: int = 24
+    kernel: int = 3
+    conv_init: str = "pytorch"
+    head_features: int = 0
+    final_kernel: int = 0
+    skip_connections: ClassVar[bool] = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        nf, nc, k, init = self.num_filters, self.num_outputs, self.kernel, self.conv_init
+
+        def join(features: jax.Array, upsampled: bool, skip: jax.Array) -> Parts:
+            """The next layer's input parts: features (‖ skip, in the UNet)."""
+            return [(features, upsampled)] + [(skip, False)] * self.skip_connections
+
+        b1 = ConvBlock(nf, k, "down", init, name="block1")([(x, False)], train)
+        b2 = ConvBlock(2 * nf, k, "down", init, name="block2")([(b1, False)], train)
+        b3 = ConvBlock(2 * nf, k, "none", init, name="block3")([(b2, False)], train)
+        b4 = ConvBlock(nf, k, "up", init, name="block4")(join(b3, False, b2), train)
+        b5 = ConvBlock(self.head_features or nc, k, "up", init, name="block5")(
+            join(b4, True, b1), train)
+        return Conv(nc, self.final_kernel or k, init, name="final")(join(b5, True, x))
+
+
+class UNet(CNN):
+    """The CNN with skip connections by channel concatenation (block3‖2, block4‖1, block5‖input)."""
+
+    skip_connections: ClassVar[bool] = True
+
+
+class RegressionCNN(CNN):
+    """The CNN predicting RGB directly (3 outputs, no squashing), trained with MSE."""
+
+    num_outputs: int = 3
+
+
+MODELS: dict[str, type[CNN]] = {"cnn": CNN, "unet": UNet, "regression_cnn": RegressionCNN}

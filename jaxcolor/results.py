@@ -1,0 +1,101 @@
+"""Results files of every script: the output folder, atomic writes of results.json (rows) and
+results.md, Markdown tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jaxcolor.errors import UserError
+
+
+def prepare_output_dir(path: str) -> Path:
+    """Create the output folder and check that it is writable, before any training. The probe
+    file has a unique name: processes of one --distributed run check the same folder at once
+    (one process's unlink of a shared probe name failed the other's)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise UserError(f"--output_dir={path} is not writable: {err.strerror or err}.") from err
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + rename, so readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    """Strict JSON: non-finite floats (e.g. the PSNR of a perfect prediction) become null."""
+    write_text_atomic(path, json.dumps(_finite(value), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        if abs(value) >= 100:
+            return f"{value:.0f}"
+        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.4g}"
+    return str(value)
+
+
+def quality_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One table row per (run, rendering of its prediction), from each row's
+    ``quality_by_rendering`` (rows written before it existed: their flat metrics, as argmax)."""
+    table = []
+    for row in rows:
+        renderings = row.get("quality_by_rendering") or {"argmax": row}
+        table += [{**row, **quality, "rendering": name} for name, quality in renderings.items()]
+    return table
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """A Markdown table of ``rows`` with (key, header) ``columns``; a "|" inside a header or
+    cell (e.g. "|mean − truth|") is escaped so it does not split the cell."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(header) for _, header in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(format_cell(row.get(key))) for key, _ in columns) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of an existing results.json, or [] when there is none."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []

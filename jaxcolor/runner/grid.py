@@ -1,0 +1,67 @@
+"""Run a grid of configurations on one data load, with the question's own hooks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.results import prepare_output_dir
+from jaxcolor.runner.outputs import write_outputs
+from jaxcolor.runner.prepare import load_images, preflight, prepare_task
+from jaxcolor.runner.run import Log, RunOutput, log_line, train_and_evaluate
+from jaxcolor.tasks import TaskData
+from jaxcolor.training import parallel
+
+
+def _no_extras(run: RunOutput, out: Path) -> dict[str, Any]:
+    return {}
+
+
+def _no_section(runs: list[RunOutput], out: Path) -> str:
+    return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+    """What a question adds to its grid; both run once, on the writing process.
+
+    ``after_run(run, out)``: called once per finished run (each reported epoch); returns extra
+    fields for the run's results row and may write per-run figures into ``out``.
+    ``at_end(runs, out)``: called once after every run; returns the question's Markdown
+    section of results.md (its measured answer) and may write its extra files into ``out``.
+    """
+
+    after_run: Callable[[RunOutput, Path], dict[str, Any]] = _no_extras
+    at_end: Callable[[list[RunOutput], Path], str] = _no_section
+
+
+def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = Hooks(),
+             log: Log = log_line) -> list[RunOutput]:
+    """Train each config on one shared image load (configs may mix tasks); rewrite the outputs
+    after every run, so an interrupted grid keeps the runs that finished; then the question's
+    section. Every config is checked before the first run trains."""
+    for cfg in configs:
+        preflight(cfg)
+    first = configs[0]
+    out = prepare_output_dir(first.output_dir)
+    images = load_images(first, log)
+    data_by_task: dict[str, TaskData] = {}
+    runs: list[RunOutput] = []
+    writes = parallel.is_main_process()  # one writer in multi-process runs
+    for index, cfg in enumerate(configs):
+        if cfg.task not in data_by_task:
+            data_by_task[cfg.task] = prepare_task(cfg, images, log)
+        for run in train_and_evaluate(cfg, data_by_task[cfg.task], log):
+            if writes:
+                run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
+            runs.append(run)
+        if writes and index < len(configs) - 1:  # the last run's outputs come with the section
+            write_outputs(out, title, runs, num_samples=first.num_samples)
+    if writes:
+        write_outputs(out, title, runs, num_samples=first.num_samples,
+                      notes=hooks.at_end(runs, out))
+        log(f"wrote {out}/results.md, results.json and figures")
+    return runs

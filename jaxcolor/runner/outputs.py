@@ -1,0 +1,71 @@
+"""What a grid of runs writes: results.json, results.md, the training curves and one sample
+grid per run, each file rewritten atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jaxcolor import results as tables
+from jaxcolor.runner import plots
+from jaxcolor.runner.run import RunOutput, predict_renderings
+
+
+def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
+    """Input / ground truth / (truth as the task encodes it) / each rendering of the
+    prediction, for a few test images."""
+    data = run.task_data
+    images = data.test_images[:count]
+    columns = [(f"input ({run.config.task})", data.test_inputs[:count]),
+               ("ground truth", images.astype(np.float32) / 255.0)]
+    truth = data.task.truth_column(images)
+    if truth is not None:
+        columns.append(truth)
+    for name, rgb in predict_renderings(run.config, run.state, data, count).items():
+        columns.append((f"{run.config.model}, {name}", rgb))
+    return columns
+
+
+RESULT_COLUMNS = [
+    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("learning_rate", "lr"), ("train_loss", "train loss"), ("val_loss", "val loss"),
+    ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc %"),
+    ("best_epoch", "best epoch"), ("train_images_per_sec", "train img/s"),
+    ("wall_seconds", "wall s"),
+]
+
+
+QUALITY_COLUMNS = [
+    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
+    ("rendering", "rendering"), ("psnr", "PSNR dB"), ("ssim", "SSIM"),
+    ("colourfulness", "colourfulness"), ("true_colourfulness", "truth colourfulness"),
+    ("ab_auc", "ab-error AuC %"), ("ab_auc_rebalanced", "rebalanced AuC %"),
+]
+
+
+def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], *, num_samples: int,
+                  notes: str = "") -> None:
+    """results.json, results.md, training_curve.png and one sample grid per run."""
+    rows = [run.row for run in runs]
+    tables.write_json_atomic(out / "results.json", rows)
+    plots.training_curves([(run.label, run.row["history"]) for run in runs],
+                          out / "training_curve.png")
+    figures = ["![training curve](training_curve.png)"]
+    for run in runs:
+        name = f"samples_{run.slug}.png"
+        plots.image_grid(sample_columns(run, num_samples), out / name, title=run.label)
+        figures.append(f"![samples {run.label}]({name})")
+    text = [f"# {title}", "", tables.markdown_table(rows, RESULT_COLUMNS), "",
+            "Image quality of the test-set predictions in RGB. A classifier's per-pixel "
+            "distribution (over palette colours or ab bins) is rendered three ways: argmax = "
+            "the most likely class; expected = the probability-weighted mean; annealed_mean = "
+            f"the mean at softmax temperature {runs[0].config.temperature:g} (Zhang et al. "
+            "2016). Regression outputs are clipped to the sRGB gamut; Lab models keep the "
+            "input's L.", "",
+            tables.markdown_table(tables.quality_rows(rows), QUALITY_COLUMNS), ""]
+    if notes:
+        text += [notes, ""]
+    text += ["## Figures", "", *figures, ""]
+    tables.write_text_atomic(out / "results.md", "\n".join(text))

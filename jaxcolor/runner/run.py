@@ -1,0 +1,166 @@
+"""One configuration trained and evaluated: its results rows (the results.json contract), its
+final state, and its predictions rendered to RGB."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcolor.colour import metrics
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.errors import UserError
+from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.tasks import Task, TaskData
+from jaxcolor.training import (
+    CheckpointPolicy,
+    Checkpoints,
+    EpochRecord,
+    TrainState,
+    fit,
+    make_predict,
+    parallel,
+    run_fingerprint,
+    run_name,
+)
+
+Log = Callable[[str], None]
+
+
+def log_line(text: str) -> None:
+    print(text, flush=True)
+
+
+def model_spec(cfg: ExperimentConfig, task: Task) -> ModelSpec:
+    """The model of ``cfg`` with the output width and head of ``task``."""
+    return ModelSpec(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
+                     num_outputs=task.num_outputs, conv_init=cfg.conv_init,
+                     **task.head(cfg.num_filters))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutput:
+    config: ExperimentConfig
+    row: dict[str, Any]
+    state: TrainState
+    task_data: TaskData  # what it was trained and evaluated on (shared, not copied)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return model_spec(self.config, self.task_data.task)
+
+    @property
+    def label(self) -> str:
+        cfg = self.config
+        loss = "" if cfg.loss == "cross_entropy" else f" {cfg.loss}"
+        return (f"{cfg.model} {cfg.task}{loss} bs{cfg.batch_size} lr{cfg.learning_rate:g} "
+                f"{cfg.epochs}ep")
+
+    @property
+    def slug(self) -> str:
+        return f"{run_name(self.config)}_e{self.config.epochs}"
+
+
+def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_line
+                       ) -> list[RunOutput]:
+    """Train one configuration; one results row per reported epoch (the last one at least)."""
+    if cfg.batch_size > len(data.train_inputs):
+        raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
+                        f"{len(data.train_inputs)} training images; use a smaller one.")
+    objective = data.task.objective_for(cfg.loss, data.train_targets)
+    model = build_model(model_spec(cfg, data.task))
+    log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
+        f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
+        f"seed {cfg.seed}")
+    report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
+    snapshots: dict[int, TrainState] = {}
+
+    def keep_snapshot(epoch: int, state: TrainState) -> None:
+        if epoch in report_epochs:  # a copy on this process (the state is donated next step)
+            snapshots[epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
+
+    fingerprint = run_fingerprint(
+        cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],
+        len(data.train_inputs))
+    checkpoints = Checkpoints(
+        Path(cfg.output_dir) / "checkpoints" / run_name(cfg), fingerprint,
+        epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
+            every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
+    try:
+        result = fit(model, objective, (data.train_inputs, data.train_targets),
+                     (data.test_inputs, data.test_targets), epochs=cfg.epochs,
+                     batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
+                     log=log, on_epoch=keep_snapshot, checkpoints=checkpoints,
+                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip)
+        for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
+            if epoch not in snapshots:
+                snapshots[epoch] = parallel.local_copy(
+                    checkpoints.restore(epoch, like=result.state)[0])
+    finally:
+        checkpoints.close()
+    runs = []
+    for epoch in report_epochs:
+        run_cfg = cfg.replace(epochs=epoch, report_epochs=())
+        row = result_row(run_cfg, result.history[:epoch], result.compile_seconds)
+        row.update(prediction_quality(run_cfg, snapshots[epoch], data))
+        runs.append(RunOutput(run_cfg, row, snapshots[epoch], data))
+    return runs
+
+
+def prediction_quality(cfg: ExperimentConfig, state: TrainState, data: TaskData
+                       ) -> dict[str, Any]:
+    """Image-quality metrics of the test-set predictions, under ``quality_by_rendering`` for
+    every rendering of the task, and flat for its default one."""
+    truth = data.test_images.astype(np.float32) / 255.0
+    by_rendering = {name: metrics.image_quality(rgb, truth)
+                    for name, rgb in predict_renderings(cfg, state, data).items()}
+    return {**by_rendering[data.task.default_rendering], "quality_by_rendering": by_rendering}
+
+
+def predict_renderings(cfg: ExperimentConfig, state: TrainState, data: TaskData,
+                       count: int | None = None,
+                       temperatures: dict[str, float | None] | None = None,
+                       inputs: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """RGB predictions in [0, 1] for the first ``count`` test inputs (or of ``inputs``), by
+    rendering name → temperature (default: the task's renderings), predicted and rendered
+    batch by batch at the training batch size (a distribution over hundreds of ab bins for a
+    whole test set would not fit in memory)."""
+    task = data.task
+    predict = make_predict(build_model(model_spec(cfg, task)))
+    temperatures = temperatures or task.renderings(cfg.temperature)
+    inputs = (data.test_inputs if inputs is None else inputs)[:count]
+    rendered: dict[str, list[np.ndarray]] = {name: [] for name in temperatures}
+    for i in range(0, len(inputs), cfg.batch_size):
+        batch = inputs[i:i + cfg.batch_size]
+        outputs = predict(state, batch)
+        for name, temperature in temperatures.items():
+            rendered[name].append(task.render(batch, outputs, temperature))
+    return {name: np.concatenate(parts) for name, parts in rendered.items()}
+
+
+def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],
+               compile_seconds: float) -> dict[str, Any]:
+    """The results.json contract: configuration, final metrics, best epoch, speed, history."""
+    history = [dataclasses.asdict(record) for record in records]
+    final = history[-1]
+    row: dict[str, Any] = {
+        "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
+        "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+        "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
+        "conv_init": cfg.conv_init, "hflip": cfg.hflip,
+        "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
+        "val_accuracy": final["val_accuracy"],
+        "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
+        "compile_seconds": compile_seconds, "wall_seconds": final["elapsed"],
+    }
+    if final["val_accuracy"] is not None:
+        best = max(history, key=lambda r: r["val_accuracy"])
+        row.update(best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"])
+    row["history"] = history
+    return row

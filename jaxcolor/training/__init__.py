@@ -1,0 +1,10 @@
+"""Training: the train state, jit-compiled steps, the epoch loop, checkpoints and the device
+mesh. Works on arrays and an objective; knows nothing of tasks or questions."""
+
+from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints, run_fingerprint, run_name
+from jaxcolor.training.loop import FitResult, fit
+from jaxcolor.training.state import EpochRecord, TrainState
+from jaxcolor.training.steps import EPOCH_LOOPS, compiled, make_predict
+
+__all__ = ["EPOCH_LOOPS", "CheckpointPolicy", "Checkpoints", "EpochRecord", "FitResult",
+           "TrainState", "compiled", "fit", "make_predict", "run_fingerprint", "run_name"]

@@ -1,0 +1,122 @@
+"""Per-run Orbax checkpoints: the whole TrainState (params, BatchNorm statistics, optimizer
+state, step and the PRNG key that draws each epoch's data order) plus the epoch history and a
+fingerprint of what produced them, so a resumed run continues bit-for-bit and a mismatched
+checkpoint is refused with a message instead of silently mixed in.
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete, so a
+kill during a write leaves the previous checkpoint intact (unfinished ones are ignored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.errors import UserError
+from jaxcolor.training import parallel
+from jaxcolor.training.state import EpochRecord, TrainState
+
+
+def run_name(cfg: ExperimentConfig) -> str:
+    """Names one training run whatever its length (a longer run extends a shorter one)."""
+    return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
+            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}{'_hflip' if cfg.hflip else ''}")
+
+
+def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_images: int
+                    ) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run: every setting that changes the
+    training trajectory, the number of training images and a digest of ``arrays`` (the
+    training inputs and targets and what else the task depends on, e.g. its palette) over
+    every process's share."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+    settings = ("model", "task", "loss", "batch_size", "learning_rate", "num_filters", "kernel",
+                "conv_init", "num_colours", "seed", "category")
+    return {**{name: getattr(cfg, name) for name in settings},
+            **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
+            "train_images": train_images,
+            "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointPolicy:
+    every: int = 1  # save after every N-th epoch; 0 = only the last and ``keep_epochs``
+    keep: int = 2  # newest checkpoints kept, besides the ``keep_epochs`` ones
+    resume: bool = True  # continue from the newest checkpoint when one exists
+
+
+class Checkpoints:
+    """Checkpoints of one training run in ``directory``, one per saved epoch.
+
+    ``fingerprint`` (JSON-able) describes the run; restoring a checkpoint with a different one
+    raises UserError naming the fields that differ. Epochs in ``keep_epochs`` are always saved
+    and never deleted (reported intermediate epochs must survive a restart).
+    """
+
+    def __init__(self, directory: str | Path, fingerprint: dict[str, Any], *, epochs: int,
+                 policy: CheckpointPolicy = CheckpointPolicy(),
+                 keep_epochs: Sequence[int] = ()) -> None:
+        self.directory = Path(directory).absolute()
+        self.fingerprint = fingerprint
+        self.policy = policy
+        if not policy.resume and self.directory.exists():
+            shutil.rmtree(self.directory)
+        pinned = sorted({*keep_epochs, epochs})
+        save_policies: list[Any] = [checkpoint_managers.SpecificStepsPolicy(pinned)]
+        if policy.every > 0:
+            save_policies.append(checkpoint_managers.FixedIntervalPolicy(policy.every))
+        options = ocp.CheckpointManagerOptions(
+            enable_async_checkpointing=False,
+            save_decision_policy=checkpoint_managers.AnySavePolicy(save_policies),
+            preservation_policy=checkpoint_managers.AnyPreservationPolicy([
+                checkpoint_managers.LatestN(max(policy.keep, 1)),
+                checkpoint_managers.CustomSteps(pinned)]))
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def latest_epoch(self) -> int | None:
+        return self._manager.latest_step()
+
+    def epochs(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, epoch: int, state: TrainState, history: Sequence[EpochRecord]) -> bool:
+        """Save after ``epoch`` if the policy says so; True when a checkpoint was written."""
+        meta = {"fingerprint": self.fingerprint,
+                "history": [dataclasses.asdict(record) for record in history]}
+        return self._manager.save(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+    def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, list[EpochRecord]]:
+        """The state and history saved after ``epoch``; ``like`` gives the pytree structure."""
+        # Metadata first: a different run's arrays may not even fit ``like``'s shapes.
+        meta = self._manager.restore(epoch, args=ocp.args.Composite(
+            meta=ocp.args.JsonRestore())).meta
+        self._check_fingerprint(meta["fingerprint"])
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        state = self._manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract))).state
+        return state, [EpochRecord(**record) for record in meta["history"][:epoch]]
+
+    def _check_fingerprint(self, saved: dict[str, Any]) -> None:
+        differences = [f"{key} {saved.get(key)!r} (checkpoint) vs {value!r} (now)"
+                       for key, value in self.fingerprint.items() if saved.get(key) != value]
+        if differences:
+            raise UserError(
+                f"the checkpoint in {self.directory} was written by a different run: "
+                f"{'; '.join(differences)}. Use --noresume to start this run afresh, or another "
+                f"--output_dir.")
+
+    def close(self) -> None:
+        self._manager.close()

@@ -1,0 +1,166 @@
+"""The epoch loop: train with Adam, validate after every epoch, checkpoint, resume.
+
+By default the steps are not wrapped in ``lax.scan``: XLA:CPU runs XLA's convolutions inside
+loop bodies slower (jax-ml/jax#12868; ``benchmarks/scan_vs_steps.py``); ``epoch_loop="scan"``
+compiles each epoch as one scan instead (same computation, tested). Shapes are fixed (the last
+partial batch is dropped; a fresh shuffle each epoch covers it later), so each function
+compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxcolor.cpu import host_memory
+from jaxcolor.errors import UserError
+from jaxcolor.objectives import Objective
+from jaxcolor.training import parallel
+from jaxcolor.training.checkpoint import Checkpoints
+from jaxcolor.training.state import EpochRecord, TrainState, create_train_state
+from jaxcolor.training.steps import (
+    device_batches,
+    evaluate,
+    make_eval_step,
+    make_train_epoch,
+    make_train_step,
+    shard_rows,
+    shuffle_batches,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    state: TrainState
+    history: list[EpochRecord]
+    compile_seconds: float
+    wall_seconds: float
+
+    @property
+    def final(self) -> EpochRecord:
+        return self.history[-1]
+
+
+def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
+        learning_rate: float, seed: int, log: Callable[[str], None] = print,
+        on_epoch: Callable[[int, TrainState], None] | None = None,
+        checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
+        hflip: bool = False) -> FitResult:
+    """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
+    ``objective``, validating on ``test`` after every epoch.
+
+    ``on_epoch(epoch, state)`` sees the state after each epoch trained here; its buffers are
+    donated to the next step, so copy what you keep. With a constant learning rate the first E
+    epochs of a longer run equal an E-epoch run exactly. With ``checkpoints``, training resumes
+    after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
+    the continuation is identical to an uninterrupted run) and saves as its policy says.
+    ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
+    whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`). ``hflip``: random left–right
+    mirroring of the training batches (:func:`make_train_step`). On CPU the process keeps freed
+    host memory for reuse (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
+    """
+    start = time.perf_counter()
+    host_memory.retain_freed_memory()
+    mesh = parallel.data_mesh()
+    parallel.check_batch_size(batch_size, mesh)
+    tx = optax.adam(learning_rate)
+    train_inputs, train_targets = (shard_rows(array, mesh) for array in train)
+    eval_batches = device_batches(list(test), batch_size, mesh)
+    hosts = jax.process_count()
+    rows_per_host, batch_per_host = train_inputs.shape[1], batch_size // hosts
+    order_sharding = parallel.per_host(mesh)
+    num_batches = rows_per_host // batch_per_host
+    if num_batches == 0:
+        raise UserError(f"--batch_size={batch_size} is larger than the "
+                        f"{hosts * rows_per_host} training images; use a smaller one.")
+    batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
+
+    sample_shape = (1, *train[0].shape[1:])
+    state = jax.jit(lambda key: create_train_state(model, tx, jnp.zeros(sample_shape), key),
+                    out_shardings=parallel.replicated(mesh))(jax.random.key(seed))
+    history: list[EpochRecord] = []
+    if checkpoints is not None:
+        state, history = resume(checkpoints, state, epochs, log)
+    earlier_elapsed = history[-1].elapsed if history else 0.0
+    compile_start = time.perf_counter()
+    _, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
+    if epoch_loop == "scan":
+        train_epoch = make_train_epoch(model, tx, objective, mesh, hflip).lower(
+            state, train_inputs, train_targets, order).compile()
+    else:
+        train_step = make_train_step(model, tx, objective, mesh, hflip).lower(
+            state, train_inputs, train_targets, order, batch_indices[0]).compile()
+
+        def train_epoch(state, inputs, targets, order):
+            losses = [None] * num_batches
+            for i, batch_index in enumerate(batch_indices):
+                state, losses[i] = train_step(state, inputs, targets, order, batch_index)
+            return state, jnp.stack(losses)
+    eval_step = make_eval_step(model, objective, mesh).lower(
+        state, *eval_batches[0]).compile()
+    compile_seconds = time.perf_counter() - compile_start
+    log(f"compiled train and eval steps in {compile_seconds:.1f}s")
+
+    for epoch in range(len(history) + 1, epochs + 1):
+        epoch_start = time.perf_counter()
+        state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
+        state, losses = train_epoch(state, train_inputs, train_targets, order)
+        train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
+        train_seconds = time.perf_counter() - epoch_start
+        images_per_sec = num_batches * batch_size / train_seconds
+        if not math.isfinite(train_loss):
+            raise divergence_error(losses, epoch, learning_rate, checkpoints)
+        metrics = evaluate(eval_step, state, eval_batches)
+        accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
+        record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
+                             time.perf_counter() - epoch_start,
+                             images_per_sec,
+                             earlier_elapsed + time.perf_counter() - start)
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, state)
+        saved = checkpoints is not None and checkpoints.save(epoch, state, history)
+        accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
+        log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
+            f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
+            f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+    return FitResult(state, history, compile_seconds,
+                     earlier_elapsed + time.perf_counter() - start)
+
+
+def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
+           log: Callable[[str], None]) -> tuple[TrainState, list[EpochRecord]]:
+    """The newest checkpointed state at or before ``epochs`` and its history, or ``fresh``."""
+    saved = [epoch for epoch in checkpoints.epochs() if epoch <= epochs]
+    if not saved:
+        if checkpoints.epochs():
+            raise UserError(f"the checkpoints in {checkpoints.directory} start after epoch "
+                            f"{checkpoints.epochs()[0]}, beyond --epochs={epochs}; raise "
+                            f"--epochs or use --noresume to start afresh.")
+        return fresh, []
+    state, history = checkpoints.restore(saved[-1], like=fresh)
+    log(f"resuming after epoch {saved[-1]} from {checkpoints.directory}")
+    return state, history
+
+
+def divergence_error(losses: jax.Array, epoch: int, learning_rate: float,
+                     checkpoints: Checkpoints | None) -> UserError:
+    """The UserError for a non-finite loss (``losses``: the epoch's per-step losses): where it
+    first appeared and what is kept."""
+    values = np.asarray(losses)
+    first = int(np.argmin(np.isfinite(values)))
+    kept = checkpoints.latest_epoch() if checkpoints is not None else None
+    where = (f"The last good checkpoint (epoch {kept}) is kept in {checkpoints.directory}"
+             if kept is not None else "No checkpoint was written")
+    return UserError(f"training diverged in epoch {epoch}, step {first + 1} of {len(values)}: "
+                     f"the loss is {values[first]}. The learning rate is the likely cause; "
+                     f"lower --learning_rate (now {learning_rate:g}). {where}.")

@@ -1,0 +1,87 @@
+import jax
+import numpy as np
+import pytest
+
+from jaxcolor.colour import palette as colours
+
+
+def test_kmeans_recovers_separated_clusters():
+    rng = np.random.default_rng(0)
+    true_centres = np.array([[0.1, 0.1, 0.1], [0.9, 0.1, 0.1], [0.1, 0.9, 0.1],
+                             [0.1, 0.1, 0.9], [0.9, 0.9, 0.9]], np.float32)
+    points = (true_centres[rng.integers(0, 5, 4000)]
+              + rng.normal(0, 0.02, (4000, 3))).astype(np.float32)
+    centres = np.asarray(colours.fit_kmeans(points, jax.random.key(3), k=5))
+    distances = np.linalg.norm(centres[:, None] - true_centres[None], axis=-1)
+    assert distances.min(axis=1).max() < 0.01  # every centre sits on a true cluster
+    assert sorted(distances.argmin(axis=1)) == [0, 1, 2, 3, 4]  # and each cluster is found
+    assert np.all(np.diff(centres.sum(axis=1)) >= 0)  # sorted by brightness
+
+
+def test_kmeans_is_seeded():
+    points = np.random.default_rng(1).random((2000, 3), dtype=np.float32)
+    a = colours.fit_kmeans(points, jax.random.key(0), k=6)
+    b = colours.fit_kmeans(points, jax.random.key(0), k=6)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_nearest_colour_matches_brute_force_numpy():
+    rng = np.random.default_rng(2)
+    pixels = rng.random((7, 5, 4, 3), dtype=np.float32)
+    palette = rng.random((24, 3), dtype=np.float32)
+    brute = np.argmin(((pixels[..., None, :] - palette) ** 2).sum(-1), axis=-1)
+    np.testing.assert_array_equal(np.asarray(colours.nearest_colour(pixels, palette)), brute)
+
+
+def test_renderings_decode_the_colour_distribution():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(2, 3, 3, 24)).astype(np.float32)
+    palette = rng.random((24, 3), dtype=np.float32)
+    np.testing.assert_array_equal(colours.render_colours(logits, palette, "argmax"),
+                                  palette[logits.argmax(-1)])
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    np.testing.assert_allclose(colours.render_colours(logits, palette, "expected"),
+                               probs @ palette, rtol=1e-5, atol=1e-6)
+    sharp = np.exp(logits / 0.38) / np.exp(logits / 0.38).sum(-1, keepdims=True)
+    np.testing.assert_allclose(colours.render_colours(logits, palette, "annealed_mean"),
+                               sharp @ palette, rtol=1e-5, atol=1e-6)
+    # A confident distribution renders as its mode whatever the temperature.
+    confident = 100.0 * np.eye(24, dtype=np.float32)[[3, 7]]
+    for rendering in colours.RENDERING_TEMPERATURES:
+        np.testing.assert_allclose(colours.render_colours(confident, palette, rendering),
+                                   palette[[3, 7]], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown rendering 'median'"):
+        colours.render_colours(logits, palette, "median")
+
+
+def test_palette_is_cached_by_content(tmp_path):
+    images = (np.random.default_rng(3).random((4, 8, 8, 3)) * 255).astype(np.uint8)
+    first = colours.colour_palette(images, 4, seed=0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+    np.testing.assert_array_equal(first, colours.colour_palette(images, 4, seed=0,
+                                                                cache_dir=tmp_path))
+    colours.colour_palette(images[:2], 4, seed=0, cache_dir=tmp_path)  # other pixels: new entry
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_rebalancing_weights_have_expectation_one_and_favour_rare_classes():
+    from jaxcolor.objectives import rebalancing_weights
+
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    weights = rebalancing_weights(labels, 4)
+    frequency = np.bincount(labels, minlength=4) / len(labels)
+    assert np.sum(frequency * weights) == pytest.approx(1.0, rel=1e-6)
+    assert weights[0] < weights[1] < weights[2] < weights[3]  # unseen class weighs most
+
+
+def test_palette_of_many_pixels_fits_a_seeded_sample(tmp_path):
+    images = (np.random.default_rng(4).random((6, 8, 8, 3)) * 255).astype(np.uint8)  # 384 px
+    sampled = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, max_pixels=100)
+    rows = np.sort(np.random.default_rng(1).choice(384, 100, replace=False))
+    expected = colours.fit_kmeans(colours.to_unit_float(images.reshape(-1, 3)[rows]),
+                                  jax.random.key(1), k=4)
+    np.testing.assert_array_equal(sampled, np.asarray(expected))
+    whole = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path)  # under the cap
+    assert not np.array_equal(whole, sampled)
+    assert sorted(p.name.split("-v")[0] for p in tmp_path.glob("*.npy")) == [
+        "colours-k4-seed1", "colours-k4-seed1-sample100"]

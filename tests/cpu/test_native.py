@@ -1,0 +1,148 @@
+"""The native CPU convolution kernels against XLA's convolution: values and gradients."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxcolor.cpu import native
+from jaxcolor.models import ModelSpec, build_model, layers
+from jaxcolor.objectives import CLASSIFICATION
+from jaxcolor.training import parallel
+from jaxcolor.training import state as train_state
+from jaxcolor.training import steps as train
+
+needs_native = pytest.mark.skipif(not native.available(),
+                                  reason="native kernels need Linux x86-64, AVX-512F and g++")
+
+# (batch, height, width, in channels, out channels, kernel size): 1- and 3-channel inputs,
+# widths that are not multiples of the 8-pixel tile, channel counts around the 16/32-lane
+# tiles and the 8-channel weight-gradient tile, 1×1 and 5×5 kernels, a single image.
+SHAPES = [(3, 8, 8, 1, 32, 3), (2, 7, 5, 3, 24, 3), (1, 9, 13, 17, 40, 3), (4, 4, 4, 9, 1, 3),
+          (2, 6, 11, 33, 96, 3), (2, 5, 7, 6, 7, 5), (3, 4, 6, 5, 17, 1), (5, 16, 16, 32, 64, 3)]
+
+
+def assert_close(got, want, tolerance):
+    """Equal up to float rounding: within ``tolerance`` × the largest magnitude of ``want``."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * float(jnp.abs(want).max()))
+
+
+def _xla_loss_and_grads(x, kernel, bias, weights):
+    return jax.value_and_grad(
+        lambda v, k, b: jnp.sum(jnp.sin(layers._xla_conv2d(v, k) + b) * weights), (0, 1, 2))(
+        x, kernel, bias)
+
+
+@needs_native
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_native_conv_values_and_gradients_equal_xla(shape):
+    n, h, w, c_in, c_out, size = shape
+    keys = jax.random.split(jax.random.key(sum(shape)), 4)
+    x = jax.random.normal(keys[0], (n, h, w, c_in))
+    kernel = jax.random.normal(keys[1], (size, size, c_in, c_out))
+    bias = jax.random.normal(keys[2], (c_out,))
+    weights = jax.random.normal(keys[3], (n, h, w, c_out))
+    assert layers._use_native(x, kernel)
+    assert_close(layers.conv2d(x, kernel), layers._xla_conv2d(x, kernel), 1e-6)
+    assert_close(layers.conv2d(x, kernel, bias), layers._xla_conv2d(x, kernel) + bias, 1e-6)
+    ours = jax.jit(jax.value_and_grad(
+        lambda v, k, b: jnp.sum(jnp.sin(layers.conv2d(v, k, b)) * weights), (0, 1, 2)))(
+        x, kernel, bias)
+    theirs = _xla_loss_and_grads(x, kernel, bias, weights)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
+    for got, want in zip(ours[1], theirs[1], strict=True):
+        assert_close(got, want, 1e-5)
+
+
+@needs_native
+def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch):
+    """UNet train steps through the native kernels (checked in the compiled program) give the
+    losses and parameters of the same steps with XLA's convolutions. (SGD: Adam's first steps
+    turn float noise in the zero gradients of the biases that feed BatchNorm into full steps.)"""
+    model = build_model(ModelSpec("unet", num_filters=8, kernel=3, num_outputs=5))
+    tx, mesh = optax.sgd(0.1), parallel.data_mesh()
+    rng = np.random.default_rng(0)
+    inputs = jnp.asarray(rng.random((1, 8, 16, 16, 1), np.float32))
+    targets = jnp.asarray(rng.integers(0, 5, (1, 8, 16, 16)), jnp.int32)
+    order = jnp.arange(8).reshape(1, 2, 4)
+    results = {}
+    for use in (True, False):
+        monkeypatch.setattr(layers, "_use_native", lambda x, k, use=use: use)
+        state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
+        lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
+            state, inputs, targets, order, 0)
+        assert ("jaxcolor_conv_weight_grad" in lowered.as_text()) == use
+        step = lowered.compile()
+        for i in range(2):
+            state, loss = step(state, inputs, targets, order, i)
+        results[use] = (float(loss), state.params)
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-5)
+    for got, want in zip(jax.tree.leaves(results[True][1]), jax.tree.leaves(results[False][1]),
+                         strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_native
+def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images():
+    """Partial sums are combined in a fixed order, whichever thread computed them."""
+    x = jax.random.normal(jax.random.key(0), (37, 8, 8, 16))
+    grad = jax.random.normal(jax.random.key(1), (37, 8, 8, 24))
+    weight_grad = jax.jit(lambda a, b: native.conv_weight_grad(a, b, 3))
+    first = [np.asarray(g) for g in weight_grad(x, grad)]
+    for _ in range(5):
+        for again, want in zip(weight_grad(x, grad), first, strict=True):
+            np.testing.assert_array_equal(again, want)
+    empty = weight_grad(jnp.zeros((0, 8, 8, 16)), jnp.zeros((0, 8, 8, 24)))
+    np.testing.assert_array_equal(empty[0], np.zeros((3, 3, 16, 24)))
+    np.testing.assert_array_equal(empty[1], np.zeros(24))
+
+
+def test_forms_that_the_native_kernels_do_not_cover_use_xla():
+    x = jnp.ones((2, 4, 4, 3))
+    assert not layers._use_native(x, jnp.ones((2, 2, 3, 4)))  # even kernel: asymmetric SAME
+    assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4), jnp.bfloat16))
+    assert not layers._use_native(x, jnp.ones((3, 1, 3, 4)))
+
+
+def test_native_kernels_can_be_switched_off(tmp_path):
+    """JAXCOLOR_NATIVE=0: not built, not used; the models still train (XLA's convolutions)."""
+    code = ("import jax.numpy as jnp; from jaxcolor.models import layers; "
+            "from jaxcolor.cpu import native; assert not native.available(); "
+            "assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)))")
+    env = {**os.environ, "JAXCOLOR_NATIVE": "0", "JAXCOLOR_NATIVE_CACHE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the build is tried on Linux only")
+def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
+    code = ("import warnings, jax.numpy as jnp; from jaxcolor.models import layers\n"
+            "from jaxcolor.cpu import native\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)))\n"
+            "    assert not native.available()\n"
+            "print(len(caught), caught[0].message if caught else '')")
+    env = {**os.environ, "CXX": "false", "JAXCOLOR_NATIVE_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=120, check=True)
+    count, _, message = result.stdout.strip().partition(" ")
+    if native._cpu_has_avx512():  # else no build is tried, and nothing to warn about
+        assert count == "1" and "native CPU kernels not built" in message
+        assert "using XLA's convolutions" in message
+
+
+@needs_native
+def test_native_library_is_built_once_per_source(tmp_path, monkeypatch):
+    monkeypatch.setenv(native.CACHE_DIR_ENV, str(tmp_path))
+    library = native._build(os.environ.get("CXX", "g++"))
+    assert library.parent == tmp_path and library.suffix == ".so"
+    built = library.stat().st_mtime_ns
+    assert native._build(os.environ.get("CXX", "g++")) == library
+    assert library.stat().st_mtime_ns == built
+    assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no scratch left behind

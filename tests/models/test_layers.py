@@ -1,0 +1,104 @@
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcolor.models.layers import (
+    BatchNorm,
+    batch_norm,
+    channel_sums,
+    conv2d,
+    conv_of_upsampled,
+    maxpool2x,
+    upsample2x,
+)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_fast_maxpool_matches_flax_values_and_gradients(ties):
+    x = jax.random.normal(jax.random.key(1), (3, 8, 12, 5))
+    if ties:
+        x = jnp.round(x)  # many equal values per window: the first maximum must win
+    weights = jnp.arange(1.0, 1.0 + 3 * 4 * 6 * 5).reshape(3, 4, 6, 5)
+
+    def reference(v):
+        return nn.max_pool(v, (2, 2), strides=(2, 2))
+
+    np.testing.assert_array_equal(maxpool2x(x), reference(x))
+    ours = jax.grad(lambda v: jnp.sum(maxpool2x(v) * weights))(x)
+    theirs = jax.grad(lambda v: jnp.sum(reference(v) * weights))(x)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+def test_conv_of_upsampled_equals_convolving_the_upsampled_map(size):
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7, 3))
+    kernel = jax.random.normal(jax.random.key(1), (size, size, 3, 4))
+    weights = jax.random.normal(jax.random.key(2), (2, 10, 14, 4))
+    np.testing.assert_allclose(conv_of_upsampled(x, kernel), conv2d(upsample2x(x), kernel),
+                               rtol=1e-5, atol=1e-5)
+
+    def loss(conv, x, kernel):
+        return jnp.sum(conv(x, kernel) * weights)
+
+    ours = jax.grad(lambda *a: loss(conv_of_upsampled, *a), argnums=(0, 1))(x, kernel)
+    theirs = jax.grad(lambda *a: loss(lambda v, w: conv2d(upsample2x(v), w), *a),
+                      argnums=(0, 1))(x, kernel)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_channel_sums_by_matmul_match_the_reduction():
+    x = jax.random.normal(jax.random.key(0), (7, 6, 5, 3)) * 3 + 10
+    exact = np.asarray(x, np.float64).sum(axis=(0, 1, 2))
+    for by_matmul in (True, False):
+        np.testing.assert_allclose(channel_sums(x, by_matmul=by_matmul), exact, rtol=1e-6)
+
+
+def test_batch_norm_matches_flax_in_training_and_inference():
+    """Values, running averages (and none while initialising), and gradients of every input."""
+    x = jax.random.normal(jax.random.key(0), (6, 4, 4, 5)) * 2 + 1
+    ours, theirs = (BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5),
+                    nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5))
+    variables = ours.init(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
+        jnp.shape, theirs.init(jax.random.key(1), x))
+    np.testing.assert_array_equal(variables["batch_stats"]["mean"], 0.0)  # init: no update
+    variables = {"params": {"scale": jnp.linspace(0.5, 2.0, 5), "bias": jnp.arange(5.0)},
+                 "batch_stats": {"mean": jnp.full(5, 0.3), "var": jnp.full(5, 2.0)}}
+    (y, stats), (y_ref, stats_ref) = (
+        module.apply(variables, x, mutable=["batch_stats"]) for module in (ours, theirs))
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(stats_ref), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    inference = [module.clone(use_running_average=True).apply(variables, x)
+                 for module in (ours, theirs)]
+    np.testing.assert_allclose(inference[0], inference[1], rtol=1e-5, atol=1e-5)
+
+    weights = jax.random.normal(jax.random.key(2), x.shape)
+
+    def loss(norm, x, scale, bias):
+        return jnp.sum(norm(x, scale, bias) * weights)
+
+    def flax_norm(x, scale, bias):
+        return theirs.apply({"params": {"scale": scale, "bias": bias},
+                             "batch_stats": variables["batch_stats"]}, x,
+                            mutable=["batch_stats"])[0]
+
+    args = (x, variables["params"]["scale"], variables["params"]["bias"])
+    ours_grad = jax.grad(lambda *a: loss(lambda *b: batch_norm(*b, 1e-5), *a),
+                         argnums=(0, 1, 2))(*args)
+    theirs_grad = jax.grad(lambda *a: loss(flax_norm, *a), argnums=(0, 1, 2))(*args)
+    for a, b in zip(ours_grad, theirs_grad, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_max_and_first_argmax_match_numpy_with_ties_and_nan():
+    from jaxcolor.models.layers import _max_and_first_argmax
+
+    windows = np.array([[1.0, 3.0, 3.0, 2.0], [-np.inf] * 4, [0.0, np.nan, 5.0, np.nan],
+                        [2.0, 2.0, 2.0, 2.0]], np.float32)
+    maxima, first = _max_and_first_argmax(jnp.asarray(windows))
+    np.testing.assert_array_equal(first, np.argmax(windows, axis=-1))  # NumPy: first NaN wins
+    np.testing.assert_array_equal(maxima, np.max(windows, axis=-1))

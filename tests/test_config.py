@@ -1,0 +1,25 @@
+"""ExperimentConfig validates itself on construction and on every replace."""
+
+import pytest
+
+from jaxcolor.config import ExperimentConfig
+from jaxcolor.errors import UserError
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"batch_size": 0}, "--batch_size=0 must be a positive integer"),
+    ({"kernel": 4}, "--kernel=4 must be a positive odd number"),
+    ({"temperature": 0.0}, "--temperature=0.0 must lie in (0, 10]"),
+    ({"learning_rate": -1.0}, "--learning_rate=-1.0 must be positive"),
+    ({"report_epochs": (30,)}, "report epochs [30] must lie in 1..--epochs=25"),
+    ({"category": "zebra"}, "--category='zebra' is unknown"),
+])
+def test_every_construction_and_replace_validates(changes, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        ExperimentConfig("x", **changes)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        ExperimentConfig("x").replace(**changes)
+
+
+def test_a_folder_source_accepts_its_own_category_names():
+    assert ExperimentConfig("x", category="zebra", image_dir="/tmp").category == "zebra"

@@ -1,0 +1,165 @@
+"""Checkpoints: exact resume (in process and after SIGKILL), divergence, mismatched runs."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import REPO, fit_task, make_task
+
+from jaxcolor import data
+from jaxcolor.colour import palette as colours
+from jaxcolor.errors import UserError
+from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints
+
+FINGERPRINT = {"model": "cnn", "learning_rate": 0.01}
+NUMBERS = ("epoch", "train_loss", "val_loss", "val_accuracy")
+
+
+def model_for(name, num_filters, task_data):
+    return build_model(ModelSpec(name, num_filters=num_filters, kernel=3,
+                                 num_outputs=task_data.task.num_outputs))
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    images = data.synthetic_images(48, seed=1)
+    palette = colours.colour_palette(images, 6, seed=0)
+    return make_task("colourization", images[:32], images[32:], palette)
+
+
+def fit(task, epochs, checkpoints=None):
+    model = model_for("cnn", 4, task)
+    return fit_task(model, task, epochs=epochs, batch_size=8, learning_rate=0.01, seed=0,
+                     log=lambda line: None, checkpoints=checkpoints)
+
+
+def numbers(history):
+    return [{k: dataclasses.asdict(r)[k] for k in NUMBERS} for r in history]
+
+
+def assert_same_state(a, b):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b)
+    for x, y in zip(leaves_a, leaves_b, strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_equals_uninterrupted_run_bit_for_bit(tiny_task, tmp_path):
+    uninterrupted = fit(tiny_task, 4)
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=2)
+    fit(tiny_task, 2, first)
+    first.close()
+    second = Checkpoints(tmp_path, FINGERPRINT, epochs=4)
+    resumed = fit(tiny_task, 4, second)
+    assert numbers(resumed.history) == numbers(uninterrupted.history)
+    assert_same_state(resumed.state, uninterrupted.state)
+    assert second.epochs() == [3, 4]  # keep=2 newest
+
+
+def test_a_write_cut_short_is_ignored(tiny_task, tmp_path):
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    fit(tiny_task, 2, first)
+    first.close()
+    # What a kill during the epoch-3 save leaves: Orbax's temporary folder, never renamed.
+    partial = tmp_path / "3.orbax-checkpoint-tmp-1234567890"
+    (partial / "state").mkdir(parents=True)
+    (partial / "state" / "half_written").write_bytes(b"\0" * 10)
+    again = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    assert again.epochs() == [1, 2]
+    assert numbers(fit(tiny_task, 3, again).history) == numbers(fit(tiny_task, 3).history)
+
+
+def test_reported_epochs_are_kept_and_interval_respected(tiny_task, tmp_path):
+    checkpoints = Checkpoints(tmp_path, FINGERPRINT, epochs=6, keep_epochs=[1],
+                              policy=CheckpointPolicy(every=2, keep=1))
+    fit(tiny_task, 6, checkpoints)
+    assert checkpoints.epochs() == [1, 6]  # 2 and 4 were saved, then superseded
+
+
+def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(tiny_task, tmp_path):
+    checkpoints = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    good = fit(tiny_task, 2, checkpoints)
+    poisoned = dataclasses.replace(tiny_task, train_inputs=np.full_like(tiny_task.train_inputs,
+                                                                        np.nan))
+    with pytest.raises(UserError, match=r"diverged in epoch 3, step 1 of 4: the loss is nan.*"
+                                        r"last good checkpoint \(epoch 2\) is kept"):
+        fit(poisoned, 3, checkpoints)
+    assert checkpoints.epochs() == [1, 2]
+    state, history = checkpoints.restore(2, like=good.state)
+    assert_same_state(state, good.state)
+    assert numbers(history) == numbers(good.history)
+
+
+def test_checkpoint_of_a_different_run_is_refused_with_the_difference(tiny_task, tmp_path):
+    fit(tiny_task, 1, Checkpoints(tmp_path, FINGERPRINT, epochs=1))
+    other = Checkpoints(tmp_path, {**FINGERPRINT, "learning_rate": 0.1}, epochs=2)
+    with pytest.raises(UserError, match=r"learning_rate 0.01 \(checkpoint\) vs 0.1 \(now\)"):
+        fit(tiny_task, 2, other)
+    afresh = Checkpoints(tmp_path, {**FINGERPRINT, "learning_rate": 0.1}, epochs=1,
+                         policy=CheckpointPolicy(resume=False))
+    assert afresh.epochs() == []  # --noresume deletes the old run's checkpoints
+
+
+def test_checkpoints_beyond_the_requested_epochs_are_refused(tiny_task, tmp_path):
+    fit(tiny_task, 4, Checkpoints(tmp_path, FINGERPRINT, epochs=4))
+    with pytest.raises(UserError, match="start after epoch 3, beyond --epochs=2"):
+        fit(tiny_task, 2, Checkpoints(tmp_path, FINGERPRINT, epochs=2))
+
+
+TINY = ["--source=synthetic", "--batch_size=32", "--num_filters=4", "--num_colours=6",
+        "--num_samples=2", "--epochs=12"]
+
+
+def script(*args):
+    return [sys.executable, str(REPO / "experiments" / "q2_classification.py"), *TINY, *args]
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen(script(f"--output_dir={killed_dir}"), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+    for line in process.stdout:
+        if line.startswith("epoch   2/12") and "[checkpoint]" in line:
+            process.send_signal(signal.SIGKILL)
+            break
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert not (killed_dir / "results.json").exists()  # killed mid-run
+
+    resumed = subprocess.run(script(f"--output_dir={killed_dir}"), capture_output=True,
+                             text=True, env=env, cwd=REPO, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stdout
+    clean = subprocess.run(script(f"--output_dir={clean_dir}"), capture_output=True, text=True,
+                           env=env, cwd=REPO, timeout=600)
+    assert clean.returncode == 0, clean.stderr
+
+    rows = [json.loads((d / "results.json").read_text())[0] for d in (killed_dir, clean_dir)]
+    for key in ("train_loss", "val_loss", "val_accuracy", "psnr", "ssim", "ab_auc"):
+        assert rows[0][key] == rows[1][key], key
+    assert [{k: r[k] for k in NUMBERS} for r in rows[0]["history"]] == [
+        {k: r[k] for k in NUMBERS} for r in rows[1]["history"]]
+
+
+def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "out"
+    first = subprocess.run(script(f"--output_dir={out}", "--epochs=1", "--conv_init=lecun"),
+                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    assert first.returncode == 0, first.stderr
+    before = (out / "results.json").read_text()
+    second = subprocess.run(script(f"--output_dir={out}", "--epochs=2"), capture_output=True,
+                            text=True, env=env, cwd=REPO, timeout=600)
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "conv_init 'lecun' (checkpoint) vs 'pytorch' (now)" in errors[0]
+    assert (out / "results.json").read_text() == before
