@@ -118,7 +118,7 @@ def write_folder(root, sizes=None, fmt="png", side=32):
 def zhang_sized_bins() -> np.ndarray:
     """313 grid bins (as many as Zhang et al.'s pts_in_hull.npy): the 261 sRGB bins and the 52
     grid points nearest the origin outside them."""
-    from jaxcolor import lab
+    from jaxcolor.colour import lab
 
     bins = lab.ab_bins()
     grid = np.stack(np.meshgrid(np.arange(-12, 13), np.arange(-12, 13), indexing="ij"),

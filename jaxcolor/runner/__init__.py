@@ -2,7 +2,6 @@
 the experiment scripts, which choose what to run and add their questions' hooks."""
 
 from jaxcolor.runner.grid import Hooks, run_grid
-from jaxcolor.runner.outputs import write_outputs
 from jaxcolor.runner.prepare import load_images, load_task_data, preflight, prepare_task
 from jaxcolor.runner.run import (
     RunOutput,
@@ -13,5 +12,4 @@ from jaxcolor.runner.run import (
 )
 
 __all__ = ["Hooks", "RunOutput", "load_images", "load_task_data", "log_line", "model_spec",
-           "predict_renderings", "preflight", "prepare_task", "run_grid", "train_and_evaluate",
-           "write_outputs"]
+           "predict_renderings", "preflight", "prepare_task", "run_grid", "train_and_evaluate"]

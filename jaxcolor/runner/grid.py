@@ -9,7 +9,7 @@ from typing import Any
 
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.results import prepare_output_dir
-from jaxcolor.runner.outputs import write_outputs
+from jaxcolor.runner.outputs import write_outputs, write_samples
 from jaxcolor.runner.prepare import load_images, preflight, prepare_task
 from jaxcolor.runner.run import Log, RunOutput, log_line, train_and_evaluate
 from jaxcolor.tasks import TaskData
@@ -56,12 +56,12 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
             data_by_task[cfg.task] = prepare_task(cfg, images, log)
         for run in train_and_evaluate(cfg, data_by_task[cfg.task], log):
             if writes:
+                write_samples(out, run, first.num_samples)
                 run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
             runs.append(run)
         if writes and index < len(configs) - 1:  # the last run's outputs come with the section
-            write_outputs(out, title, runs, num_samples=first.num_samples)
+            write_outputs(out, title, runs)
     if writes:
-        write_outputs(out, title, runs, num_samples=first.num_samples,
-                      notes=hooks.at_end(runs, out))
+        write_outputs(out, title, runs, notes=hooks.at_end(runs, out))
         log(f"wrote {out}/results.md, results.json and figures")
     return runs

@@ -45,18 +45,24 @@ QUALITY_COLUMNS = [
 ]
 
 
-def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], *, num_samples: int,
-                  notes: str = "") -> None:
-    """results.json, results.md, training_curve.png and one sample grid per run."""
+def samples_name(run: RunOutput) -> str:
+    return f"samples_{run.slug}.png"
+
+
+def write_samples(out: Path, run: RunOutput, num_samples: int) -> None:
+    """The run's sample grid (:func:`sample_columns`), drawn once per run."""
+    plots.image_grid(sample_columns(run, num_samples), out / samples_name(run), title=run.label)
+
+
+def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], notes: str = "") -> None:
+    """results.json, results.md and training_curve.png of ``runs``; results.md links each run's
+    sample grid (:func:`write_samples`)."""
     rows = [run.row for run in runs]
     tables.write_json_atomic(out / "results.json", rows)
     plots.training_curves([(run.label, run.row["history"]) for run in runs],
                           out / "training_curve.png")
     figures = ["![training curve](training_curve.png)"]
-    for run in runs:
-        name = f"samples_{run.slug}.png"
-        plots.image_grid(sample_columns(run, num_samples), out / name, title=run.label)
-        figures.append(f"![samples {run.label}]({name})")
+    figures += [f"![samples {run.label}]({samples_name(run)})" for run in runs]
     text = [f"# {title}", "", tables.markdown_table(rows, RESULT_COLUMNS), "",
             "Image quality of the test-set predictions in RGB. A classifier's per-pixel "
             "distribution (over palette colours or ab bins) is rendered three ways: argmax = "

@@ -1,4 +1,5 @@
-"""Experiment scripts end to end, as a user runs them (subprocesses, tiny synthetic data)."""
+"""Experiment scripts end to end, as a user runs them (their main with flags set, in this process;
+a few as true subprocesses), on tiny synthetic data."""
 
 import json
 import math
@@ -10,6 +11,7 @@ import pytest
 from conftest import run_script, write_folder, zhang_sized_bins
 from PIL import Image
 
+from jaxcolor.colorize import command as colorize_command
 from jaxcolor.colorize.colorizer import load_colorizer
 
 TINY = ["--source=synthetic", "--epochs=2", "--batch_size=32", "--num_filters=4",
@@ -93,6 +95,13 @@ def test_bad_input_gives_one_line_and_no_traceback(args, message, tmp_path):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_status_2(tmp_path):
+    result = run_script("q3_unet", "--source=synthetic", "--model=resnet",
+                        f"--output_dir={tmp_path / 'out'}", in_process=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --model='resnet' is unknown")
 
 
 @pytest.mark.parametrize("case, message", [
@@ -300,7 +309,7 @@ def test_char_rnn_missing_snapshot_is_one_line(tmp_path):
     assert "does not exist; train one with experiments/r0_train_char_rnn.py" in result.stderr
 
 
-def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_path):
+def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_path, capsys):
     out = tmp_path / "q7"
     bins_file = tmp_path / "pts_in_hull.npy"  # a 313-bin list, as Zhang et al. publish
     np.save(bins_file, zhang_sized_bins())
@@ -344,13 +353,11 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     colorizer = load_colorizer(out / "colorizer.msgpack")
     assert colorizer.ab_bins.shape == (313, 2)
     assert colorizer.temperature == calibrated[1]["temperature"]  # decodes as calibrated
-    failed = subprocess.run([*command[:4], str(broken), *command[5:]], capture_output=True,
-                            text=True, timeout=300)
-    assert failed.returncode == 1 and f"cannot read image {broken}" in failed.stderr
-    assert "Traceback" not in failed.stderr
-    wrong = subprocess.run([*command[:-1], str(photo)], capture_output=True, text=True,
-                           timeout=300)
-    assert wrong.returncode == 2 and "is not a jaxcolor colorizer file" in wrong.stderr
+    arguments = command[3:]  # the same command in this process
+    assert colorize_command.main([*arguments[:1], str(broken), *arguments[2:]]) == 1
+    assert f"cannot read image {broken}" in capsys.readouterr().err
+    assert colorize_command.main([*arguments[:-1], str(photo)]) == 2
+    assert "is not a jaxcolor colorizer file" in capsys.readouterr().err
 
 
 def test_output_folder_checks_of_concurrent_processes_do_not_collide(tmp_path):

@@ -10,7 +10,7 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, fit_task, make_task
+from conftest import REPO, fit_task, make_task, run_script
 
 from jaxcolor import data
 from jaxcolor.colour import palette as colours
@@ -135,12 +135,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert not (killed_dir / "results.json").exists()  # killed mid-run
 
-    resumed = subprocess.run(script(f"--output_dir={killed_dir}"), capture_output=True,
-                             text=True, env=env, cwd=REPO, timeout=600)
+    resumed = run_script("q2_classification", *TINY, f"--output_dir={killed_dir}")
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch" in resumed.stdout
-    clean = subprocess.run(script(f"--output_dir={clean_dir}"), capture_output=True, text=True,
-                           env=env, cwd=REPO, timeout=600)
+    clean = run_script("q2_classification", *TINY, f"--output_dir={clean_dir}")
     assert clean.returncode == 0, clean.stderr
 
     rows = [json.loads((d / "results.json").read_text())[0] for d in (killed_dir, clean_dir)]
@@ -151,14 +149,12 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
 
 
 def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tmp_path):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     out = tmp_path / "out"
-    first = subprocess.run(script(f"--output_dir={out}", "--epochs=1", "--conv_init=lecun"),
-                           capture_output=True, text=True, env=env, cwd=REPO, timeout=600)
+    first = run_script("q2_classification", *TINY, f"--output_dir={out}", "--epochs=1",
+                       "--conv_init=lecun")
     assert first.returncode == 0, first.stderr
     before = (out / "results.json").read_text()
-    second = subprocess.run(script(f"--output_dir={out}", "--epochs=2"), capture_output=True,
-                            text=True, env=env, cwd=REPO, timeout=600)
+    second = run_script("q2_classification", *TINY, f"--output_dir={out}", "--epochs=2")
     assert second.returncode == 2 and "Traceback" not in second.stderr
     errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "conv_init 'lecun' (checkpoint) vs 'pytorch' (now)" in errors[0]

@@ -65,7 +65,8 @@ def test_script_runs_end_to_end_on_four_devices(tmp_path, monkeypatch):
     for name, value in FOUR_DEVICES.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "q3"
-    result = run_script("q3_unet", *TINY, "--batch_sizes=32", f"--output_dir={out}")
+    result = run_script("q3_unet", *TINY, "--batch_sizes=32", f"--output_dir={out}",
+                        in_process=False)
     assert result.returncode == 0, result.stderr
     rows = json.loads((out / "results.json").read_text())
     assert len(rows[0]["history"]) == 2 and 0 < rows[0]["val_accuracy"] < 100
@@ -76,7 +77,7 @@ def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(tmp_path,
     for name, value in FOUR_DEVICES.items():
         monkeypatch.setenv(name, value)
     result = run_script("q2_classification", *TINY, "--batch_size=30",
-                        f"--output_dir={tmp_path / 'out'}")
+                        f"--output_dir={tmp_path / 'out'}", in_process=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: --batch_size=30 does not divide over the 4 devices; use a "
