@@ -3,9 +3,9 @@
 Compares, for every 3×3 conv layer shape of the models at batch 100 (NHWC, SAME):
 - ``xla default``: ``lax.conv_general_dilated`` compiled with XLA's default options (on CPU
   today: YNNPACK);
-- ``xla + jaxcolor options``: the same compiled with ``jaxcolor.compiler.step_options()`` (on
+- ``xla + jaxcolor options``: the same compiled with ``jaxcolor.cpu.compiler.step_options()`` (on
   CPU: YNNPACK off, Eigen convolutions), what the train steps use;
-- ``native kernels``: ``jaxcolor.native``'s AVX-512 kernels (what the models run on CPU when
+- ``native kernels``: ``jaxcolor.cpu.native``'s AVX-512 kernels (what the models run on CPU when
   they are available): the convolution, the input gradient (the convolution with the flipped
   kernel) and the weight gradient, all in the NHWC layout;
 - ``shifted matmuls``: the weight gradient as one (C_in × rows)·(rows × C_out) matmul per kernel

@@ -1,4 +1,4 @@
-"""Train steps with glibc's default malloc vs ``jaxcolor.host_memory.retain_freed_memory()``.
+"""Train steps with glibc's default malloc vs ``jaxcolor.cpu.host_memory.retain_freed_memory()``.
 
 XLA:CPU allocates each step's buffers afresh; with glibc's defaults large blocks are mmapped
 and unmapped every step, and the kernel zero-fills their pages again on first touch. Each

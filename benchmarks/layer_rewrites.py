@@ -1,4 +1,4 @@
-"""What each exact layer rewrite of ``jaxcolor.layers`` buys in whole train steps.
+"""What each exact layer rewrite of ``jaxcolor.models.layers`` buys in whole train steps.
 
 Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) four ways and times them
 interleaved, round after round, in one process (this machine's speed drifts between runs):
@@ -9,7 +9,7 @@ interleaved, round after round, in one process (this machine's speed drifts betw
 - ``+ upsampled-conv rewrite``: ``layers.conv_of_upsampled`` (half-resolution phase kernels);
 - ``+ fused BatchNorm``: ``layers.BatchNorm`` (closed-form backward, per-channel sums as matrix
   products on CPU);
-- ``+ native conv kernels`` (what jaxcolor runs on CPU): ``jaxcolor.native``'s convolution and
+- ``+ native conv kernels`` (what jaxcolor runs on CPU): ``jaxcolor.cpu.native``'s convolution and
   weight-gradient kernels instead of XLA's convolutions (the first three use XLA's).
 
 All four compute the same function (``tests/test_models.py``, ``tests/test_layers.py``,

@@ -41,7 +41,7 @@ from jaxcolor.training import state as train_state  # noqa: E402
 from jaxcolor.training import steps as train  # noqa: E402
 
 # XLA op event name → kind, first match wins.
-JAX_KINDS = (("ffi_call", "native convolution kernels (jaxcolor.native)"),
+JAX_KINDS = (("ffi_call", "native convolution kernels (jaxcolor.cpu.native)"),
              ("transpose", "transposes (weight-gradient layouts)"), ("reduce", "reductions"),
              ("conv", "convolutions with an op event"), ("", "other fusions and copies"))
 TORCH_CONVOLUTIONS = ("aten::convolution_backward", "aten::mkldnn_convolution")

@@ -13,7 +13,7 @@ final test-set predictions:
   tensors as written, or channels-last (side ``torch_channels_last``, or every PyTorch side
   with ``--torch_channels_last``: PyTorch's fastest CPU layout, ~1.5× here).
 
-jaxcolor's side also builds its native CPU kernels from scratch (``jaxcolor.native``, a fresh
+jaxcolor's side also builds its native CPU kernels from scratch (``jaxcolor.cpu.native``, a fresh
 ``JAXCOLOR_NATIVE_CACHE_DIR``): the time a first run on a new machine takes.
 
     python benchmarks/q3_end_to_end.py --image_dir=../shared/data/cifar10-jpeg [--epochs=25]

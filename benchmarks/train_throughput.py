@@ -14,7 +14,7 @@ torch is installed, the PyTorch eager train step (same shapes, Adam, cross-entro
 JAX/PyTorch ratio. Optionally the data preparation time (load, k-means, labelling) of a
 category from an image folder. Runs on whatever device JAX and torch see first (CPU here; CUDA
 when present). Prints a Markdown table; ``--json`` saves the rows. The process keeps freed host
-memory as jaxcolor's training does (``jaxcolor.host_memory``; PyTorch runs under it too, and
+memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch runs under it too, and
 gains from it less: ``benchmarks/host_memory.py``).
 
     python benchmarks/train_throughput.py [--models=cnn,unet] [--batch_sizes=100,50]
@@ -94,7 +94,7 @@ def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.nd
 
 def xla_convolutions(enabled: bool = True) -> contextlib.AbstractContextManager:
     """While tracing in this context the models use XLA's convolutions, not jaxcolor's native
-    CPU kernels (``jaxcolor.native``)."""
+    CPU kernels (``jaxcolor.cpu.native``)."""
     if not enabled:
         return contextlib.nullcontext()
     return mock.patch.object(layers, "_use_native", lambda x, kernel: False)

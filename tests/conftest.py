@@ -146,3 +146,21 @@ def fit_task(model, data, **kwargs):
 
     return fit(model, data.task.objective, (data.train_inputs, data.train_targets),
                (data.test_inputs, data.test_targets), **kwargs)
+
+
+def tiny_colour_task(seed: int):
+    """Colourization over 6 k-means colours of 32 train / 16 test synthetic images."""
+    from jaxcolor import data
+    from jaxcolor.colour.palette import colour_palette
+
+    images = data.synthetic_images(48, seed=seed)
+    return make_task("colourization", images[:32], images[32:],
+                     colour_palette(images, 6, seed=0))
+
+
+def model_for(name: str, num_filters: int, task_data):
+    """A model of ``name`` (3×3 kernels) with the task's output width."""
+    from jaxcolor.models import ModelSpec, build_model
+
+    return build_model(ModelSpec(name, num_filters=num_filters, kernel=3,
+                                 num_outputs=task_data.task.num_outputs))

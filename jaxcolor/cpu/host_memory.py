@@ -6,7 +6,7 @@ its buffers again and the kernel zero-fills them page by page: ~12,400 minor pag
 (~48 MiB of 4 KiB pages) per CNN or UNet train step at batch 100 here; without them the steps
 ran 1.23–1.24× faster (``benchmarks/host_memory.py``, BENCHMARKS.md). With mmap off for malloc
 and no trimming of the heap, freed blocks are reused. The cost: the process keeps its peak
-heap until it exits. Applied by :func:`jaxcolor.train.fit` on CPU; opt out with
+heap until it exits. Applied by :func:`jaxcolor.training.fit` on CPU; opt out with
 ``JAXCOLOR_RETAIN_MEMORY=0``.
 """
 

@@ -92,7 +92,7 @@ def available() -> bool:
 def _require() -> None:
     if not available():
         raise RuntimeError("jaxcolor's native CPU kernels are not available on this machine "
-                           "(see jaxcolor.native); use jaxcolor.layers.conv2d")
+                           "(see jaxcolor.cpu.native); use jaxcolor.models.layers.conv2d")
 
 
 def conv_weight_grad(x: jax.Array, grad: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:

@@ -91,7 +91,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> ja
     """Stride-1 SAME convolution of NHWC maps with an HWIO kernel, plus ``bias`` if given
     (``nn.Conv``'s).
 
-    On a single CPU device with the native kernels (:mod:`jaxcolor.native`, odd square float32
+    On a single CPU device with the native kernels (:mod:`jaxcolor.cpu.native`, odd square float32
     kernels) the convolution and its gradients (input, kernel, bias) run as native kernels: same
     values and gradients (tested), no batch-minor transposes for the weight gradient, no
     separate passes for the bias. Elsewhere XLA's. The native form supports reverse-mode

@@ -1,7 +1,7 @@
 """Flax (linen) models of the assignment: CNN, UNet, RegressionCNN.
 
 Block order (documented choice): conv → MaxPool/Upsample → BatchNorm → ReLU, the order of the
-reference U-Net, used for every model here. The layers (``jaxcolor.layers``) and two exact
+reference U-Net, used for every model here. The layers (``jaxcolor.models.layers``) and two exact
 rewrites make it cheaper; ``tests/test_models.py`` checks the whole network against the
 reference computation (parameters, outputs, batch statistics, gradients):
 - Nearest upsampling commutes with BatchNorm (every pixel is repeated 4 times, so the batch

@@ -1,4 +1,4 @@
-"""jaxcolor.host_memory: freed large blocks are reused instead of mapped and faulted in again."""
+"""jaxcolor.cpu.host_memory: freed large blocks are reused, not mapped and faulted in again."""
 
 import json
 import os

@@ -10,28 +10,18 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import REPO, fit_task, make_task, run_script
+from conftest import REPO, fit_task, model_for, run_script, tiny_colour_task
 
-from jaxcolor import data
-from jaxcolor.colour import palette as colours
 from jaxcolor.errors import UserError
-from jaxcolor.models import ModelSpec, build_model
 from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints
 
 FINGERPRINT = {"model": "cnn", "learning_rate": 0.01}
 NUMBERS = ("epoch", "train_loss", "val_loss", "val_accuracy")
 
 
-def model_for(name, num_filters, task_data):
-    return build_model(ModelSpec(name, num_filters=num_filters, kernel=3,
-                                 num_outputs=task_data.task.num_outputs))
-
-
 @pytest.fixture(scope="module")
 def tiny_task():
-    images = data.synthetic_images(48, seed=1)
-    palette = colours.colour_palette(images, 6, seed=0)
-    return make_task("colourization", images[:32], images[32:], palette)
+    return tiny_colour_task(seed=1)
 
 
 def fit(task, epochs, checkpoints=None):

@@ -3,10 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import fit_task, make_task
+from conftest import fit_task, make_task, model_for, tiny_colour_task
 
 from jaxcolor import data
-from jaxcolor.colour import palette as colours
 from jaxcolor.cpu import compiler
 from jaxcolor.models import ModelSpec, build_model, layers
 from jaxcolor.objectives import CLASSIFICATION
@@ -15,16 +14,9 @@ from jaxcolor.training import state as train_state
 from jaxcolor.training import steps as train
 
 
-def model_for(name, num_filters, task_data):
-    return build_model(ModelSpec(name, num_filters=num_filters, kernel=3,
-                                 num_outputs=task_data.task.num_outputs))
-
-
 @pytest.fixture(scope="module")
 def tiny_task():
-    images = data.synthetic_images(48, seed=0)
-    palette = colours.colour_palette(images, 6, seed=0)
-    return make_task("colourization", images[:32], images[32:], palette)
+    return tiny_colour_task(seed=0)
 
 
 @pytest.fixture(scope="module")
