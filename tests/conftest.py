@@ -20,6 +20,11 @@ _JAX_CACHE = Path(os.environ.get("JAXCOLOR_TEST_JAX_CACHE", "/tmp/jaxcolor-test-
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The tests' programs are tiny: XLA:CPU's LLVM optimizations cost far more compile time than
+# they save at run time (cold `pytest tests/` 423 s → see README), and they change no semantics.
+# Set for this process and every subprocess the tests start; speed is measured in benchmarks/.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))  # the scripts' own answers package

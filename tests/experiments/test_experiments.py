@@ -3,8 +3,6 @@ a few as true subprocesses), on tiny synthetic data."""
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -339,24 +337,22 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     assert "Verdict" in text and "rebalanced AuC" in text and "calibrated on training" in text
     assert (out / "comparison.png").stat().st_size > 1000
 
-    # The CLI: a 100×60 grey image in, a 100×60 colour image out; unreadable files named.
+    # The command: a 100×60 grey image in, a 100×60 colour image out; unreadable files named.
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 100), np.uint8)).save(photo)
     broken = tmp_path / "broken.jpg"
     broken.write_text("not an image")
-    command = [sys.executable, "-m", "jaxcolor.colorize.command", "colorize", str(photo),
-               "--out", str(tmp_path / "colour"), "--checkpoint", str(out / "colorizer.msgpack")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    options = ["--out", str(tmp_path / "colour"), "--checkpoint", str(out / "colorizer.msgpack")]
+    capsys.readouterr()
+    assert colorize_command.main(["colorize", str(photo), *options]) == 0
     with Image.open(tmp_path / "colour" / "photo.png") as image:
         assert image.size == (100, 60) and image.mode == "RGB"
     colorizer = load_colorizer(out / "colorizer.msgpack")
     assert colorizer.ab_bins.shape == (313, 2)
     assert colorizer.temperature == calibrated[1]["temperature"]  # decodes as calibrated
-    arguments = command[3:]  # the same command in this process
-    assert colorize_command.main([*arguments[:1], str(broken), *arguments[2:]]) == 1
+    assert colorize_command.main(["colorize", str(broken), *options]) == 1
     assert f"cannot read image {broken}" in capsys.readouterr().err
-    assert colorize_command.main([*arguments[:-1], str(photo)]) == 2
+    assert colorize_command.main(["colorize", str(photo), *options[:-1], str(photo)]) == 2
     assert "is not a jaxcolor colorizer file" in capsys.readouterr().err
 
 

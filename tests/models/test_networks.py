@@ -176,10 +176,10 @@ def test_models_compute_the_reference_network(name):
                                     x, train=True, mutable=["batch_stats"])
         return jnp.mean((out - targets) ** 2), (out, updates["batch_stats"])
 
-    (_, (ours, our_stats)), our_grads = jax.value_and_grad(
-        lambda p: loss(model, p), has_aux=True)(variables["params"])
-    (_, (theirs, their_stats)), their_grads = jax.value_and_grad(
-        lambda p: loss(reference, p), has_aux=True)(variables["params"])
+    (_, (ours, our_stats)), our_grads = jax.jit(jax.value_and_grad(
+        lambda p: loss(model, p), has_aux=True))(variables["params"])
+    (_, (theirs, their_stats)), their_grads = jax.jit(jax.value_and_grad(
+        lambda p: loss(reference, p), has_aux=True))(variables["params"])
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
     for mine, expected in ((our_stats, their_stats), (our_grads, their_grads)):
         for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(expected), strict=True):

@@ -1,5 +1,5 @@
-"""Data parallelism on 4 forced CPU devices (each check runs in a fresh subprocess, because the
-device count is fixed when JAX starts)."""
+"""Data parallelism: on 4 forced CPU devices (in one subprocess, because the device count is
+fixed when JAX starts), and two processes joined by jax.distributed."""
 
 import json
 import os
@@ -8,9 +8,11 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import REPO, run_script
+import pytest
+from conftest import REPO
 
-FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+FOUR_DEVICES = {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4",
+                "JAX_PLATFORMS": "cpu"}
 TINY = ["--source=synthetic", "--epochs=2", "--num_filters=4", "--num_colours=6",
         "--num_samples=2"]
 
@@ -50,36 +52,45 @@ SHARDED_STEP_EQUALS_ONE_DEVICE = textwrap.dedent("""
 """)
 
 
-def run_with_four_devices(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **FOUR_DEVICES}, cwd=REPO, timeout=600)
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+    """One process with 4 forced CPU devices (the device count is fixed when JAX starts) runs
+    the sharded-step check, then q3 and a q2 with a batch that does not divide over them (in
+    that process, as the tests run scripts): their results for the tests below."""
+    out = tmp_path_factory.mktemp("four_devices")
+    code = SHARDED_STEP_EQUALS_ONE_DEVICE + textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from conftest import run_script
+        q3 = run_script("q3_unet", *{TINY!r}, "--batch_sizes=32", "--output_dir={out / 'q3'}")
+        odd = run_script("q2_classification", *{TINY!r}, "--batch_size=30",
+                         "--output_dir={out / 'odd'}")
+        print(json.dumps({{"q3": q3.__dict__, "odd_batch": odd.__dict__}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, **FOUR_DEVICES}, cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout.splitlines()[0], json.loads(result.stdout.splitlines()[-1])
 
 
-def test_sharded_train_step_equals_the_single_device_step():
-    result = run_with_four_devices(SHARDED_STEP_EQUALS_ONE_DEVICE)
-    assert result.returncode == 0, result.stderr
-    assert "max difference" in result.stdout
+def test_sharded_train_step_equals_the_single_device_step(four_devices):
+    _, first_line, _ = four_devices
+    assert first_line.startswith("max difference")
 
 
-def test_script_runs_end_to_end_on_four_devices(tmp_path, monkeypatch):
-    for name, value in FOUR_DEVICES.items():
-        monkeypatch.setenv(name, value)
-    out = tmp_path / "q3"
-    result = run_script("q3_unet", *TINY, "--batch_sizes=32", f"--output_dir={out}",
-                        in_process=False)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads((out / "results.json").read_text())
+def test_script_runs_end_to_end_on_four_devices(four_devices):
+    out, _, results = four_devices
+    assert results["q3"]["returncode"] == 0, results["q3"]["stderr"]
+    rows = json.loads((out / "q3" / "results.json").read_text())
     assert len(rows[0]["history"]) == 2 and 0 < rows[0]["val_accuracy"] < 100
     assert rows[0]["history"][1]["train_loss"] < rows[0]["history"][0]["train_loss"]
 
 
-def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(tmp_path, monkeypatch):
-    for name, value in FOUR_DEVICES.items():
-        monkeypatch.setenv(name, value)
-    result = run_script("q2_classification", *TINY, "--batch_size=30",
-                        f"--output_dir={tmp_path / 'out'}", in_process=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(four_devices):
+    _, _, results = four_devices
+    result = results["odd_batch"]
+    assert result["returncode"] == 2 and "Traceback" not in result["stderr"]
+    errors = [line for line in result["stderr"].splitlines() if line.startswith("error:")]
     assert errors == ["error: --batch_size=30 does not divide over the 4 devices; use a "
                       "multiple of 4, e.g. 28 or 32."]
 
