@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxcolor.colour.metrics import image_quality
+from jaxcolor.colour.metrics import colourfulness_error, image_quality
 from jaxcolor.results import markdown_table, read_rows
 from jaxcolor.runner import RunOutput, plots, predict_renderings
 from jaxcolor.tasks import TaskData
@@ -153,7 +153,7 @@ def calibrate_temperature(run: RunOutput, temperatures: Sequence[float] = SWEEP_
     rendered = predict_renderings(run.config, run.state, task_data, count,
                                   temperatures={f"{t:g}": t for t in temperatures},
                                   inputs=task_data.train_inputs)
-    errors = [image_quality(rgb, truth)["colourfulness_error"] for rgb in rendered.values()]
+    errors = [colourfulness_error(rgb, truth) for rgb in rendered.values()]
     return temperatures[int(np.argmin(errors))]
 
 

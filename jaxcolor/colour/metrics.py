@@ -99,6 +99,13 @@ def delta_e(rgb_a: np.ndarray, rgb_b: np.ndarray) -> float:
     return float(np.linalg.norm(lab[0] - lab[1]))
 
 
+def colourfulness_error(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Mean per-image |colourfulness(prediction) − colourfulness(target)| of a set (the
+    ``colourfulness_error`` of :func:`image_quality`, without its other metrics)."""
+    prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    return float(jnp.mean(jnp.abs(colourfulness(prediction) - colourfulness(target))))
+
+
 def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Mean PSNR, SSIM, colourfulness (prediction, truth, and the mean per-image absolute
     difference) and ab-error AuC (%, plain and class-rebalanced) of a set."""

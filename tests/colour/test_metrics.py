@@ -96,3 +96,4 @@ def test_colourfulness_error_is_per_image_so_opposite_errors_do_not_cancel():
     assert quality["colourfulness"] == pytest.approx(quality["true_colourfulness"], rel=1e-5)
     assert quality["colourfulness_error"] == pytest.approx(
         float(metrics.colourfulness(vivid)[0]), rel=1e-4)
+    assert metrics.colourfulness_error(prediction, truth) == quality["colourfulness_error"]

@@ -43,11 +43,13 @@ def q2_outputs(tmp_path_factory):
     return root
 
 
+@pytest.mark.xdist_group("q2_outputs")
 def test_q2_writes_table_json_and_figures(q2_outputs):
     rows = assert_outputs(q2_outputs / "first", ["cnn"])
     assert rows[0]["experiment"] == "q2_classification"
 
 
+@pytest.mark.xdist_group("q2_outputs")
 def test_same_seed_gives_identical_results_json(q2_outputs):
     first, again = (json.loads((q2_outputs / name / "results.json").read_text())
                     for name in ("first", "again"))
@@ -57,6 +59,7 @@ def test_same_seed_gives_identical_results_json(q2_outputs):
         h["val_loss"] for h in again[0]["history"]]
 
 
+@pytest.mark.xdist_group("q2_outputs")
 def test_q3_compares_batch_sizes_and_q2(q2_outputs, tmp_path):
     out = tmp_path / "q3_unet"
     result = run_script("q3_unet", *TINY, "--batch_sizes=32,16", f"--output_dir={out}",
@@ -169,6 +172,7 @@ def test_q4_compares_models_with_interpolation(tmp_path):
     assert "rendering) vs" in text and "| expected |" in text
 
 
+@pytest.mark.xdist_group("q2_outputs")
 def test_report_gathers_results_beside_references(q2_outputs, tmp_path):
     results = tmp_path / "results"
     (results / "q2_classification").mkdir(parents=True)
@@ -268,6 +272,7 @@ def char_rnn(tmp_path_factory):
     return root, text
 
 
+@pytest.mark.xdist_group("char_rnn")
 def test_r0_trains_and_writes_a_snapshot(char_rnn):
     root, _ = char_rnn
     (row,) = json.loads((root / "r0" / "results.json").read_text())
@@ -281,6 +286,7 @@ def test_r0_trains_and_writes_a_snapshot(char_rnn):
     ("r3_colon_newline", [], "':' after a typical previous state"),
     ("r4_dependency", ["--min_count=5"], "learned dependencies found by search"),
 ])
+@pytest.mark.xdist_group("char_rnn")
 def test_char_rnn_question_scripts(char_rnn, script, args, expected):
     root, text = char_rnn
     out = root / script

@@ -73,11 +73,13 @@ def four_devices(tmp_path_factory):
     return out, result.stdout.splitlines()[0], json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.xdist_group("four_devices")
 def test_sharded_train_step_equals_the_single_device_step(four_devices):
     _, first_line, _ = four_devices
     assert first_line.startswith("max difference")
 
 
+@pytest.mark.xdist_group("four_devices")
 def test_script_runs_end_to_end_on_four_devices(four_devices):
     out, _, results = four_devices
     assert results["q3"]["returncode"] == 0, results["q3"]["stderr"]
@@ -86,6 +88,7 @@ def test_script_runs_end_to_end_on_four_devices(four_devices):
     assert rows[0]["history"][1]["train_loss"] < rows[0]["history"][0]["train_loss"]
 
 
+@pytest.mark.xdist_group("four_devices")
 def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(four_devices):
     _, _, results = four_devices
     result = results["odd_batch"]
