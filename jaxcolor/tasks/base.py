@@ -57,6 +57,10 @@ class Task(abc.ABC):
     def targets(self, images: np.ndarray) -> np.ndarray:
         """uint8 RGB (N,H,W,3) → the per-pixel targets."""
 
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB (N,H,W,3) → (inputs, targets)."""
+        return self.inputs(images), self.targets(images)
+
     @abc.abstractmethod
     def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
                ) -> np.ndarray:
@@ -124,6 +128,5 @@ def make_task_data(task: Task, train_images: np.ndarray, test_images: np.ndarray
     """``task``'s arrays of the train and test images (uint8 RGB, sides multiples of 4)."""
     check_image_size(train_images, "train")
     check_image_size(test_images, "test")
-    return TaskData(task, task.inputs(train_images), task.targets(train_images),
-                    task.inputs(test_images), task.targets(test_images), train_images,
+    return TaskData(task, *task.encode(train_images), *task.encode(test_images), train_images,
                     test_images)

@@ -4,6 +4,7 @@ soft-encoded targets. Renderings keep the input's L and take ab from the model."
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from typing import ClassVar
@@ -37,19 +38,22 @@ class LabTask(Task):
     def targets(self, images: np.ndarray) -> np.ndarray:
         return lab_channels(images)[1]
 
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return lab_channels(images)  # one Lab conversion for both
+
     @classmethod
+    @abc.abstractmethod
     def from_bins(cls, bins: np.ndarray | None) -> LabTask:
         """The task of a colorizer file, from the ab bins it stores (None: none)."""
-        raise NotImplementedError
 
     @property
     def ab_bins(self) -> np.ndarray | None:
         """The (Q, 2) ab bins the outputs are over, if any."""
         return None
 
+    @abc.abstractmethod
     def ab(self, outputs: jax.Array, temperature: float | None) -> jax.Array:
         """Model outputs → ab (..., 2)."""
-        raise NotImplementedError
 
     def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
                ) -> np.ndarray:
