@@ -84,10 +84,12 @@ def main() -> None:
             print(f"| {size} | {c_in}→{c_out} | {label} | " + " | ".join(
                 f"{t:.1f}" for t in times) + " |", flush=True)
         if native.available():
+            bias = jnp.zeros(c_out, jnp.float32)
             times = [milliseconds(jax.jit(f, compiler_options=options), *inputs,
                                   repeats=args.repeats) for f, inputs in (
-                (native.conv, (x, kernel)),
-                (lambda x, w, g: jax.vjp(layers._native_conv2d, x, w)[1](g)[0], (x, kernel, grad)),
+                (native.conv, (x, kernel, bias)),
+                (lambda x, w, b, g: jax.vjp(layers._native_conv2d, x, w, b)[1](g)[0],
+                 (x, kernel, bias, grad)),
                 (lambda x, g: native.conv_weight_grad(x, g, 3), (x, grad)))]
             print(f"| {size} | {c_in}→{c_out} | native kernels | " + " | ".join(
                 f"{t:.1f}" for t in times) + " |", flush=True)
