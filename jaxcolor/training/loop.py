@@ -64,7 +64,7 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
     the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
-    whole epoch as one ``lax.scan`` (:data:`EPOCH_LOOPS`). ``hflip``: random left–right
+    whole epoch as one ``lax.scan`` (:data:`.steps.EPOCH_LOOPS`). ``hflip``: random left–right
     mirroring of the training batches (:func:`make_train_step`). On CPU the process keeps freed
     host memory for reuse (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
     """
