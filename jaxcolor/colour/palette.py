@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 CACHE_DIR_ENV = "JAXCOLOR_CACHE_DIR"
-KMEANS_VERSION = 1  # bump when the algorithm changes so stale cached colours are not reused
+KMEANS_VERSION = 2  # bump when the algorithm changes so stale cached colours are not reused
 
 
 def to_unit_float(images: np.ndarray | jax.Array) -> jax.Array:
@@ -62,35 +64,41 @@ def decode_colours(logits: jax.Array, palette: jax.Array, temperature: float) ->
 
 
 @partial(jax.jit, static_argnames=("k", "max_iters"))
-def fit_kmeans(points: jax.Array, key: jax.Array, k: int, max_iters: int = 100,
-               tol: float = 1e-7) -> jax.Array:
-    """k-means++ initialisation then Lloyd iterations until the centres stop moving.
+def fit_kmeans(points: jax.Array, key: jax.Array, k: int, weights: jax.Array | None = None,
+               max_iters: int = 100, tol: float = 1e-7) -> jax.Array:
+    """k-means++ initialisation then Lloyd iterations until the centres stop moving, each point
+    counted ``weights`` times (default once), e.g. colour cells weighted by their pixel counts.
 
     Returns (k, D) centres sorted by brightness so that label order does not depend on the init.
-    An empty cluster keeps its previous centre.
+    An empty cluster keeps its previous centre. Cluster sums are one-hot matrix products (XLA:CPU
+    runs scatter-adds over millions of points far slower).
     """
     num_points = points.shape[0]
+    weights = jnp.ones((num_points,), points.dtype) if weights is None else weights
     init_key, loop_key = jax.random.split(key)
-    first = points[jax.random.randint(init_key, (), 0, num_points)]
+    first = points[jax.random.choice(init_key, num_points, p=weights / jnp.sum(weights))]
     centres = jnp.zeros((k, points.shape[1]), points.dtype).at[0].set(first)
     min_dist = jnp.sum((points - first) ** 2, axis=-1)
 
     def add_centre(i, carry):
+        # Greedy k-means++ (as scikit-learn's): draw a few candidates ∝ weight · distance² and
+        # keep the one that lowers the weighted objective most.
         centres, min_dist = carry
-        choice = jax.random.choice(jax.random.fold_in(loop_key, i), num_points,
-                                   p=min_dist / jnp.sum(min_dist))
-        centres = centres.at[i].set(points[choice])
-        min_dist = jnp.minimum(min_dist, jnp.sum((points - points[choice]) ** 2, axis=-1))
-        return centres, min_dist
+        mass = weights * min_dist
+        candidates = jax.random.choice(jax.random.fold_in(loop_key, i), num_points,
+                                       (2 + int(math.log(k)),), p=mass / jnp.sum(mass))
+        distances = jnp.minimum(min_dist, jnp.sum(
+            (points[None] - points[candidates][:, None]) ** 2, axis=-1))
+        best = jnp.argmin(distances @ weights)
+        return centres.at[i].set(points[candidates[best]]), distances[best]
 
     centres, _ = jax.lax.fori_loop(1, k, add_centre, (centres, min_dist))
 
     def lloyd(carry):
         centres, _, iteration = carry
         labels = jnp.argmin(_squared_distances(points, centres), axis=-1)
-        sums = jax.ops.segment_sum(points, labels, num_segments=k)
-        counts = jax.ops.segment_sum(jnp.ones((num_points,), points.dtype), labels,
-                                     num_segments=k)
+        membership = jax.nn.one_hot(labels, k, dtype=points.dtype) * weights[:, None]
+        sums, counts = membership.T @ points, jnp.sum(membership, axis=0)
         updated = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], centres)
         shift = jnp.max(jnp.sum((updated - centres) ** 2, axis=-1))
         return updated, shift, iteration + 1
@@ -103,38 +111,56 @@ def fit_kmeans(points: jax.Array, key: jax.Array, k: int, max_iters: int = 100,
     return centres[jnp.argsort(jnp.sum(centres, axis=-1))]
 
 
+# Palette pixels are summarised on a grid of 2^6 levels per channel: each occupied cell by the
+# exact mean colour and count of its pixels (a k-means coreset; `python benchmarks/palette.py`).
+GRID_BITS = 6
+
+
+def colour_cells(images: np.ndarray, bits: int = GRID_BITS) -> tuple[np.ndarray, np.ndarray]:
+    """The occupied cells of a 2^bits-per-channel RGB grid over a uint8 image set: each cell's
+    mean colour (float32 (C, 3) in [0, 1]) and pixel count (C,). k-means over the cells weighted
+    by their counts sees every pixel at the cost of the cells (pixels of one cell are assigned
+    together)."""
+    pixels = images.reshape(-1, 3)
+    codes = ((pixels[:, 0].astype(np.uint32) << 16) | (pixels[:, 1].astype(np.uint32) << 8)
+             | pixels[:, 2])
+    colour_counts = np.bincount(codes, minlength=1 << 24)  # every distinct colour, then cells
+    colours = np.flatnonzero(colour_counts)
+    weights = colour_counts[colours]
+    channels = np.stack([colours >> 16, (colours >> 8) & 255, colours & 255], axis=-1)
+    cell = channels >> (8 - bits)
+    cells = (cell[:, 0] << (2 * bits)) | (cell[:, 1] << bits) | cell[:, 2]
+    counts = np.bincount(cells, weights=weights, minlength=1 << (3 * bits))
+    occupied = np.flatnonzero(counts)
+    sums = np.stack([np.bincount(cells, weights=weights * channels[:, c],
+                                 minlength=1 << (3 * bits))[occupied] for c in range(3)], -1)
+    means = sums / (255.0 * counts[occupied, None])
+    return means.astype(np.float32), counts[occupied].astype(np.int64)
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "jaxcolor")
 
 
-# k-means fits at most this many pixels (a seeded sample beyond it): one CIFAR-10 class is 5.1M
-# pixels and is fitted whole; all ten (51M) took 274 s whole on a 2-core CPU.
-MAX_KMEANS_PIXELS = 1 << 23
-
-
 def colour_palette(images: np.ndarray, k: int, seed: int, *, name: str = "colours",
-                   cache_dir: Path | None = None, max_pixels: int = MAX_KMEANS_PIXELS
-                   ) -> np.ndarray:
-    """The k k-means colours (float32 [0, 1], shape (k, 3)) of a uint8 image set, cached on disk.
+                   cache_dir: Path | None = None,
+                   log: Callable[[str], None] = lambda line: None) -> np.ndarray:
+    """The k k-means colours (float32 [0, 1], shape (k, 3)) of a uint8 RGB image set, cached on
+    disk: k-means over its :func:`colour_cells` weighted by their pixel counts. ``log`` hears a
+    line before a fit.
 
-    Beyond ``max_pixels`` pixels, k-means fits a random sample of that many (seeded by ``seed``).
-    The cache key is a digest of the pixels themselves plus k, seed, the sample size and algorithm
-    version, so any change of source, category or subset recomputes, and nothing stale is ever
-    reused.
+    The cache key is a digest of the pixels themselves plus k, seed and algorithm version, so any
+    change of source, category or subset recomputes, and nothing stale is ever reused.
     """
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
     cache_dir = cache_dir or default_cache_dir()
-    pixels = images.reshape(-1, images.shape[-1])
-    sampled = len(pixels) > max_pixels
-    sample_tag = f"-sample{max_pixels}" if sampled else ""
-    path = cache_dir / f"{name}-k{k}-seed{seed}{sample_tag}-v{KMEANS_VERSION}-{digest}.npy"
+    path = cache_dir / f"{name}-k{k}-seed{seed}-v{KMEANS_VERSION}-{digest}.npy"
     if path.exists():
         return np.load(path)
-    if sampled:
-        pixels = pixels[np.sort(np.random.default_rng(seed).choice(len(pixels), max_pixels,
-                                                                   replace=False))]
-    pixels = to_unit_float(pixels)
-    centres = np.asarray(fit_kmeans(pixels, jax.random.key(seed), k=k))
+    means, counts = colour_cells(images)
+    log(f"palette: {k} k-means colours of {counts.sum():,} pixels ({len(means):,} colour cells)…")
+    centres = np.asarray(fit_kmeans(jnp.asarray(means), jax.random.key(seed), k=k,
+                                    weights=jnp.asarray(counts, jnp.float32)))
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")

@@ -57,7 +57,8 @@ def prepare_task(cfg: ExperimentConfig, images: dict[str, np.ndarray], log: Log 
 
     def palette() -> np.ndarray:  # multi-process: process 0's colours (from its share) everywhere
         return parallel.broadcast_from_main(colour_palette(
-            images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}"))
+            images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}",
+            log=log))
 
     task = build_task(cfg.task, palette=palette, ab_bins_file=cfg.ab_bins_file)
     task_data = make_task_data(task, images["train"], images["test"])

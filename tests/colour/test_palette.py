@@ -1,4 +1,5 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -74,14 +75,33 @@ def test_rebalancing_weights_have_expectation_one_and_favour_rare_classes():
     assert weights[0] < weights[1] < weights[2] < weights[3]  # unseen class weighs most
 
 
-def test_palette_of_many_pixels_fits_a_seeded_sample(tmp_path):
-    images = (np.random.default_rng(4).random((6, 8, 8, 3)) * 255).astype(np.uint8)  # 384 px
-    sampled = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, max_pixels=100)
-    rows = np.sort(np.random.default_rng(1).choice(384, 100, replace=False))
-    expected = colours.fit_kmeans(colours.to_unit_float(images.reshape(-1, 3)[rows]),
-                                  jax.random.key(1), k=4)
-    np.testing.assert_array_equal(sampled, np.asarray(expected))
-    whole = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path)  # under the cap
-    assert not np.array_equal(whole, sampled)
-    assert sorted(p.name.split("-v")[0] for p in tmp_path.glob("*.npy")) == [
-        "colours-k4-seed1", "colours-k4-seed1-sample100"]
+def test_colour_cells_hold_the_exact_mean_colour_and_count_of_their_pixels():
+    images = (np.random.default_rng(4).random((6, 8, 8, 3)) * 256).astype(np.uint8)
+    means, counts = colours.colour_cells(images, bits=2)  # 4 levels: cells of 64 values
+    pixels = images.reshape(-1, 3)
+    cells = [tuple(cell) for cell in pixels >> 6]
+    expected = {cell: pixels[[c == cell for c in cells]].mean(axis=0) / 255.0
+                for cell in sorted(set(cells))}
+    np.testing.assert_allclose(means, np.array(list(expected.values())), rtol=1e-6)
+    assert counts.sum() == len(pixels) and len(counts) == len(expected)
+
+
+def test_weights_count_points_as_repeated():
+    points = jnp.asarray([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    centre = colours.fit_kmeans(points, jax.random.key(0), k=1, weights=jnp.asarray([3.0, 1.0]))
+    np.testing.assert_allclose(centre, [[0.25, 0.25, 0.25]], rtol=1e-6)
+
+
+def test_palette_fits_the_colour_cells_weighted_by_pixel_count(tmp_path):
+    images = (np.random.default_rng(4).random((6, 8, 8, 3)) * 256).astype(np.uint8)
+    lines = []
+    palette = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, log=lines.append)
+    means, counts = colours.colour_cells(images)
+    expected = colours.fit_kmeans(jnp.asarray(means), jax.random.key(1), k=4,
+                                  weights=jnp.asarray(counts, jnp.float32))
+    np.testing.assert_array_equal(palette, np.asarray(expected))
+    assert lines == [f"palette: 4 k-means colours of 384 pixels ({len(means)} colour cells)…"]
+    # Cached: no second fit, no second line.
+    again = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, log=lines.append)
+    np.testing.assert_array_equal(again, palette)
+    assert len(lines) == 1
