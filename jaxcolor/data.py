@@ -9,17 +9,22 @@ Three sources, one result type:
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import socket
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jaxcolor.errors import UserError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -105,13 +110,35 @@ def _load_tfds(category: str, split: str, data_dir: str | None, max_images: int)
     except (ConnectionError, OSError) as err:
         raise UserError(_offline_message(f"{type(err).__name__}: {err}")) from err
     images = []
-    for index in range(len(source)):
-        example = source[index]
-        if label is None or int(example["label"]) == label:
-            images.append(np.asarray(example["image"], dtype=np.uint8))
-            if max_images and len(images) >= max_images:
-                break
+    chunks = (range(start, min(start + TFDS_CHUNK, len(source)))
+              for start in range(0, len(source), TFDS_CHUNK))
+    # Records are read and decoded on every core, a chunk per thread, in order.
+    for examples in in_order(lambda keys: [source[key] for key in keys], chunks):
+        images += [np.asarray(example["image"], dtype=np.uint8) for example in examples
+                   if label is None or int(example["label"]) == label]
+        if max_images and len(images) >= max_images:
+            images = images[:max_images]
+            break
     return np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
+
+
+TFDS_CHUNK = 512  # records per read task
+
+
+def in_order(function: Callable[[T], R], items: Iterable[T],
+             workers: int | None = None) -> Iterator[R]:
+    """``function(item)`` of each item, computed on ``workers`` threads (default: one per core)
+    and yielded in order; at most two per thread are in flight, so a consumer that stops early
+    leaves little work behind."""
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: collections.deque[Future[R]] = collections.deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def require_download_reachable(address: tuple[str, int] = CIFAR10_DOWNLOAD_HOST,
@@ -159,8 +186,7 @@ def _load_folder(root: Path, category: str, split: str, max_images: int,
     if max_images:
         files = files[:max_images]
     files = files[process_share(len(files))]
-    with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
-        images = list(pool.map(read_image, files))
+    images = list(in_order(read_image, files))  # Pillow releases the GIL while decoding
     shape = images[0].shape
     for path, image in zip(files, images, strict=True):
         if image.shape != shape:
