@@ -110,3 +110,22 @@ def test_category_all_reads_every_class_interleaved(tmp_path):
     np.testing.assert_array_equal(data.load_category(
         "folder", "all", "train", image_dir=str(tmp_path), max_images=4)[:, 0, 0, 0],
         [1, 0, 11, 10])  # cat and horse in turn (sorted class names), balanced
+
+
+def test_in_order_keeps_order_and_stops_early():
+    import threading
+
+    started = []
+    lock = threading.Lock()
+
+    def square(x):
+        with lock:
+            started.append(x)
+        return x * x
+
+    assert list(data.in_order(square, range(50), workers=3)) == [x * x for x in range(50)]
+    started.clear()
+    for value in data.in_order(square, range(1000), workers=2):
+        if value >= 9:  # stop after the fourth item
+            break
+    assert len(started) <= 4 + 2 * 2  # at most two per thread in flight beyond what was used
