@@ -1,4 +1,6 @@
-"""End-to-end wall time of q3 (UNet, 24 colours, horses) in jaxcolor vs the same job in PyTorch.
+"""End-to-end wall time of q3 (UNet, 24 colours, horses) in jaxcolor vs the same job in PyTorch,
+with jaxcolor's phase breakdown (data, palette, compile, train, eval, checkpoint, reporting,
+process start-up).
 
 Each side runs as a fresh process with an empty palette cache, so the time covers Python start,
 imports, loading the images, k-means, compilation (JAX), training, per-epoch validation and the
@@ -155,6 +157,14 @@ def main() -> None:
             last_epoch = [line for line in output.splitlines() if line.startswith("epoch")][-1]
             summary[side] = {"wall_seconds": seconds, "last_epoch": last_epoch.strip()}
             print(f"{side}: {seconds:.1f} s wall  ({last_epoch.strip()})", flush=True)
+            if side == "jax":  # the job's own breakdown (results.json), and process start-up
+                results = Path(scratch) / "q3_jax" / "results.json"
+                phases = json.loads(results.read_text())[-1]["phases"]
+                phases["start-up"] = seconds - phases["total"]
+                summary[side]["phases"] = phases
+                epochs = phases["train"] + phases["eval"]
+                print("  " + ", ".join(f"{name} {value:.1f} s" for name, value in phases.items())
+                      + f"; wall ÷ epochs (train + eval) {seconds / epochs:.2f}", flush=True)
     for side in ("torch", "torch_channels_last"):
         if "jax" in summary and side in summary:
             ratio = summary[side]["wall_seconds"] / summary["jax"]["wall_seconds"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,30 +39,62 @@ class Hooks:
     at_end: Callable[[list[RunOutput], Path], str] = _no_section
 
 
+PHASES = ("data", "palette", "compile", "train", "eval", "checkpoint", "reporting")
+
+
 def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = Hooks(),
              log: Log = log_line) -> list[RunOutput]:
     """Train each config on one shared image load (configs may mix tasks); rewrite the outputs
     after every run, so an interrupted grid keeps the runs that finished; then the question's
-    section. Every config is checked before the first run trains."""
+    section. Every config is checked before the first run trains.
+
+    Each training's full-length row gets ``phases``: seconds of data (loading, task arrays),
+    palette, compile, train, eval, checkpoint and reporting (metrics, figures, hooks, tables),
+    and their total; shared costs are charged to the run that paid them, so the rows add up to
+    the job, whose breakdown is printed at the end."""
+    start = time.perf_counter()
     for cfg in configs:
         preflight(cfg)
     first = configs[0]
     out = prepare_output_dir(first.output_dir)
     images = load_images(first, log)
+    unpaid = {"data": time.perf_counter() - start}  # shared costs, charged to the next run
     data_by_task: dict[str, TaskData] = {}
     runs: list[RunOutput] = []
     writes = parallel.is_main_process()  # one writer in multi-process runs
     for index, cfg in enumerate(configs):
         if cfg.task not in data_by_task:
-            data_by_task[cfg.task] = prepare_task(cfg, images, log)
-        for run in train_and_evaluate(cfg, data_by_task[cfg.task], log):
+            data_by_task[cfg.task] = prepare_task(cfg, images, log, unpaid)
+        trained = train_and_evaluate(cfg, data_by_task[cfg.task], log)
+        phases = trained[-1].row["phases"]
+        reporting_start = time.perf_counter()
+        for run in trained:
             if writes:
                 write_samples(out, run, first.num_samples)
                 run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
             runs.append(run)
+        for name, seconds in unpaid.items():
+            phases[name] = phases.get(name, 0.0) + seconds
+        unpaid = {}
         if writes and index < len(configs) - 1:  # the last run's outputs come with the section
             write_outputs(out, title, runs)
+        phases["reporting"] += time.perf_counter() - reporting_start
+    section_start = time.perf_counter()
+    section = hooks.at_end(runs, out) if writes else ""
+    runs[-1].row["phases"]["reporting"] += time.perf_counter() - section_start
+    job = {name: sum(run.row["phases"].get(name, 0.0) for run in runs if "phases" in run.row)
+           for name in PHASES}
+    for run in runs:
+        if "phases" in run.row:
+            run.row["phases"] = {**{name: run.row["phases"].get(name, 0.0) for name in PHASES},
+                                 "total": sum(run.row["phases"].get(name, 0.0)
+                                              for name in PHASES)}
     if writes:
-        write_outputs(out, title, runs, notes=hooks.at_end(runs, out))
+        write_outputs(out, title, runs, notes=section)
         log(f"wrote {out}/results.md, results.json and figures")
+    epochs = job["train"] + job["eval"]
+    total = time.perf_counter() - start
+    log("time: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in job.items())
+        + f"; total {total:.1f}s" + (f", {total / epochs:.2f}× its epochs' {epochs:.1f}s"
+                                    if epochs else ""))
     return runs

@@ -50,19 +50,29 @@ def load_images(cfg: ExperimentConfig, log: Log = log_line) -> dict[str, np.ndar
     return images
 
 
-def prepare_task(cfg: ExperimentConfig, images: dict[str, np.ndarray], log: Log = log_line
-                 ) -> TaskData:
-    """The configured task's arrays of ``images``."""
+def prepare_task(cfg: ExperimentConfig, images: dict[str, np.ndarray], log: Log = log_line,
+                 phases: dict[str, float] | None = None) -> TaskData:
+    """The configured task's arrays of ``images``; adds its seconds to ``phases``: "palette"
+    (the k-means colours, where the task uses them) and "data" (the rest)."""
     start = time.perf_counter()
+    palette_seconds = 0.0
 
     def palette() -> np.ndarray:  # multi-process: process 0's colours (from its share) everywhere
-        return parallel.broadcast_from_main(colour_palette(
+        nonlocal palette_seconds
+        palette_start = time.perf_counter()
+        colours = parallel.broadcast_from_main(colour_palette(
             images["train"], cfg.num_colours, cfg.colour_seed, name=f"colours-{cfg.category}",
             log=log))
+        palette_seconds = time.perf_counter() - palette_start
+        return colours
 
     task = build_task(cfg.task, palette=palette, ab_bins_file=cfg.ab_bins_file)
     task_data = make_task_data(task, images["train"], images["test"])
-    log(f"task {cfg.task}: {task.describe()}, {time.perf_counter() - start:.1f}s")
+    seconds = time.perf_counter() - start
+    log(f"task {cfg.task}: {task.describe()}, {seconds:.1f}s")
+    if phases is not None:
+        phases["palette"] = phases.get("palette", 0.0) + palette_seconds
+        phases["data"] = phases.get("data", 0.0) + seconds - palette_seconds
     return task_data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ class RunOutput:
 
 def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_line
                        ) -> list[RunOutput]:
-    """Train one configuration; one results row per reported epoch (the last one at least)."""
+    """Train one configuration; one results row per reported epoch (the last one at least). The
+    last row also gets ``phases``: this process's seconds of compile, train, eval, checkpoint and
+    reporting (test-set metrics) of the training."""
     if cfg.batch_size > len(data.train_inputs):
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(data.train_inputs)} training images; use a smaller one.")
@@ -98,6 +101,7 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
                      log=log, on_epoch=keep_snapshot, checkpoints=checkpoints,
                      epoch_loop=cfg.epoch_loop, hflip=cfg.hflip)
+        reporting_start = time.perf_counter()
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
                 snapshots[epoch] = parallel.local_copy(
@@ -110,6 +114,9 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
         row = result_row(run_cfg, result.history[:epoch], result.compile_seconds)
         row.update(prediction_quality(run_cfg, snapshots[epoch], data))
         runs.append(RunOutput(run_cfg, row, snapshots[epoch], data))
+    # The training's phases, on its full-length row (the rows of reported epochs share them).
+    runs[-1].row["phases"] = {**result.phases,
+                              "reporting": time.perf_counter() - reporting_start}
     return runs
 
 

@@ -43,6 +43,9 @@ class FitResult:
     history: list[EpochRecord]
     compile_seconds: float
     wall_seconds: float
+    # Seconds of this process by phase: "compile" (data to the device, initial or restored
+    # state, compiled steps), "train" (the epochs' steps), "eval", "checkpoint" (snapshots too).
+    phases: dict[str, float]
 
     @property
     def final(self) -> EpochRecord:
@@ -109,6 +112,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         state, *eval_batches[0]).compile()
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
+    phases = {"compile": time.perf_counter() - start, "train": 0.0, "eval": 0.0,
+              "checkpoint": 0.0}
 
     for epoch in range(len(history) + 1, epochs + 1):
         epoch_start = time.perf_counter()
@@ -120,21 +125,25 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         if not math.isfinite(train_loss):
             raise divergence_error(losses, epoch, learning_rate, checkpoints)
         metrics = evaluate(eval_step, state, eval_batches)
+        phases["train"] += train_seconds
+        phases["eval"] += time.perf_counter() - epoch_start - train_seconds
         accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
         record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
                              time.perf_counter() - epoch_start,
                              images_per_sec,
                              earlier_elapsed + time.perf_counter() - start)
         history.append(record)
+        keep_start = time.perf_counter()
         if on_epoch is not None:
             on_epoch(epoch, state)
         saved = checkpoints is not None and checkpoints.save(epoch, state, history)
+        phases["checkpoint"] += time.perf_counter() - keep_start
         accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
         log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
             f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
             f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
     return FitResult(state, history, compile_seconds,
-                     earlier_elapsed + time.perf_counter() - start)
+                     earlier_elapsed + time.perf_counter() - start, phases)
 
 
 def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,

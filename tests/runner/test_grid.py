@@ -7,6 +7,7 @@ import pytest
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.runner import Hooks, run_grid
+from jaxcolor.runner.grid import PHASES
 
 TINY = dict(source="synthetic", epochs=2, batch_size=32, num_filters=4, num_colours=6,
             num_samples=2)
@@ -24,7 +25,8 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
         return "## The measured answer"
 
     config = ExperimentConfig("grid", output_dir=str(tmp_path), report_epochs=(1,), **TINY)
-    runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end), log=lambda line: None)
+    lines = []
+    runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end), log=lines.append)
     assert calls == [("after", 1), ("after", 2), ("end", 2)]
     assert [run.row["extra"] for run in runs] == [10, 20]
     rows = json.loads((tmp_path / "results.json").read_text())
@@ -32,6 +34,20 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
     text = (tmp_path / "results.md").read_text()
     assert text.startswith("# a grid") and "## The measured answer" in text
     assert len(list(tmp_path.glob("samples_*.png"))) == 2
+    # The training's phases on its full-length row; they add up to its total.
+    assert "phases" not in rows[0]
+    phases = rows[1]["phases"]
+    assert list(phases) == [*PHASES, "total"] and all(phases[name] >= 0 for name in PHASES)
+    assert phases["train"] > 0 and phases["compile"] > 0 and phases["data"] > 0
+    assert phases["total"] == pytest.approx(sum(phases[name] for name in PHASES))
+    assert lines[-1].startswith("time: data ") and "× its epochs'" in lines[-1]
+
+
+def test_shared_costs_are_charged_once(tmp_path):
+    config = ExperimentConfig("grid", output_dir=str(tmp_path), **TINY)
+    runs = run_grid([config, config.replace(seed=1)], "a grid", log=lambda line: None)
+    first, second = (run.row["phases"] for run in runs)
+    assert first["data"] > 0 and second["data"] == 0.0 and second["palette"] == 0.0
 
 
 def test_a_bad_later_config_fails_before_anything_trains(tmp_path):
