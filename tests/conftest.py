@@ -133,15 +133,11 @@ def zhang_sized_bins() -> np.ndarray:
     return np.concatenate([bins, extra]).astype(np.float32)
 
 
-def make_task(name: str, train_images, test_images, palette=None, ab_bins=None):
-    """The TaskData of task ``name`` on uint8 images (``palette``/``ab_bins`` as given)."""
+def make_task(name: str, train_images, test_images, palette=None):
+    """The TaskData of task ``name`` on uint8 images (with ``palette`` as its colours)."""
     from jaxcolor import tasks
-    from jaxcolor.tasks.lab import LabBins
 
-    if ab_bins is not None:
-        task = LabBins(np.asarray(ab_bins, np.float32), from_file=True)
-    else:
-        task = tasks.build_task(name, palette=lambda: np.asarray(palette, np.float32))
+    task = tasks.build_task(name, palette=lambda: np.asarray(palette, np.float32))
     return tasks.make_task_data(task, train_images, test_images)
 
 

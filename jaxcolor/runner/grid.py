@@ -82,13 +82,11 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
     section_start = time.perf_counter()
     section = hooks.at_end(runs, out) if writes else ""
     runs[-1].row["phases"]["reporting"] += time.perf_counter() - section_start
-    job = {name: sum(run.row["phases"].get(name, 0.0) for run in runs if "phases" in run.row)
-           for name in PHASES}
-    for run in runs:
-        if "phases" in run.row:
-            run.row["phases"] = {**{name: run.row["phases"].get(name, 0.0) for name in PHASES},
-                                 "total": sum(run.row["phases"].get(name, 0.0)
-                                              for name in PHASES)}
+    trainings = [run.row for run in runs if "phases" in run.row]
+    for row in trainings:
+        phases = {name: row["phases"].get(name, 0.0) for name in PHASES}
+        row["phases"] = {**phases, "total": sum(phases.values())}
+    job = {name: sum(row["phases"][name] for row in trainings) for name in PHASES}
     if writes:
         write_outputs(out, title, runs, notes=section)
         log(f"wrote {out}/results.md, results.json and figures")

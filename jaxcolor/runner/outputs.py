@@ -20,7 +20,7 @@ def sample_columns(run: RunOutput, count: int) -> list[tuple[str, np.ndarray]]:
     images = data.test_images[:count]
     columns = [(f"input ({run.config.task})", data.test_inputs[:count]),
                ("ground truth", images.astype(np.float32) / 255.0)]
-    truth = data.task.truth_column(images)
+    truth = data.task.truth_column(data.test_targets[:count])
     if truth is not None:
         columns.append(truth)
     for name, rgb in predict_renderings(run.config, run.state, data, count).items():

@@ -50,16 +50,8 @@ class Task(abc.ABC):
         """The plain per-pixel objective."""
 
     @abc.abstractmethod
-    def inputs(self, images: np.ndarray) -> np.ndarray:
-        """uint8 RGB (N,H,W,3) → the model's float32 input (N,H,W,C)."""
-
-    @abc.abstractmethod
-    def targets(self, images: np.ndarray) -> np.ndarray:
-        """uint8 RGB (N,H,W,3) → the per-pixel targets."""
-
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB (N,H,W,3) → (inputs, targets)."""
-        return self.inputs(images), self.targets(images)
+        """uint8 RGB (N,H,W,3) → the model's float32 inputs (N,H,W,C) and per-pixel targets."""
 
     @abc.abstractmethod
     def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
@@ -93,10 +85,10 @@ class Task(abc.ABC):
         """Arrays besides the training data that a checkpoint of this task depends on."""
         return []
 
-    def truth_column(self, images: np.ndarray) -> tuple[str, np.ndarray] | None:
-        """A figure column showing the ground truth as the task encodes it, if that differs
-        from the image itself (e.g. quantized to the palette)."""
-        del images
+    def truth_column(self, targets: np.ndarray) -> tuple[str, np.ndarray] | None:
+        """A figure column showing ``targets`` as RGB, if that differs from the image itself
+        (e.g. quantized to the palette)."""
+        del targets
         return None
 
 

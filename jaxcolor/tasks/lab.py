@@ -32,14 +32,8 @@ def lab_channels(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class LabTask(Task):
     """CIE L / 100 → ab. Subclasses say how outputs become ab (:meth:`ab`)."""
 
-    def inputs(self, images: np.ndarray) -> np.ndarray:
-        return lab_channels(images)[0]
-
-    def targets(self, images: np.ndarray) -> np.ndarray:
-        return lab_channels(images)[1]
-
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return lab_channels(images)  # one Lab conversion for both
+        return lab_channels(images)
 
     @classmethod
     @abc.abstractmethod

@@ -44,18 +44,29 @@ def blurry_input(images: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class Colourization(Task):
-    """Grey (1 channel) → the class of each pixel's nearest palette colour."""
+class PaletteTask(Task):
+    """A task over grey or RGB inputs that keeps the k-means colour classes."""
 
     palette: np.ndarray  # (K, 3) colours in [0, 1], the k-means colour classes
-
-    name: ClassVar[str] = "colourization"
-    classifies: ClassVar[bool] = True
-    default_rendering: ClassVar[str] = "argmax"
 
     @classmethod
     def create(cls, palette: Callable[[], np.ndarray], ab_bins_file: str | None) -> Task:
         return cls(palette())
+
+    def describe(self) -> str:
+        return f"{len(self.palette)} colours"
+
+    def fingerprint_arrays(self) -> list[np.ndarray]:
+        return [self.palette]
+
+
+@dataclasses.dataclass(frozen=True)
+class Colourization(PaletteTask):
+    """Grey (1 channel) → the class of each pixel's nearest palette colour."""
+
+    name: ClassVar[str] = "colourization"
+    classifies: ClassVar[bool] = True
+    default_rendering: ClassVar[str] = "argmax"
 
     @property
     def num_outputs(self) -> int:
@@ -65,11 +76,8 @@ class Colourization(Task):
     def objective(self) -> Objective:
         return CLASSIFICATION
 
-    def inputs(self, images: np.ndarray) -> np.ndarray:
-        return greyscale(images)
-
-    def targets(self, images: np.ndarray) -> np.ndarray:
-        return colour_labels(images, self.palette)
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return greyscale(images), colour_labels(images, self.palette)
 
     def rebalanced_objective(self, train_targets: np.ndarray) -> Objective:
         return rebalanced_classification(rebalancing_weights(train_targets, len(self.palette)))
@@ -81,15 +89,8 @@ class Colourization(Task):
     def renderings(self, temperature: float) -> dict[str, float | None]:
         return {**colours.RENDERING_TEMPERATURES, "annealed_mean": temperature}
 
-    def describe(self) -> str:
-        return f"{len(self.palette)} colours"
-
-    def fingerprint_arrays(self) -> list[np.ndarray]:
-        return [self.palette]
-
-    def truth_column(self, images: np.ndarray) -> tuple[str, np.ndarray] | None:
-        return (f"truth, {len(self.palette)} colours",
-                self.palette[colour_labels(images, self.palette)])
+    def truth_column(self, targets: np.ndarray) -> tuple[str, np.ndarray] | None:
+        return f"truth, {len(self.palette)} colours", self.palette[targets]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,24 +99,18 @@ class SuperResolution(Colourization):
 
     name: ClassVar[str] = "superres"
 
-    def inputs(self, images: np.ndarray) -> np.ndarray:
-        return blurry_input(images)
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return blurry_input(images), colour_labels(images, self.palette)
 
 
 @dataclasses.dataclass(frozen=True)
-class RGBRegression(Task):
+class RGBRegression(PaletteTask):
     """Grey → RGB, trained with MSE; outputs are clipped to the gamut when rendered. Keeps the
     palette of the classification tasks for the analyses that compare with them."""
-
-    palette: np.ndarray
 
     name: ClassVar[str] = "regression"
     classifies: ClassVar[bool] = False
     default_rendering: ClassVar[str] = "regression output"
-
-    @classmethod
-    def create(cls, palette: Callable[[], np.ndarray], ab_bins_file: str | None) -> Task:
-        return cls(palette())
 
     @property
     def num_outputs(self) -> int:
@@ -125,18 +120,9 @@ class RGBRegression(Task):
     def objective(self) -> Objective:
         return REGRESSION
 
-    def inputs(self, images: np.ndarray) -> np.ndarray:
-        return greyscale(images)
-
-    def targets(self, images: np.ndarray) -> np.ndarray:
-        return images.astype(np.float32) / 255.0
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return greyscale(images), images.astype(np.float32) / 255.0
 
     def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
                ) -> np.ndarray:
         return np.clip(np.asarray(outputs), 0.0, 1.0)
-
-    def describe(self) -> str:
-        return f"{len(self.palette)} colours"
-
-    def fingerprint_arrays(self) -> list[np.ndarray]:
-        return [self.palette]
