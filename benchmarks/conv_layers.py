@@ -5,9 +5,10 @@ Compares, for every 3×3 conv layer shape of the models at batch 100 (NHWC, SAME
   today: YNNPACK);
 - ``xla + jaxcolor options``: the same compiled with ``jaxcolor.cpu.compiler.step_options()`` (on
   CPU: YNNPACK off, Eigen convolutions), what the train steps use;
-- ``native kernels``: ``jaxcolor.cpu.native``'s AVX-512 kernels (what the models run on CPU when
-  they are available): the convolution, the input gradient (the convolution with the flipped
-  kernel) and the weight gradient, all in the NHWC layout;
+- ``native kernels``: ``jaxcolor.cpu.native``'s kernels (what the models run on CPU when they
+  are available; ``JAXCOLOR_NATIVE_ISA=avx2|avx512`` picks the variant): the convolution, the
+  input gradient (the convolution with the flipped kernel) and the weight gradient, all in the
+  NHWC layout;
 - ``shifted matmuls``: the weight gradient as one (C_in × rows)·(rows × C_out) matmul per kernel
   offset over the flattened padded image, in a ``fori_loop`` (a custom-VJP candidate that was
   measured and not kept), compiled with the jaxcolor options.

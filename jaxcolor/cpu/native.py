@@ -2,14 +2,17 @@
 
 XLA:CPU computes a convolution's weight gradient as an Eigen convolution that first transposes
 the activations and the output gradient batch-minor, the largest cost left in jaxcolor's CPU
-train steps (BENCHMARKS.md). ``native/conv.cc`` holds AVX-512 kernels for stride-1 SAME
+train steps (BENCHMARKS.md). ``native/conv.cc`` holds kernels for stride-1 SAME
 convolutions that read and write the NHWC layout directly: the convolution plus bias (also used
 for the input gradient) and the weight and bias gradients, each threaded over images on XLA's
 intra-op pool.
 
-They need Linux on x86-64 with AVX-512F and a C++17 compiler (``$CXX``, else ``g++``). The
-shared library is built once per source, jaxlib version and compiler (content-addressed, so
-every process and checkout can share it) into ``$JAXCOLOR_NATIVE_CACHE_DIR``, default
+They need Linux on x86-64 with AVX-512F, or AVX2 and FMA (most laptops), and a C++17 compiler
+(``$CXX``, else ``g++``). The same source builds one shared library per instruction set; the
+best one the CPU runs is chosen at run time, and ``JAXCOLOR_NATIVE_ISA=avx2|avx512`` forces one
+(so that the AVX2 kernels are tested and measured on an AVX-512 machine). Each library is built
+once per source, instruction set, jaxlib version and compiler (content-addressed, so every
+process and checkout can share it) into ``$JAXCOLOR_NATIVE_CACHE_DIR``, default
 ``~/.cache/jaxcolor/native``. Where any of that is missing, or with ``JAXCOLOR_NATIVE=0``,
 :func:`available` is False and the models use XLA's convolutions: same values within float
 tolerance (tested), slower.
@@ -32,31 +35,57 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 
+from jaxcolor.errors import UserError
+
 DISABLE_ENV = "JAXCOLOR_NATIVE"
+ISA_ENV = "JAXCOLOR_NATIVE_ISA"
 CACHE_DIR_ENV = "JAXCOLOR_NATIVE_CACHE_DIR"
 SOURCE = Path(__file__).with_name("native") / "conv.cc"
-# FFI target name → handler symbol in the library.
+# Instruction set → the /proc/cpuinfo flags it needs and its compiler flags, best first.
+# Portable code per instruction set (not -march=native): a cache shared by machines stays valid.
+ISAS = {"avx512": (("avx512f", "fma"), ("-mavx512f", "-mfma")),
+        "avx2": (("avx2", "fma"), ("-mavx2", "-mfma"))}
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w")
+# FFI target name (suffixed with the instruction set) → handler symbol in the library.
 TARGETS = {"jaxcolor_conv": "JaxcolorConv", "jaxcolor_conv_weight_grad": "JaxcolorConvWeightGrad"}
-# Portable AVX-512F code (not -march=native): a cache shared by several machines stays valid.
-FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-mavx512f", "-mfma", "-w")
 
 
-def _cpu_has_avx512() -> bool:
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
     try:
-        return " avx512f " in f" {Path('/proc/cpuinfo').read_text()} ".replace("\n", " ")
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
     except OSError:
-        return False
+        return frozenset()
 
 
-def _build(compiler: str) -> Path:
-    """Compile the kernels (once per source, jaxlib and compiler) and return the library."""
+def cpu_supports(isa: str) -> bool:
+    """Whether this CPU runs the ``isa`` kernels (Linux x86-64 only)."""
+    return (platform.system() == "Linux" and platform.machine() == "x86_64"
+            and set(ISAS[isa][0]) <= _cpu_flags())
+
+
+def isa() -> str | None:
+    """The instruction set of the kernels in use: ``$JAXCOLOR_NATIVE_ISA`` if set, else the best
+    one this CPU runs; None when there is none."""
+    forced = os.environ.get(ISA_ENV)
+    if forced:
+        if forced not in ISAS:
+            raise UserError(f"{ISA_ENV}={forced!r}: expected one of {', '.join(ISAS)}.")
+        return forced
+    return next((name for name in ISAS if cpu_supports(name)), None)
+
+
+def _build(compiler: str, isa: str) -> Path:
+    """Compile the kernels for ``isa`` (once per source, jaxlib and compiler); return the
+    library."""
+    flags = (*FLAGS, *ISAS[isa][1])
     include = jax.ffi.include_dir()
-    command = [compiler, *FLAGS, f"-I{include}", str(SOURCE)]
+    command = [compiler, *flags, f"-I{include}", str(SOURCE)]
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), jaxlib.__version__, version,
-                                    *FLAGS]).encode()).hexdigest()[:16]
+                                    *flags]).encode()).hexdigest()[:16]
     cache = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "jaxcolor" / "native")
-    library = cache / f"native-conv-{key}.so"
+    library = cache / f"native-conv-{isa}-{key}.so"
     if library.exists():
         return library
     cache.mkdir(parents=True, exist_ok=True)
@@ -67,46 +96,55 @@ def _build(compiler: str) -> Path:
     return library
 
 
-@functools.cache
 def available() -> bool:
-    """Whether the native kernels are built and registered with XLA (once per process)."""
+    """Whether the kernels of :func:`isa` are built and registered with XLA."""
     if os.environ.get(DISABLE_ENV, "1") == "0":
         return False
+    chosen = isa()
+    return chosen is not None and _load(chosen)
+
+
+@functools.cache
+def _load(isa: str) -> bool:
+    """Build (or find) and register the ``isa`` kernels, once per process and instruction set."""
     compiler = shutil.which(os.environ.get("CXX", "g++"))
-    if platform.system() != "Linux" or platform.machine() != "x86_64" or not _cpu_has_avx512() \
-            or compiler is None:
+    if compiler is None:
+        return False
+    if not cpu_supports(isa):
+        warnings.warn(f"jaxcolor: this CPU lacks {isa.upper()}; using XLA's convolutions.",
+                      stacklevel=3)
         return False
     try:
-        library = ctypes.cdll.LoadLibrary(str(_build(compiler)))
+        library = ctypes.CDLL(str(_build(compiler, isa)))
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or err
         warnings.warn(f"jaxcolor: native CPU kernels not built ({detail}); using XLA's "
-                      f"convolutions.", stacklevel=2)
+                      f"convolutions.", stacklevel=3)
         return False
     for target, symbol in TARGETS.items():
-        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
-                                    platform="cpu")
+        jax.ffi.register_ffi_target(f"{target}_{isa}",
+                                    jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
     return True
 
 
-def _require() -> None:
+def _target(name: str) -> str:
+    """The FFI target ``name`` of the kernels in use."""
     if not available():
         raise RuntimeError("jaxcolor's native CPU kernels are not available on this machine "
                            "(see jaxcolor.cpu.native); use jaxcolor.models.layers.conv2d")
+    return f"{name}_{isa()}"
 
 
 def conv_weight_grad(x: jax.Array, grad: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a stride-1 SAME ``size``×``size``
     convolution (odd size) of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
-    _require()
     shapes = (jax.ShapeDtypeStruct((size, size, x.shape[-1], grad.shape[-1]), jnp.float32),
               jax.ShapeDtypeStruct(grad.shape[-1:], jnp.float32))
-    return tuple(jax.ffi.ffi_call("jaxcolor_conv_weight_grad", shapes)(x, grad))
+    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes)(x, grad))
 
 
 def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
     """conv(x, kernel) + bias: stride-1 SAME convolution of NHWC float32 maps with an odd square
     HWIO kernel; needs :func:`available`."""
-    _require()
     shape = jax.ShapeDtypeStruct((*x.shape[:3], kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call("jaxcolor_conv", shape)(x, kernel, bias)
+    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape)(x, kernel, bias)

@@ -11,6 +11,7 @@ import optax
 import pytest
 
 from jaxcolor.cpu import native
+from jaxcolor.errors import UserError
 from jaxcolor.models import ModelSpec, build_model, layers
 from jaxcolor.objectives import CLASSIFICATION
 from jaxcolor.training import parallel
@@ -18,7 +19,18 @@ from jaxcolor.training import state as train_state
 from jaxcolor.training import steps as train
 
 needs_native = pytest.mark.skipif(not native.available(),
-                                  reason="native kernels need Linux x86-64, AVX-512F and g++")
+                                  reason="native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
+# Every instruction set this CPU runs (AVX-512 machines run the AVX2 kernels too).
+SUPPORTED_ISAS = [isa for isa in native.ISAS if native.cpu_supports(isa)]
+
+
+@pytest.fixture(params=SUPPORTED_ISAS)
+def isa(request, monkeypatch):
+    """Runs the test with the kernels of each supported instruction set (forced as a user
+    would: ``JAXCOLOR_NATIVE_ISA``); the test traces afresh, so it calls that set's targets."""
+    monkeypatch.setenv(native.ISA_ENV, request.param)
+    assert native.available() and native.isa() == request.param
+    return request.param
 
 # (batch, height, width, in channels, out channels, kernel size): 1- and 3-channel inputs,
 # widths that are not multiples of the 8-pixel tile, channel counts around the 16/32-lane
@@ -40,7 +52,7 @@ def _xla_loss_and_grads(x, kernel, bias, weights):
 
 @needs_native
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_native_conv_values_and_gradients_equal_xla(shape):
+def test_native_conv_values_and_gradients_equal_xla(shape, isa):
     n, h, w, c_in, c_out, size = shape
     keys = jax.random.split(jax.random.key(sum(shape)), 4)
     x = jax.random.normal(keys[0], (n, h, w, c_in))
@@ -60,7 +72,7 @@ def test_native_conv_values_and_gradients_equal_xla(shape):
 
 
 @needs_native
-def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch):
+def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, isa):
     """UNet train steps through the native kernels (checked in the compiled program) give the
     losses and parameters of the same steps with XLA's convolutions. (SGD: Adam's first steps
     turn float noise in the zero gradients of the biases that feed BatchNorm into full steps.)"""
@@ -76,7 +88,7 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch):
         state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
         lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
             state, inputs, targets, order, 0)
-        assert ("jaxcolor_conv_weight_grad" in lowered.as_text()) == use
+        assert (f"jaxcolor_conv_weight_grad_{isa}" in lowered.as_text()) == use
         step = lowered.compile()
         for i in range(2):
             state, loss = step(state, inputs, targets, order, i)
@@ -88,7 +100,7 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch):
 
 
 @needs_native
-def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images():
+def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images(isa):
     """Partial sums are combined in a fixed order, whichever thread computed them."""
     x = jax.random.normal(jax.random.key(0), (37, 8, 8, 16))
     grad = jax.random.normal(jax.random.key(1), (37, 8, 8, 24))
@@ -132,7 +144,7 @@ def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=120, check=True)
     count, _, message = result.stdout.strip().partition(" ")
-    if native._cpu_has_avx512():  # else no build is tried, and nothing to warn about
+    if native.isa():  # else no build is tried, and nothing to warn about
         assert count == "1" and "native CPU kernels not built" in message
         assert "using XLA's convolutions" in message
 
@@ -140,9 +152,19 @@ def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
 @needs_native
 def test_native_library_is_built_once_per_source(tmp_path, monkeypatch):
     monkeypatch.setenv(native.CACHE_DIR_ENV, str(tmp_path))
-    library = native._build(os.environ.get("CXX", "g++"))
+    library = native._build(os.environ.get("CXX", "g++"), native.isa())
     assert library.parent == tmp_path and library.suffix == ".so"
     built = library.stat().st_mtime_ns
-    assert native._build(os.environ.get("CXX", "g++")) == library
+    assert native._build(os.environ.get("CXX", "g++"), native.isa()) == library
     assert library.stat().st_mtime_ns == built
     assert [p.name for p in tmp_path.iterdir()] == [library.name]  # no scratch left behind
+
+
+def test_the_best_instruction_set_is_chosen_unless_one_is_forced(monkeypatch):
+    monkeypatch.delenv(native.ISA_ENV, raising=False)
+    assert native.isa() == (SUPPORTED_ISAS[0] if SUPPORTED_ISAS else None)
+    monkeypatch.setenv(native.ISA_ENV, "avx2")
+    assert native.isa() == "avx2"
+    monkeypatch.setenv(native.ISA_ENV, "sse")
+    with pytest.raises(UserError, match="JAXCOLOR_NATIVE_ISA='sse': expected one of avx512, avx2"):
+        native.isa()

@@ -1,13 +1,15 @@
 // Native CPU kernels for stride-1 SAME k×k convolutions (k odd), NHWC maps, HWIO kernels, f32,
-// registered with XLA as FFI custom calls by jaxcolor/native.py:
+// registered with XLA as FFI custom calls by jaxcolor/cpu/native.py:
 // - JaxcolorConvWeightGrad: dW[kh, kw, ci, co] = Σ_{n,h,w} x[n, h+kh-r, w+kw-r, ci] · dy[n,h,w,co]
 //   read straight from the forward pass's layout, and the bias gradient db = Σ_{n,h,w} dy. XLA:CPU
 //   computes dW as an Eigen convolution that needs x and dy transposed batch-minor first (two
 //   full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
 // - JaxcolorConv: y = conv(x, K) + b; also the input gradient (conv of dy with the flipped
 //   kernel, b = 0).
-// Both use AVX-512 register tiles of 16 accumulators and split images over XLA's intra-op
-// thread pool.
+// Both use register tiles of vector accumulators and split images over XLA's intra-op thread
+// pool. The same source builds for AVX-512F (-mavx512f -mfma: 32 registers of 16 floats) and
+// for AVX2 with FMA (-mavx2 -mfma: 16 registers of 8 floats); the vector layer below is the
+// only difference.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -24,43 +26,91 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int kRows = 8;    // input channels per register tile
-constexpr int kLanes = 16;  // floats per AVX-512 vector
+// The vector layer: Vec holds kLanes floats; Mask selects the first lanes of one. Register
+// tiles: kRows input channels (weight gradient) or kPixels output pixels (convolution) × two
+// vectors of output channels, so that the accumulators, two loaded vectors and a broadcast fit
+// the register file (AVX-512: 16 + 3 of 32; AVX2: 12 + 3 of 16).
+#if defined(__AVX512F__)
+using Vec = __m512;
+using Mask = __mmask16;
+constexpr int kLanes = 16;
+constexpr int kRows = 8;
+constexpr int kPixels = 8;
+inline Mask first_lanes(int64_t count) { return static_cast<Mask>((1u << count) - 1); }
+inline Vec load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+inline void store_masked(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
+inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
+inline Vec load_aligned(const float* p) { return _mm512_load_ps(p); }
+inline void store_aligned(float* p, Vec v) { _mm512_store_ps(p, v); }
+inline Vec broadcast(float a) { return _mm512_set1_ps(a); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
+#elif defined(__AVX2__) && defined(__FMA__)
+using Vec = __m256;
+using Mask = __m256i;
+constexpr int kLanes = 8;
+constexpr int kRows = 6;
+constexpr int kPixels = 6;
+inline Mask first_lanes(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+// Plain loads and stores where every lane is selected: AMD's masked stores are microcoded.
+inline bool all_lanes(Mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
+inline Vec load_masked(const float* p, Mask m) {
+  return all_lanes(m) ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+inline void store_masked(float* p, Mask m, Vec v) {
+  if (all_lanes(m)) {
+    _mm256_storeu_ps(p, v);
+  } else {
+    _mm256_maskstore_ps(p, m, v);
+  }
+}
+inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
+inline Vec load_aligned(const float* p) { return _mm256_load_ps(p); }
+inline void store_aligned(float* p, Vec v) { _mm256_store_ps(p, v); }
+inline Vec broadcast(float a) { return _mm256_set1_ps(a); }
+inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
+inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+#else
+#error "build with -mavx512f -mfma or -mavx2 -mfma"
+#endif
+
 constexpr int64_t kWeightGradParts = 8;  // partial weight gradients (see ConvWeightGradImpl)
 
 struct Shape {
   int64_t n, h, w, ci, co, k;
 };
 
-// The two register-tile steps both kernels share: load VECS vectors of 16 floats at p (the
-// last one masked), then acc[i][j] += a[i·stride] · g[j] for ROWS broadcast scalars a.
+// The two register-tile steps both kernels share: load VECS vectors at p (the last one masked),
+// then acc[i][j] += a[i·stride] · g[j] for ROWS broadcast scalars a.
 template <int VECS>
-__attribute__((always_inline)) inline void load_vectors(const float* p, __mmask16 last_mask,
-                                                        __m512 (&g)[VECS]) {
+__attribute__((always_inline)) inline void load_vectors(const float* p, Mask last_mask,
+                                                        Vec (&g)[VECS]) {
 #pragma GCC unroll 2
   for (int j = 0; j < VECS; ++j)
-    g[j] = (j == VECS - 1) ? _mm512_maskz_loadu_ps(last_mask, p + kLanes * j)
-                           : _mm512_loadu_ps(p + kLanes * j);
+    g[j] = (j == VECS - 1) ? load_masked(p + kLanes * j, last_mask) : load(p + kLanes * j);
 }
 
 template <int ROWS, int VECS>
 __attribute__((always_inline)) inline void outer_product_add(const float* a, int64_t stride,
-                                                             const __m512 (&g)[VECS],
-                                                             __m512 (&acc)[ROWS][VECS]) {
+                                                             const Vec (&g)[VECS],
+                                                             Vec (&acc)[ROWS][VECS]) {
 #pragma GCC unroll 8
   for (int i = 0; i < ROWS; ++i) {
-    const __m512 scalar = _mm512_set1_ps(a[i * stride]);
+    const Vec scalar = broadcast(a[i * stride]);
 #pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_fmadd_ps(scalar, g[j], acc[i][j]);
+    for (int j = 0; j < VECS; ++j) acc[i][j] = fmadd(scalar, g[j], acc[i][j]);
   }
 }
 
-// Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0..o0+16·VECS, the last vector masked)
+// Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0..o0+kLanes·VECS, the last vector masked)
 // of images [n0, n1) into out. Accumulators live in registers over one image row and in
 // `sums` between rows (GCC keeps them in memory if they live across the row loop).
 template <int ROWS, int VECS>
 void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1, int kh,
-          int kw, int64_t c0, int64_t o0, __mmask16 last_mask, float* out) {
+          int kw, int64_t c0, int64_t o0, Mask last_mask, float* out) {
   alignas(64) float sums[ROWS][VECS][kLanes] = {};
   const int64_t r = s.k / 2, co = s.co, ci = s.ci;
   const int64_t w_lo = std::max<int64_t>(0, r - kw), w_hi = std::min<int64_t>(s.w, s.w + r - kw);
@@ -69,36 +119,35 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
     for (int64_t h = h_lo; h < h_hi; ++h) {
       const float* dyp = dy + ((n * s.h + h) * s.w + w_lo) * co + o0;
       const float* xp = x + ((n * s.h + h + kh - r) * s.w + w_lo + kw - r) * ci + c0;
-      __m512 acc[ROWS][VECS];
+      Vec acc[ROWS][VECS];
 #pragma GCC unroll 8
       for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
+        for (int j = 0; j < VECS; ++j) acc[i][j] = load_aligned(sums[i][j]);
       for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += ci) {
-        __m512 g[VECS];
+        Vec g[VECS];
         load_vectors<VECS>(dyp, last_mask, g);
         outer_product_add<ROWS, VECS>(xp, 1, g, acc);
       }
 #pragma GCC unroll 8
       for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j) _mm512_store_ps(sums[i][j], acc[i][j]);
+        for (int j = 0; j < VECS; ++j) store_aligned(sums[i][j], acc[i][j]);
     }
   }
   float* o = out + ((kh * s.k + kw) * s.ci + c0) * s.co + o0;
   for (int i = 0; i < ROWS; ++i)
     for (int j = 0; j < VECS; ++j) {
       float* p = o + i * s.co + kLanes * j;
-      const __mmask16 m = (j == VECS - 1) ? last_mask : static_cast<__mmask16>(0xFFFF);
-      _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p),
-                                                _mm512_load_ps(sums[i][j])));
+      const Mask m = (j == VECS - 1) ? last_mask : first_lanes(kLanes);
+      store_masked(p, m, add(load_masked(p, m), load_aligned(sums[i][j])));
     }
 }
 
 // tile<rows, VECS> for a run-time rows in 1..R (the last channel block may be narrower).
 template <int VECS, int R = kRows>
 void tile_rows(int rows, const float* x, const float* dy, const Shape& s, int64_t n0,
-               int64_t n1, int kh, int kw, int64_t c0, int64_t o0, __mmask16 mask,
+               int64_t n1, int kh, int kw, int64_t c0, int64_t o0, Mask mask,
                float* out) {
   if constexpr (R >= 1) {
     if (rows == R) {
@@ -119,7 +168,7 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
         const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
         const int vecs = width > kLanes ? 2 : 1;
         const int64_t tail = width - kLanes * (vecs - 1);
-        const auto mask = static_cast<__mmask16>((1u << tail) - 1);
+        const Mask mask = first_lanes(tail);
         for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
           const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
           if (vecs == 2) {
@@ -130,12 +179,12 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
         }
       }
   for (int64_t o0 = 0; o0 < s.co; o0 += kLanes) {
-    const auto mask = static_cast<__mmask16>((1u << std::min<int64_t>(kLanes, s.co - o0)) - 1);
-    __m512 sum = _mm512_maskz_loadu_ps(mask, out_bias + o0);
+    const Mask mask = first_lanes(std::min<int64_t>(kLanes, s.co - o0));
+    Vec sum = load_masked(out_bias + o0, mask);
     for (const float* p = dy + n0 * s.h * s.w * s.co + o0, *end = dy + n1 * s.h * s.w * s.co;
          p < end; p += s.co)
-      sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, p));
-    _mm512_mask_storeu_ps(out_bias + o0, mask, sum);
+      sum = add(sum, load_masked(p, mask));
+    store_masked(out_bias + o0, mask, sum);
   }
 }
 
@@ -219,18 +268,16 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 // ---------------------------------------------------------------------------------------------
 // Forward convolution y[n,h,w,co] = Σ x[n, h+kh-r, w+kw-r, ci] · K[kh, kw, ci, co] (also the
 // input gradient: the convolution of dy with the flipped, transposed kernel). Register tile:
-// 8 output pixels of a row × 32 output channels; each image is first copied into a zero-padded
-// scratch map so that the tile loop has no bounds checks.
-
-constexpr int kPixels = 8;  // output pixels per register tile
+// kPixels output pixels of a row × 2·kLanes output channels; each image is first copied into a
+// zero-padded scratch map so that the tile loop has no bounds checks.
 
 template <int PIXELS, int VECS>
 void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* bias,
-               const Shape& s, int64_t h, int64_t w0, int64_t o0, __mmask16 last_mask,
+               const Shape& s, int64_t h, int64_t w0, int64_t o0, Mask last_mask,
                float* y) {
   const int64_t ci = s.ci, co = s.co;
-  __m512 acc[PIXELS][VECS];
-  __m512 start[VECS];
+  Vec acc[PIXELS][VECS];
+  Vec start[VECS];
   load_vectors<VECS>(bias + o0, last_mask, start);
 #pragma GCC unroll 8
   for (int p = 0; p < PIXELS; ++p)
@@ -241,7 +288,7 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* 
       const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
       const float* kp = kernel + (kh * s.k + kw) * ci * co + o0;
       for (int64_t c = 0; c < ci; ++c, kp += co) {
-        __m512 g[VECS];
+        Vec g[VECS];
         load_vectors<VECS>(kp, last_mask, g);
         outer_product_add<PIXELS, VECS>(xp + c, ci, g, acc);
       }
@@ -252,15 +299,14 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* 
   for (int p = 0; p < PIXELS; ++p)
 #pragma GCC unroll 2
     for (int j = 0; j < VECS; ++j)
-      _mm512_mask_storeu_ps(yp + p * co + kLanes * j,
-                            (j == VECS - 1) ? last_mask : static_cast<__mmask16>(0xFFFF),
-                            acc[p][j]);
+      store_masked(yp + p * co + kLanes * j, (j == VECS - 1) ? last_mask : first_lanes(kLanes),
+                   acc[p][j]);
 }
 
 template <int VECS, int P = kPixels>
 void conv_tile_pixels(int pixels, const float* xpad, int64_t pw, const float* kernel,
                       const float* bias, const Shape& s, int64_t h, int64_t w0, int64_t o0,
-                      __mmask16 mask, float* y) {
+                      Mask mask, float* y) {
   if constexpr (P >= 1) {
     if (pixels == P) {
       conv_tile<P, VECS>(xpad, pw, kernel, bias, s, h, w0, o0, mask, y);
@@ -285,7 +331,7 @@ void convolve(const float* x, const float* kernel, const float* bias, const Shap
       for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
         const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
         const int vecs = width > kLanes ? 2 : 1;
-        const auto mask = static_cast<__mmask16>((1u << (width - kLanes * (vecs - 1))) - 1);
+        const Mask mask = first_lanes(width - kLanes * (vecs - 1));
         for (int64_t w0 = 0; w0 < s.w; w0 += kPixels) {
           const int pixels = static_cast<int>(std::min<int64_t>(kPixels, s.w - w0));
           if (vecs == 2) {
