@@ -31,11 +31,10 @@ def main(argv: list[str]) -> None:
     def answer(runs: list[RunOutput], out: Path) -> str:
         data = runs[0].task_data
         batch = slice(0, min(cfg.batch_size, len(data.train_inputs)))
-        norms = {name: block_gradient_norms(
-                     build_model(model_spec(cfg.replace(model=name), data.task)),
-                     data.train_inputs[batch], data.train_targets[batch], data.task.objective,
-                     cfg.seed)
-                 for name in ("cnn", "unet")}
+        norms = block_gradient_norms(
+            {name: build_model(model_spec(cfg.replace(model=name), data.task))
+             for name in ("cnn", "unet")},
+            data.train_inputs[batch], data.train_targets[batch], data.task.objective, cfg.seed)
         cnn_rows = [row for row in read_rows(q2_path) if row.get("model") == "cnn"]
         return skip_connection_notes([run.row for run in runs], cnn_rows, str(q2_path), norms)
 

@@ -9,25 +9,33 @@ import numpy as np
 
 from jaxcolor.objectives import Objective
 from jaxcolor.results import markdown_table
-from jaxcolor.training import compiled
+from jaxcolor.training import compiled_once
 
 
-def block_gradient_norms(model: nn.Module, inputs: np.ndarray, targets: np.ndarray,
-                         objective: Objective, seed: int = 0) -> dict[str, float]:
-    """L2 norm of the loss gradient w.r.t. each block's conv kernel, for a freshly initialised
-    model on one batch (train mode). Large early-block norms mean the signal reaches them."""
-    variables = jax.jit(model.init, static_argnames="train")(jax.random.key(seed), inputs[:1],
-                                                            train=False)
+def block_gradient_norms(models: dict[str, nn.Module], inputs: np.ndarray, targets: np.ndarray,
+                         objective: Objective, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per model: the L2 norm of the loss gradient w.r.t. each block's conv kernel, freshly
+    initialised, on one batch (train mode); all models in one compiled program. Large
+    early-block norms mean the signal reaches them."""
 
-    def loss_of(params):
-        outputs, _ = model.apply({**variables, "params": params}, inputs, train=True,
-                                 mutable=["batch_stats"])
-        return jnp.mean(objective.loss(outputs, targets))
+    def norms(key: jax.Array, inputs: jax.Array, targets: jax.Array
+              ) -> dict[str, dict[str, jax.Array]]:
+        result = {}
+        for name, model in models.items():
+            variables = model.init(key, inputs[:1], train=False)
 
-    grads = compiled(jax.grad(loss_of))(variables["params"])
-    return {name: float(jnp.linalg.norm(layer["Conv_0"]["kernel"] if "Conv_0" in layer
-                                        else layer["kernel"]))
-            for name, layer in grads.items()}
+            def loss_of(params, model=model, variables=variables):  # noqa: B023 (bound here)
+                outputs, _ = model.apply({**variables, "params": params}, inputs, train=True,
+                                         mutable=["batch_stats"])
+                return jnp.mean(objective.loss(outputs, targets))
+
+            grads = jax.grad(loss_of)(variables["params"])
+            result[name] = {block: jnp.linalg.norm(layer["Conv_0"]["kernel"] if "Conv_0" in layer
+                                                   else layer["kernel"])
+                            for block, layer in grads.items()}
+        return result
+
+    return jax.tree.map(float, compiled_once(norms)(jax.random.key(seed), inputs, targets))
 
 
 def skip_connection_notes(unet_rows: list[dict], cnn_rows: list[dict], cnn_source: str,

@@ -2,7 +2,9 @@
 
 - PSNR on RGB (per image, then averaged; identical images give +inf) and SSIM (Wang et al.
   2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03, per channel): dm-pix's (they
-  agreed with jaxcolor's own to 1e-7 SSIM / 4e-6 dB when it switched);
+  agreed with jaxcolor's own to 1e-7 SSIM / 4e-6 dB when it switched). SSIM's Gaussian blur is
+  given to dm-pix as two matrix products (its own, vmapped 1-D convolutions, took 0.39 s for
+  1,000 CIFAR images against 0.05 s here; the values agree within 2e-7: tests/colour);
 - Hasler–Süsstrunk colourfulness (on the 0–255 scale; a grey image scores 0) and the AuC of the
   per-pixel ab-error CDF (CIE Lab via ``jaxcolor.colour.lab``) over thresholds 0–150, plain and
   class-rebalanced (Zhang, Isola & Efros 2016): jaxcolor's own, as no library computes them.
@@ -26,10 +28,34 @@ def psnr(prediction: jax.Array, target: jax.Array) -> jax.Array:
     return pix.psnr(prediction, target)
 
 
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # dm-pix's defaults
+
+
+def _valid_gaussian(length: int) -> np.ndarray:
+    """(length − 10, length): row i holds the normalised 11-tap Gaussian at columns i … i + 10,
+    so a product with it is dm-pix's "valid" 1-D blur along an axis."""
+    taps = np.exp(-0.5 * ((np.arange(SSIM_WINDOW) - SSIM_WINDOW // 2) / SSIM_SIGMA) ** 2)
+    rows = length - SSIM_WINDOW + 1
+    matrix = np.zeros((rows, length), np.float32)
+    for row in range(rows):
+        matrix[row, row:row + SSIM_WINDOW] = taps / taps.sum()
+    return matrix
+
+
+def _gaussian_blur(images: jax.Array) -> jax.Array:
+    """The valid separable blur of (N, H, W, C) images along H and W, as matrix products."""
+    height, width = images.shape[-3:-1]
+    blurred = jnp.einsum("vh,...hwc->...vwc", _valid_gaussian(height), images,
+                         precision="highest")
+    return jnp.einsum("uw,...vwc->...vuc", _valid_gaussian(width), blurred, precision="highest")
+
+
 @jax.jit
 def ssim(prediction: jax.Array, target: jax.Array) -> jax.Array:
-    """Per-image SSIM (N,), mean over valid 11×11 windows and over channels (data range 1)."""
-    return pix.ssim(prediction, target)
+    """Per-image SSIM (N,), mean over valid 11×11 windows and over channels (data range 1).
+    (Images smaller than the window keep dm-pix's own filter, whatever it makes of them.)"""
+    fits = min(prediction.shape[-3:-1]) >= SSIM_WINDOW
+    return pix.ssim(prediction, target, filter_fn=_gaussian_blur if fits else None)
 
 
 @jax.jit
@@ -53,8 +79,12 @@ def ab_error_auc(prediction: jax.Array, target: jax.Array, rebalanced: bool = Fa
     every colour present counts equally and rare saturated colours are not swamped by the
     common greys (Zhang et al.'s class-rebalanced AuC).
     """
-    true_ab = rgb_to_lab(target)[..., 1:].reshape(-1, 2)
-    error = jnp.linalg.norm(rgb_to_lab(prediction)[..., 1:].reshape(-1, 2) - true_ab, axis=-1)
+    return _ab_auc(rgb_to_lab(prediction)[..., 1:], rgb_to_lab(target)[..., 1:], rebalanced)
+
+
+def _ab_auc(predicted_ab: jax.Array, true_ab: jax.Array, rebalanced: bool) -> jax.Array:
+    true_ab = true_ab.reshape(-1, 2)
+    error = jnp.linalg.norm(predicted_ab.reshape(-1, 2) - true_ab, axis=-1)
     if rebalanced:
         cells = ab_cells(true_ab)
         weights = 1.0 / jnp.zeros(CELL_COUNT * CELL_COUNT).at[cells].add(1.0)[cells]
@@ -84,16 +114,21 @@ def colourfulness_error(prediction: np.ndarray, target: np.ndarray) -> float:
 def image_quality(prediction: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """Mean PSNR, SSIM, colourfulness (prediction, truth, and the mean per-image absolute
     difference) and ab-error AuC (%, plain and class-rebalanced) of a set."""
-    prediction, target = jnp.asarray(prediction), jnp.asarray(target)
+    return {name: float(value) for name, value in _image_quality(prediction, target).items()}
+
+
+@jax.jit
+def _image_quality(prediction: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
+    """:func:`image_quality` as one compiled program (each Lab conversion made once)."""
     predicted_colourfulness, true_colourfulness = colourfulness(prediction), colourfulness(target)
+    predicted_ab, true_ab = rgb_to_lab(prediction)[..., 1:], rgb_to_lab(target)[..., 1:]
     return {
-        "psnr": float(jnp.mean(psnr(prediction, target))),
-        "ssim": float(jnp.mean(ssim(prediction, target))),
-        "colourfulness": float(jnp.mean(predicted_colourfulness)),
-        "true_colourfulness": float(jnp.mean(true_colourfulness)),
+        "psnr": jnp.mean(psnr(prediction, target)),
+        "ssim": jnp.mean(ssim(prediction, target)),
+        "colourfulness": jnp.mean(predicted_colourfulness),
+        "true_colourfulness": jnp.mean(true_colourfulness),
         # Per image, so that over- and under-saturated images do not cancel out.
-        "colourfulness_error": float(jnp.mean(jnp.abs(predicted_colourfulness
-                                                      - true_colourfulness))),
-        "ab_auc": 100.0 * float(ab_error_auc(prediction, target)),
-        "ab_auc_rebalanced": 100.0 * float(ab_error_auc(prediction, target, rebalanced=True)),
+        "colourfulness_error": jnp.mean(jnp.abs(predicted_colourfulness - true_colourfulness)),
+        "ab_auc": 100.0 * _ab_auc(predicted_ab, true_ab, rebalanced=False),
+        "ab_auc_rebalanced": 100.0 * _ab_auc(predicted_ab, true_ab, rebalanced=True),
     }

@@ -6,6 +6,11 @@ CNN train step ran at 0.3–0.6× PyTorch eager. With YNNPACK fusions off, XLA r
 convolutions (that layer's weight gradient: 21–49 ms), and the whole train step runs 2.2–3.0×
 faster (``benchmarks/conv_layers.py``, ``benchmarks/train_throughput.py``, BENCHMARKS.md).
 k-means has no convolutions and is faster with YNNPACK, so the options are per step.
+One-off measurements (run once, not part of training) also compile with XLA's backend
+optimisation off: their compile time is their cost (q3's gradient norms of two fresh models:
+~6.5 s at the default level, ~3 s at level 0; same values within float rounding, tested).
+Training's own programs keep the default level: at level 0 a lecun-initialised state already
+differs in the last bit.
 GPU and TPU compiles keep XLA's defaults.
 """
 
@@ -19,16 +24,30 @@ import jax.numpy as jnp
 
 # XLA:CPU debug options for steps with convolutions: no YNNPACK fusions (see module doc).
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# ... and for programs that run once: no LLVM optimisation passes.
+ONE_SHOT_CPU_OPTIONS = {**CPU_OPTIONS, "xla_backend_optimization_level": 0}
 
 
 @functools.cache
 def step_options(backend: str | None = None) -> dict[str, Any] | None:
     """``jax.jit(compiler_options=...)`` for a step on ``backend`` (default: JAX's default
     backend): :data:`CPU_OPTIONS` on CPU when this jaxlib knows them, else None."""
+    return _if_known(CPU_OPTIONS, backend)
+
+
+@functools.cache
+def one_shot_options(backend: str | None = None) -> dict[str, Any] | None:
+    """Like :func:`step_options`, for a program that runs once: :data:`ONE_SHOT_CPU_OPTIONS` on
+    CPU (else the step options)."""
+    return _if_known(ONE_SHOT_CPU_OPTIONS, backend) or step_options(backend)
+
+
+def _if_known(options: dict[str, Any], backend: str | None) -> dict[str, Any] | None:
+    """``options`` on CPU if this jaxlib accepts them, else None (XLA's defaults)."""
     if (backend or jax.default_backend()) != "cpu":
         return None
     try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(jnp.zeros(())).compile()
-    except Exception:  # a jaxlib without the option: XLA's defaults still work, only slower
+        jax.jit(lambda x: x + 1, compiler_options=options).lower(jnp.zeros(())).compile()
+    except Exception:  # a jaxlib without an option: XLA's defaults still work, only slower
         return None
-    return CPU_OPTIONS
+    return options

@@ -4,12 +4,14 @@ final state, and its predictions rendered to RGB."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,8 +26,8 @@ from jaxcolor.training import (
     Checkpoints,
     EpochRecord,
     TrainState,
+    compiled,
     fit,
-    make_predict,
     parallel,
     run_fingerprint,
     run_name,
@@ -137,18 +139,34 @@ def predict_renderings(cfg: ExperimentConfig, state: TrainState, data: TaskData,
     """RGB predictions in [0, 1] for the first ``count`` test inputs (or of ``inputs``), by
     rendering name → temperature (default: the task's renderings), predicted and rendered
     batch by batch at the training batch size (a distribution over hundreds of ab bins for a
-    whole test set would not fit in memory)."""
+    whole test set would not fit in memory); the last batch is zero-padded, so that every call
+    for a model and task runs one compiled program."""
     task = data.task
-    predict = make_predict(build_model(model_spec(cfg, task)))
     temperatures = temperatures or task.renderings(cfg.temperature)
+    render = _renderer(build_model(model_spec(cfg, task)), task, tuple(temperatures.items()))
     inputs = (data.test_inputs if inputs is None else inputs)[:count]
     rendered: dict[str, list[np.ndarray]] = {name: [] for name in temperatures}
     for i in range(0, len(inputs), cfg.batch_size):
         batch = inputs[i:i + cfg.batch_size]
-        outputs = predict(state, batch)
-        for name, temperature in temperatures.items():
-            rendered[name].append(task.render(batch, outputs, temperature))
+        padding = [(0, cfg.batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1)
+        for name, rgb in render(state, np.pad(batch, padding)).items():
+            rendered[name].append(np.asarray(rgb[:len(batch)]))
     return {name: np.concatenate(parts) for name, parts in rendered.items()}
+
+
+@functools.cache  # runs of one model and task share the compiled program
+def _renderer(model: nn.Module, task: Task, temperatures: tuple[tuple[str, float | None], ...]
+              ) -> Callable[[TrainState, np.ndarray], dict[str, jax.Array]]:
+    """One compiled program: a batch's predictions (running BatchNorm statistics) rendered to
+    RGB at each of ``temperatures``."""
+
+    def render(state: TrainState, inputs: jax.Array) -> dict[str, jax.Array]:
+        outputs = model.apply({"params": state.params, "batch_stats": state.batch_stats},
+                              inputs, train=False)
+        return {name: task.render(inputs, outputs, temperature)
+                for name, temperature in temperatures}
+
+    return compiled(render)
 
 
 def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],

@@ -24,7 +24,9 @@ LOSSES = ("cross_entropy", "rebalanced")
 
 
 class Task(abc.ABC):
-    """One task (a frozen dataclass in each subclass). Inputs are float32 NHWC in [0, 1]."""
+    """One task (a frozen dataclass in each subclass, ``eq=False``: tasks hold arrays, so a task
+    is equal only to itself and hashes by identity, as a cache key of compiled programs). Inputs
+    are float32 NHWC in [0, 1]."""
 
     name: ClassVar[str]
     # Whether the model outputs a per-pixel distribution (colour classes or ab bins): such
@@ -54,10 +56,11 @@ class Task(abc.ABC):
         """uint8 RGB (N,H,W,3) → the model's float32 inputs (N,H,W,C) and per-pixel targets."""
 
     @abc.abstractmethod
-    def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
-               ) -> np.ndarray:
+    def render(self, inputs: jax.Array, outputs: jax.Array, temperature: float | None
+               ) -> jax.Array:
         """Model outputs for ``inputs`` → RGB in [0, 1] (N,H,W,3); a classifier's distribution
-        decoded at ``temperature`` (the annealed mean: 0 = mode, 1 = mean)."""
+        decoded at ``temperature`` (the annealed mean: 0 = mode, 1 = mean). Traceable: it is
+        compiled with the model's prediction."""
 
     @abc.abstractmethod
     def describe(self) -> str:

@@ -49,16 +49,15 @@ class LabTask(Task):
     def ab(self, outputs: jax.Array, temperature: float | None) -> jax.Array:
         """Model outputs → ab (..., 2)."""
 
-    def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
-               ) -> np.ndarray:
-        return np.asarray(lab.compose_rgb(100.0 * jnp.asarray(inputs),
-                                          self.ab(outputs, temperature)))
+    def render(self, inputs: jax.Array, outputs: jax.Array, temperature: float | None
+               ) -> jax.Array:
+        return lab.compose_rgb(100.0 * inputs, self.ab(outputs, temperature))
 
     def describe(self) -> str:
         return "CIE Lab"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class LabRegression(LabTask):
     """L → ab / :data:`AB_SCALE` with MSE (Zhang et al.'s L2 baseline)."""
 
@@ -86,7 +85,7 @@ class LabRegression(LabTask):
         return jnp.asarray(outputs) * AB_SCALE
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class LabBins(LabTask):
     """L → a distribution over ab bins, trained on soft-encoded targets; decoded by the
     annealed mean. Its head is an NF-wide last block and a 1×1 classifier: the reference head

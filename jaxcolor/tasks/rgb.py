@@ -43,7 +43,7 @@ def blurry_input(images: np.ndarray) -> np.ndarray:
     return downsample4x(images).repeat(4, axis=1).repeat(4, axis=2)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PaletteTask(Task):
     """A task over grey or RGB inputs that keeps the k-means colour classes."""
 
@@ -60,7 +60,7 @@ class PaletteTask(Task):
         return [self.palette]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Colourization(PaletteTask):
     """Grey (1 channel) → the class of each pixel's nearest palette colour."""
 
@@ -82,9 +82,9 @@ class Colourization(PaletteTask):
     def rebalanced_objective(self, train_targets: np.ndarray) -> Objective:
         return rebalanced_classification(rebalancing_weights(train_targets, len(self.palette)))
 
-    def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
-               ) -> np.ndarray:
-        return np.asarray(colours.decode_colours(outputs, self.palette, temperature))
+    def render(self, inputs: jax.Array, outputs: jax.Array, temperature: float | None
+               ) -> jax.Array:
+        return colours.decode_colours(outputs, self.palette, temperature)
 
     def renderings(self, temperature: float) -> dict[str, float | None]:
         return {**colours.RENDERING_TEMPERATURES, "annealed_mean": temperature}
@@ -93,7 +93,7 @@ class Colourization(PaletteTask):
         return f"truth, {len(self.palette)} colours", self.palette[targets]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class SuperResolution(Colourization):
     """A blurry RGB image (4× pooled, upsampled back) → the original's colour classes."""
 
@@ -103,7 +103,7 @@ class SuperResolution(Colourization):
         return blurry_input(images), colour_labels(images, self.palette)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class RGBRegression(PaletteTask):
     """Grey → RGB, trained with MSE; outputs are clipped to the gamut when rendered. Keeps the
     palette of the classification tasks for the analyses that compare with them."""
@@ -123,6 +123,6 @@ class RGBRegression(PaletteTask):
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return greyscale(images), images.astype(np.float32) / 255.0
 
-    def render(self, inputs: np.ndarray, outputs: jax.Array, temperature: float | None
-               ) -> np.ndarray:
-        return np.clip(np.asarray(outputs), 0.0, 1.0)
+    def render(self, inputs: jax.Array, outputs: jax.Array, temperature: float | None
+               ) -> jax.Array:
+        return jnp.clip(outputs, 0.0, 1.0)

@@ -35,6 +35,13 @@ def compiled(fn: Callable[..., Any], **jit_kwargs: Any) -> Callable[..., Any]:
     return jax.jit(fn, compiler_options=compiler.step_options(), **jit_kwargs)
 
 
+def compiled_once(fn: Callable[..., Any], **jit_kwargs: Any) -> Callable[..., Any]:
+    """``jax.jit(fn)`` for a one-off measurement outside training, whose compile time is its
+    cost: on CPU without XLA's backend optimisation passes (same values within float rounding,
+    not always to the bit)."""
+    return jax.jit(fn, compiler_options=compiler.one_shot_options(), **jit_kwargs)
+
+
 def mirror_where(flip: jax.Array, images: jax.Array) -> jax.Array:
     """``images`` (N, H, W, …) with the rows where ``flip`` (N,) is true mirrored left–right."""
     return jnp.where(flip.reshape(-1, *[1] * (images.ndim - 1)), images[:, :, ::-1], images)

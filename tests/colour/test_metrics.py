@@ -1,3 +1,4 @@
+import dm_pix as pix
 import numpy as np
 import pytest
 
@@ -22,6 +23,24 @@ def test_ssim_matches_scikit_image(pair):
                 for i in range(len(x))]
     np.testing.assert_allclose(np.asarray(metrics.ssim(x, y)), expected, atol=1e-4)
     np.testing.assert_allclose(np.asarray(metrics.ssim(x, x)), 1.0, atol=1e-5)
+
+
+def test_ssim_blur_as_matrix_products_equals_dm_pix_own_filter(pair):
+    x, y = pair
+    wide = np.pad(x, ((0, 0), (0, 0), (0, 5), (0, 0)), mode="reflect")  # H ≠ W
+    for a, b in ((x, y), (wide, np.clip(wide + 0.05, 0, 1))):
+        np.testing.assert_allclose(np.asarray(metrics.ssim(a, b)),
+                                   np.asarray(pix.ssim(a, b)), rtol=0, atol=1e-6)
+
+
+def test_image_quality_is_the_mean_of_each_metric(pair):
+    x, y = pair
+    quality = metrics.image_quality(x, y)
+    assert quality["psnr"] == pytest.approx(float(np.mean(metrics.psnr(x, y))), rel=1e-6)
+    assert quality["ssim"] == pytest.approx(float(np.mean(metrics.ssim(x, y))), rel=1e-6)
+    assert quality["ab_auc"] == pytest.approx(100 * float(metrics.ab_error_auc(x, y)), rel=1e-6)
+    assert quality["ab_auc_rebalanced"] == pytest.approx(
+        100 * float(metrics.ab_error_auc(x, y, rebalanced=True)), rel=1e-6)
 
 
 def test_psnr_known_values_and_identical_images(pair):

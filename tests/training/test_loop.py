@@ -183,6 +183,31 @@ def test_cpu_steps_compile_without_ynnpack(tiny_task, monkeypatch):
     assert "ynn_fusion" in default  # what the options switch off: XLA:CPU's default today
 
 
+def test_one_shot_compiles_give_the_values_of_optimised_ones():
+    """compiled_once (no LLVM optimisation on CPU) changes compile time, not values beyond float
+    rounding: a UNet's loss gradient against a compile at XLA's default level (2; the tests'
+    own XLA_FLAGS set level 0, so it is asked for explicitly)."""
+    assert compiler.one_shot_options("gpu") is None
+    assert compiler.one_shot_options() == compiler.ONE_SHOT_CPU_OPTIONS
+    model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5))
+    inputs = jax.random.uniform(jax.random.key(0), (4, 8, 8, 1))
+    targets = jax.random.randint(jax.random.key(1), (4, 8, 8), 0, 5)
+    variables = model.init(jax.random.key(2), inputs[:1], train=False)
+
+    def loss(params):
+        outputs, _ = model.apply({**variables, "params": params}, inputs, train=True,
+                                 mutable=["batch_stats"])
+        return jnp.mean(CLASSIFICATION.loss(outputs, targets))
+
+    gradient = jax.grad(loss)
+
+    optimised = jax.jit(gradient, compiler_options={**compiler.CPU_OPTIONS,
+                                                    "xla_backend_optimization_level": 2})
+    for got, want in zip(jax.tree.leaves(train.compiled_once(gradient)(variables["params"])),
+                         jax.tree.leaves(optimised(variables["params"])), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
 def test_mirror_where_mirrors_only_the_chosen_images():
     images = jnp.arange(3 * 2 * 4 * 2).reshape(3, 2, 4, 2)
     mirrored = train.mirror_where(jnp.array([True, False, True]), images)
