@@ -15,8 +15,9 @@ final test-set predictions:
   tensors as written, or channels-last (side ``torch_channels_last``, or every PyTorch side
   with ``--torch_channels_last``: PyTorch's fastest CPU layout, ~1.5× here).
 
-jaxcolor's side also builds its native CPU kernels from scratch (``jaxcolor.cpu.native``, a fresh
-``JAXCOLOR_NATIVE_CACHE_DIR``): the time a first run on a new machine takes.
+jaxcolor's side starts with a fresh HOME: it builds its native CPU kernels from scratch
+(``jaxcolor.cpu.native``) and has no JAX compilation cache (``jaxcolor.app``): the time a first
+run on a new machine takes.
 
     python benchmarks/q3_end_to_end.py --image_dir=../shared/data/cifar10-jpeg [--epochs=25]
         [--sides=jax,torch,torch_channels_last] [--json=out.json]
@@ -138,8 +139,11 @@ def main() -> None:
         log_dir = Path(args.log_dir or scratch)
         log_dir.mkdir(parents=True, exist_ok=True)
         for side in args.sides.split(","):
-            env = {**os.environ, "JAXCOLOR_CACHE_DIR": tempfile.mkdtemp(dir=scratch),
+            # A fresh HOME and cache folders: no palette, kernel or compilation caches.
+            env = {**os.environ, "HOME": tempfile.mkdtemp(dir=scratch),
+                   "JAXCOLOR_CACHE_DIR": tempfile.mkdtemp(dir=scratch),
                    "JAXCOLOR_NATIVE_CACHE_DIR": tempfile.mkdtemp(dir=scratch)}
+            env.pop("JAX_COMPILATION_CACHE_DIR", None)
             if side == "jax":
                 command = [sys.executable, "experiments/q3_unet.py", f"--image_dir={image_dir}",
                            f"--epochs={args.epochs}", f"--batch_size={args.batch_size}",

@@ -1,12 +1,18 @@
 """The entry point of every script: absl's app with one ``error: …`` line (exit status 2) for
-a UserError instead of a traceback, and list flags parsed with one-line errors."""
+a UserError instead of a traceback, list flags parsed with one-line errors, and JAX's persistent
+compilation cache."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import platform
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+import jax
 from absl import app, flags
 from absl import logging as absl_logging
 
@@ -38,8 +44,37 @@ def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
     return 0
 
 
+COMPILATION_CACHE_ENV = "JAXCOLOR_COMPILATION_CACHE"
+# Programs that compile faster than this are not written to the cache (eager one-op programs).
+CACHE_MIN_COMPILE_SECONDS = 0.1
+
+
+def _machine_key() -> str:
+    """The CPU's architecture and feature flags, hashed: XLA:CPU builds executables for the
+    host's instructions, so machines that share a home folder keep separate caches."""
+    try:
+        features = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                        if line.startswith(("flags", "Features")))
+    except (OSError, StopIteration):
+        features = platform.processor()
+    return hashlib.sha256(f"{platform.machine()} {features}".encode()).hexdigest()[:12]
+
+
+def use_compilation_cache() -> None:
+    """JAX's persistent compilation cache in ``~/.cache/jaxcolor/jax-<machine>``: a job run
+    again compiles (almost) nothing (BENCHMARKS.md). JAX's own ``JAX_COMPILATION_CACHE_DIR``
+    wins when set; ``JAXCOLOR_COMPILATION_CACHE=0`` turns it off."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or \
+            os.environ.get(COMPILATION_CACHE_ENV, "1") == "0":
+        return
+    folder = Path.home() / ".cache" / "jaxcolor" / f"jax-{_machine_key()}"
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """``absl.app.run`` with :func:`run_main`: a UserError is one line, no traceback."""
+    """``absl.app.run`` with :func:`run_main` (a UserError is one line, no traceback) and
+    :func:`use_compilation_cache`."""
 
     def guarded(argv: list[str]) -> None:
         if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
@@ -48,4 +83,5 @@ def run(main: Callable[[list[str]], None]) -> None:
 
     # jax logs at INFO that it found no TPU on every CPU/GPU start; keep the console for results.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    use_compilation_cache()
     app.run(guarded)

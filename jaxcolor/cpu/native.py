@@ -20,6 +20,7 @@ tolerance (tested), slower.
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import functools
 import hashlib
@@ -96,6 +97,22 @@ def _build(compiler: str, isa: str) -> Path:
     return library
 
 
+_builds: dict[str, concurrent.futures.Future[Path]] = {}  # started by build_in_background
+
+
+def build_in_background() -> None:
+    """Start compiling the kernels :func:`available` will load, on a background thread, so that
+    a cold start compiles them while it loads images instead of at the first traced
+    convolution. Does nothing where they are switched off, unsupported or already started."""
+    chosen = None if os.environ.get(DISABLE_ENV, "1") == "0" else isa()
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if chosen is None or compiler is None or not cpu_supports(chosen) or chosen in _builds:
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    _builds[chosen] = pool.submit(_build, compiler, chosen)
+    pool.shutdown(wait=False)  # its thread ends with the build
+
+
 def available() -> bool:
     """Whether the kernels of :func:`isa` are built and registered with XLA."""
     if os.environ.get(DISABLE_ENV, "1") == "0":
@@ -115,7 +132,8 @@ def _load(isa: str) -> bool:
                       stacklevel=3)
         return False
     try:
-        library = ctypes.CDLL(str(_build(compiler, isa)))
+        library = ctypes.CDLL(str(_builds[isa].result() if isa in _builds
+                                  else _build(compiler, isa)))
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or err
         warnings.warn(f"jaxcolor: native CPU kernels not built ({detail}); using XLA's "

@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 from jaxcolor.errors import UserError
-from jaxcolor.models.layers import CONV_INITS
+from jaxcolor.models.layers import CONV_INITS, prepare_kernels
 from jaxcolor.models.networks import CNN, MODELS, RegressionCNN, UNet
 
-__all__ = ["CNN", "CONV_INITS", "MODELS", "ModelSpec", "RegressionCNN", "UNet", "build_model"]
+__all__ = ["CNN", "CONV_INITS", "MODELS", "ModelSpec", "RegressionCNN", "UNet", "build_model",
+           "prepare_kernels"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,6 +103,12 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> ja
     return y if bias is None else y + bias
 
 
+def prepare_kernels() -> None:
+    """Start building the native CPU kernels :func:`conv2d` uses (where it uses them) in the
+    background, so that a cold start's first compile does not wait for the C++ compiler."""
+    native.build_in_background()
+
+
 def _xla_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))

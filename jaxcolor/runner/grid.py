@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxcolor.config import ExperimentConfig
+from jaxcolor.models import prepare_kernels
 from jaxcolor.results import prepare_output_dir
 from jaxcolor.runner.outputs import write_outputs, write_samples
 from jaxcolor.runner.prepare import load_images, preflight, prepare_task
@@ -55,6 +56,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
     start = time.perf_counter()
     for cfg in configs:
         preflight(cfg)
+    prepare_kernels()  # built while the images load
     first = configs[0]
     out = prepare_output_dir(first.output_dir)
     images = load_images(first, log)

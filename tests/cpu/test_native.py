@@ -168,3 +168,21 @@ def test_the_best_instruction_set_is_chosen_unless_one_is_forced(monkeypatch):
     monkeypatch.setenv(native.ISA_ENV, "sse")
     with pytest.raises(UserError, match="JAXCOLOR_NATIVE_ISA='sse': expected one of avx512, avx2"):
         native.isa()
+
+
+@needs_native
+def test_the_kernels_build_in_the_background_once(tmp_path, monkeypatch):
+    monkeypatch.setenv(native.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setattr(native, "_builds", {})
+    layers.prepare_kernels()
+    layers.prepare_kernels()
+    assert list(native._builds) == [native.isa()]
+    library = native._builds[native.isa()].result(timeout=300)
+    assert library.parent == tmp_path and library.exists()
+
+
+def test_nothing_builds_in_the_background_when_switched_off(monkeypatch):
+    monkeypatch.setenv(native.DISABLE_ENV, "0")
+    monkeypatch.setattr(native, "_builds", {})
+    layers.prepare_kernels()
+    assert native._builds == {}

@@ -1,0 +1,38 @@
+"""The scripts' entry point: JAX's persistent compilation cache, per machine."""
+
+from pathlib import Path
+
+import pytest
+
+from jaxcolor import app
+
+
+@pytest.fixture
+def config_updates(monkeypatch, tmp_path):
+    """The jax.config updates use_compilation_cache makes (recorded, not applied), HOME at
+    tmp_path and no JAX cache folder of the tests'."""
+    updates = {}
+    monkeypatch.setattr(app.jax.config, "update", lambda name, value: updates.update({name: value}))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.delenv(app.COMPILATION_CACHE_ENV, raising=False)
+    return updates
+
+
+def test_the_compilation_cache_is_kept_per_machine_in_the_home_cache(config_updates, tmp_path):
+    app.use_compilation_cache()
+    folder = Path(config_updates["jax_compilation_cache_dir"])
+    assert folder.parent == tmp_path / ".cache" / "jaxcolor"
+    assert folder.name == f"jax-{app._machine_key()}" and len(app._machine_key()) == 12
+    assert config_updates["jax_persistent_cache_min_compile_time_secs"] == \
+        app.CACHE_MIN_COMPILE_SECONDS
+
+
+def test_jax_own_cache_setting_wins_and_the_cache_can_be_switched_off(config_updates,
+                                                                      monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", "/elsewhere")
+    app.use_compilation_cache()
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR")
+    monkeypatch.setenv(app.COMPILATION_CACHE_ENV, "0")
+    app.use_compilation_cache()
+    assert config_updates == {}
