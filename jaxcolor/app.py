@@ -49,23 +49,31 @@ COMPILATION_CACHE_ENV = "JAXCOLOR_COMPILATION_CACHE"
 CACHE_MIN_COMPILE_SECONDS = 0.1
 
 
+def _cpu_info(prefixes: tuple[str, ...]) -> str:
+    """The first /proc/cpuinfo line that starts with one of ``prefixes`` ("" if none)."""
+    try:
+        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith(prefixes)), "")
+    except OSError:
+        return ""
+
+
 def _machine_key() -> str:
     """The CPU's architecture and feature flags, hashed: XLA:CPU builds executables for the
     host's instructions, so machines that share a home folder keep separate caches."""
-    try:
-        features = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                        if line.startswith(("flags", "Features")))
-    except (OSError, StopIteration):
-        features = platform.processor()
+    features = _cpu_info(("flags", "Features")) or platform.processor()
     return hashlib.sha256(f"{platform.machine()} {features}".encode()).hexdigest()[:12]
 
 
 def use_compilation_cache() -> None:
     """JAX's persistent compilation cache in ``~/.cache/jaxcolor/jax-<machine>``: a job run
     again compiles (almost) nothing (BENCHMARKS.md). JAX's own ``JAX_COMPILATION_CACHE_DIR``
-    wins when set; ``JAXCOLOR_COMPILATION_CACHE=0`` turns it off."""
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or \
-            os.environ.get(COMPILATION_CACHE_ENV, "1") == "0":
+    wins when set; ``JAXCOLOR_COMPILATION_CACHE=0`` turns it off, ``=1`` on. Off by default on
+    Intel CPUs: there XLA:CPU (jaxlib 0.9–0.10) rejects its own cached executables with error
+    lines (jax-ml/jax#38445: it takes LLVM's tuning attributes for missing CPU features)."""
+    wanted = os.environ.get(COMPILATION_CACHE_ENV)
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or wanted == "0" or (
+            wanted != "1" and "GenuineIntel" in _cpu_info(("vendor_id",))):
         return
     folder = Path.home() / ".cache" / "jaxcolor" / f"jax-{_machine_key()}"
     jax.config.update("jax_compilation_cache_dir", str(folder))

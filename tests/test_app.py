@@ -19,7 +19,10 @@ def config_updates(monkeypatch, tmp_path):
     return updates
 
 
-def test_the_compilation_cache_is_kept_per_machine_in_the_home_cache(config_updates, tmp_path):
+def test_the_compilation_cache_is_kept_per_machine_in_the_home_cache(config_updates, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setattr(app, "_cpu_info", lambda prefixes: "vendor_id : AuthenticAMD"
+                        if "vendor_id" in prefixes else "flags : fpu sse2 avx2")
     app.use_compilation_cache()
     folder = Path(config_updates["jax_compilation_cache_dir"])
     assert folder.parent == tmp_path / ".cache" / "jaxcolor"
@@ -36,3 +39,13 @@ def test_jax_own_cache_setting_wins_and_the_cache_can_be_switched_off(config_upd
     monkeypatch.setenv(app.COMPILATION_CACHE_ENV, "0")
     app.use_compilation_cache()
     assert config_updates == {}
+
+
+def test_the_cache_is_off_by_default_on_intel_cpus_unless_asked_for(config_updates, monkeypatch):
+    """jax-ml/jax#38445: XLA:CPU rejects its own cached executables there, with error lines."""
+    monkeypatch.setattr(app, "_cpu_info", lambda prefixes: "vendor_id : GenuineIntel")
+    app.use_compilation_cache()
+    assert config_updates == {}
+    monkeypatch.setenv(app.COMPILATION_CACHE_ENV, "1")
+    app.use_compilation_cache()
+    assert "jax_compilation_cache_dir" in config_updates

@@ -4,7 +4,11 @@ fingerprint of what produced them, so a resumed run continues bit-for-bit and a 
 checkpoint is refused with a message instead of silently mixed in.
 
 Orbax writes each checkpoint into a temporary directory and renames it when complete, so a
-kill during a write leaves the previous checkpoint intact (unfinished ones are ignored).
+kill during a write leaves the previous checkpoint intact (unfinished ones are ignored). Saves
+are asynchronous: the state is copied off the device before ``save`` returns (the next train
+step may then reuse its buffers), the files are written on a background thread while training
+goes on (q3, 6 epochs: checkpoint phase 0.9–1.0 → 0.2–0.3 s); ``wait`` (called by ``fit``
+before it returns), ``restore`` and ``close`` wait for writes in flight.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ class Checkpoints:
         if policy.every > 0:
             save_policies.append(checkpoint_managers.FixedIntervalPolicy(policy.every))
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=False,
+            enable_async_checkpointing=True,
             save_decision_policy=checkpoint_managers.AnySavePolicy(save_policies),
             preservation_policy=checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(max(policy.keep, 1)),
@@ -100,6 +104,7 @@ class Checkpoints:
 
     def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, list[EpochRecord]]:
         """The state and history saved after ``epoch``; ``like`` gives the pytree structure."""
+        self.wait()
         # Metadata first: a different run's arrays may not even fit ``like``'s shapes.
         meta = self._manager.restore(epoch, args=ocp.args.Composite(
             meta=ocp.args.JsonRestore())).meta
@@ -117,6 +122,10 @@ class Checkpoints:
                 f"the checkpoint in {self.directory} was written by a different run: "
                 f"{'; '.join(differences)}. Use --noresume to start this run afresh, or another "
                 f"--output_dir.")
+
+    def wait(self) -> None:
+        """Return once every checkpoint saved so far is written."""
+        self._manager.wait_until_finished()
 
     def close(self) -> None:
         self._manager.close()

@@ -142,6 +142,10 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
             f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
             f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+    if checkpoints is not None:  # every save on disk before fit returns
+        wait_start = time.perf_counter()
+        checkpoints.wait()
+        phases["checkpoint"] += time.perf_counter() - wait_start
     return FitResult(state, history, compile_seconds,
                      earlier_elapsed + time.perf_counter() - start, phases)
 
