@@ -24,7 +24,7 @@ def block_gradient_norms(models: dict[str, nn.Module], inputs: np.ndarray, targe
         for name, model in models.items():
             variables = model.init(key, inputs[:1], train=False)
 
-            def loss_of(params, model=model, variables=variables):  # noqa: B023 (bound here)
+            def loss_of(params, model=model, variables=variables):
                 outputs, _ = model.apply({**variables, "params": params}, inputs, train=True,
                                          mutable=["batch_stats"])
                 return jnp.mean(objective.loss(outputs, targets))

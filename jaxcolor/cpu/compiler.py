@@ -7,8 +7,9 @@ convolutions (that layer's weight gradient: 21–49 ms), and the whole train ste
 faster (``benchmarks/conv_layers.py``, ``benchmarks/train_throughput.py``, BENCHMARKS.md).
 k-means has no convolutions and is faster with YNNPACK, so the options are per step.
 One-off measurements (run once, not part of training) also compile with XLA's backend
-optimisation off: their compile time is their cost (q3's gradient norms of two fresh models:
-~6.5 s at the default level, ~3 s at level 0; same values within float rounding, tested).
+optimisation off: their compile time is their cost (q3's gradient norms of two fresh models,
+also merged into one program: 6.4 → 2.4 s, ``python benchmarks/reporting.py``; same values
+within float rounding, tested).
 Training's own programs keep the default level: at level 0 a lecun-initialised state already
 differs in the last bit.
 GPU and TPU compiles keep XLA's defaults.
