@@ -8,6 +8,7 @@ import hashlib
 import logging
 import os
 import platform
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import jax
 from absl import app, flags
 from absl import logging as absl_logging
 
-from jaxcolor.errors import UserError
+from jaxcolor.errors import RunInterruptedError, UserError
 
 FLAGS = flags.FLAGS
 
@@ -33,15 +34,31 @@ def parse_list(flag: str, text: str, kind: type = int) -> list:
     return values
 
 
+INTERRUPTED_STATUS = 130  # a shell's status for a command stopped by SIGINT
+
+
 def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
     """Call ``main(argv)`` (the flags already parsed); a UserError becomes one ``error: …``
-    line on stderr and exit status 2."""
+    line on stderr and exit status 2, a stop (Ctrl-C, SIGTERM) one line saying what is kept
+    and status 130."""
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    except RunInterruptedError as err:
+        print(err, file=sys.stderr, flush=True)
+        return INTERRUPTED_STATUS
+    except KeyboardInterrupt:
+        print("interrupted before training started; nothing to resume.", file=sys.stderr,
+              flush=True)
+        return INTERRUPTED_STATUS
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (what schedulers and preemptible VMs send) handled as Ctrl-C."""
+    raise KeyboardInterrupt
 
 
 COMPILATION_CACHE_ENV = "JAXCOLOR_COMPILATION_CACHE"
@@ -81,8 +98,8 @@ def use_compilation_cache() -> None:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """``absl.app.run`` with :func:`run_main` (a UserError is one line, no traceback) and
-    :func:`use_compilation_cache`."""
+    """``absl.app.run`` with :func:`run_main` (a UserError or a stop is one line, no
+    traceback; SIGTERM stops like Ctrl-C) and :func:`use_compilation_cache`."""
 
     def guarded(argv: list[str]) -> None:
         if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
@@ -92,4 +109,5 @@ def run(main: Callable[[list[str]], None]) -> None:
     # jax logs at INFO that it found no TPU on every CPU/GPU start; keep the console for results.
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     use_compilation_cache()
+    signal.signal(signal.SIGTERM, _interrupt)
     app.run(guarded)

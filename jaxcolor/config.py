@@ -41,7 +41,8 @@ class ExperimentConfig:
     output_dir: str = ""
     # Also report the state after these epochs of the same run (exactly equal to shorter runs).
     report_epochs: tuple[int, ...] = ()
-    checkpoint_every: int = 1  # epochs between checkpoints (reported and last epochs always)
+    checkpoint_every: int = 1  # epochs between checkpoints, 0 = none between (reported and last
+    # epochs always)
     keep_checkpoints: int = 2  # newest checkpoints kept per run (reported epochs always)
     resume: bool = True  # continue a run from its newest checkpoint in output_dir
     epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
@@ -56,9 +57,12 @@ class ExperimentConfig:
             raise UserError(f"--temperature={self.temperature} must lie in (0, 10] (Zhang et "
                             f"al. use 0.38; 1 is the plain mean).")
         for name in ("epochs", "batch_size", "num_filters", "num_colours", "num_samples",
-                     "checkpoint_every", "keep_checkpoints"):
+                     "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name}={getattr(self, name)} must be a positive integer.")
+        if self.checkpoint_every < 0:
+            raise UserError(f"--checkpoint_every={self.checkpoint_every} must be 0 (the last "
+                            f"and reported epochs only) or a positive number of epochs.")
         if not self.learning_rate > 0:
             raise UserError(f"--learning_rate={self.learning_rate} must be positive.")
         if self.kernel <= 0 or self.kernel % 2 == 0:

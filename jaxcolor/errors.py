@@ -1,4 +1,5 @@
-"""The one exception type that means "the user asked for something impossible"."""
+"""The exceptions that end a script with one line instead of a traceback: the user asked for
+something impossible, or stopped the run."""
 
 
 class UserError(Exception):
@@ -7,3 +8,8 @@ class UserError(Exception):
     Experiment scripts print its message as one line and exit non-zero, without a traceback.
     The message should name the flag or file at fault and say how to fix it.
     """
+
+
+class RunInterruptedError(Exception):
+    """The user stopped training (Ctrl-C, or SIGTERM from a scheduler); the message says in which
+    epoch and what is kept for the same command to resume."""

@@ -14,11 +14,18 @@ from typing import Any
 from jaxcolor.errors import UserError
 
 
-def prepare_output_dir(path: str) -> Path:
+def prepare_output_dir(path: str, experiment: str | None = None) -> Path:
     """Create the output folder and check that it is writable, before any training. The probe
     file has a unique name: processes of one --distributed run check the same folder at once
-    (one process's unlink of a shared probe name failed the other's)."""
+    (one process's unlink of a shared probe name failed the other's). With ``experiment``,
+    refuse a folder whose results.json holds another experiment's rows (they would be
+    replaced)."""
     out = Path(path)
+    others = sorted({row.get("experiment") for row in read_rows(out / "results.json")}
+                    - {experiment, None})
+    if experiment is not None and others:
+        raise UserError(f"--output_dir={path} holds the results of {', '.join(others)}; this "
+                        f"run ({experiment}) would replace them. Use another --output_dir.")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out):

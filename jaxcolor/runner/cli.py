@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import flags
 
@@ -17,7 +18,15 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
-    """Define the flags every experiment accepts (call once, at import of the script)."""
+    """Define the flags every experiment accepts (call once, at import of the script), listed
+    by the script's ``--helpshort`` beside its own."""
+    before = set(FLAGS)
+    _define_shared_flags(default_model, default_epochs)
+    for name in sorted(set(FLAGS) - before):  # absl's key flags of the script run
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+
+def _define_shared_flags(default_model: str, default_epochs: int) -> None:
     defaults = ExperimentConfig(experiment="", model=default_model, epochs=default_epochs)
     flags.DEFINE_string("model", defaults.model, f"Model: {', '.join(MODELS)}.")
     flags.DEFINE_integer("epochs", defaults.epochs, "Training epochs.")
@@ -46,7 +55,8 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     flags.DEFINE_integer("num_samples", defaults.num_samples, "Test images in sample grids.")
     flags.DEFINE_string("output_dir", None, "Where results go (default: results/<script name>).")
     flags.DEFINE_integer("checkpoint_every", defaults.checkpoint_every,
-                         "Checkpoint every N epochs (reported and last epochs always).")
+                         "Checkpoint every N epochs; 0: only the reported and last epochs "
+                         "(those always).")
     flags.DEFINE_integer("keep_checkpoints", defaults.keep_checkpoints,
                          "Newest checkpoints kept per run (reported epochs are always kept).")
     flags.DEFINE_boolean("distributed", False, "Multi-process run (TPU pod slice, GPU cluster): "
@@ -54,7 +64,8 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
                          f"{parallel.DISTRIBUTED_ENV}=1).")
     flags.DEFINE_enum("epoch_loop", defaults.epoch_loop, list(EPOCH_LOOPS),
                       "steps: one compiled call per batch; scan: each epoch as one compiled "
-                      "lax.scan over its batches (same results; ~40x slower on XLA:CPU).")
+                      "lax.scan over its batches (same results; as fast with the native CPU "
+                      "kernels, ~40x slower on XLA:CPU's own convolutions).")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 

@@ -58,7 +58,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
         preflight(cfg)
     prepare_kernels()  # built while the images load
     first = configs[0]
-    out = prepare_output_dir(first.output_dir)
+    out = prepare_output_dir(first.output_dir, first.experiment)
     images = load_images(first, log)
     unpaid = {"data": time.perf_counter() - start}  # shared costs, charged to the next run
     data_by_task: dict[str, TaskData] = {}

@@ -10,23 +10,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def training_curves(runs: Sequence[tuple[str, Sequence[dict]]], path: Path) -> None:
-    """Train (solid) and validation (dashed) loss per epoch; validation accuracy when present."""
+    """Train (solid) and validation (dashed) loss per epoch; validation accuracy when present.
+    Each epoch is a marker on integer epoch ticks, so one- and two-epoch runs show too."""
     has_accuracy = any(r.get("val_accuracy") is not None for _, history in runs for r in history)
     fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4),
                              squeeze=False)
     for index, (label, history) in enumerate(runs):
         colour = f"C{index}"
         epochs = [r["epoch"] for r in history]
-        axes[0, 0].plot(epochs, [r["train_loss"] for r in history], "-", color=colour,
-                        label=f"{label} train")
-        axes[0, 0].plot(epochs, [r["val_loss"] for r in history], "--", color=colour,
-                        label=f"{label} val")
+        axes[0, 0].plot(epochs, [r["train_loss"] for r in history], "o-", color=colour,
+                        markersize=3, label=f"{label} train")
+        axes[0, 0].plot(epochs, [r["val_loss"] for r in history], "s--", color=colour,
+                        markersize=3, label=f"{label} val")
         if has_accuracy:
-            axes[0, 1].plot(epochs, [r["val_accuracy"] for r in history], "-", color=colour,
-                            label=label)
+            axes[0, 1].plot(epochs, [r["val_accuracy"] for r in history], "o-", color=colour,
+                            markersize=3, label=label)
+    last_epoch = max((r["epoch"] for _, history in runs for r in history), default=1)
+    for axis in axes.flat:
+        axis.set_xlim(0.5, last_epoch + 0.5)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axes[0, 0].set(xlabel="epoch", ylabel="loss", title="Training curve")
     axes[0, 0].legend(fontsize=8)
     if has_accuracy:

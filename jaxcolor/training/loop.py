@@ -21,7 +21,7 @@ import numpy as np
 import optax
 
 from jaxcolor.cpu import host_memory
-from jaxcolor.errors import UserError
+from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.training import parallel
 from jaxcolor.training.checkpoint import Checkpoints
@@ -115,33 +115,37 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     phases = {"compile": time.perf_counter() - start, "train": 0.0, "eval": 0.0,
               "checkpoint": 0.0}
 
-    for epoch in range(len(history) + 1, epochs + 1):
-        epoch_start = time.perf_counter()
-        state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
-        state, losses = train_epoch(state, train_inputs, train_targets, order)
-        train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
-        train_seconds = time.perf_counter() - epoch_start
-        images_per_sec = num_batches * batch_size / train_seconds
-        if not math.isfinite(train_loss):
-            raise divergence_error(losses, epoch, learning_rate, checkpoints)
-        metrics = evaluate(eval_step, state, eval_batches)
-        phases["train"] += train_seconds
-        phases["eval"] += time.perf_counter() - epoch_start - train_seconds
-        accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
-        record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
-                             time.perf_counter() - epoch_start,
-                             images_per_sec,
-                             earlier_elapsed + time.perf_counter() - start)
-        history.append(record)
-        keep_start = time.perf_counter()
-        if on_epoch is not None:
-            on_epoch(epoch, state)
-        saved = checkpoints is not None and checkpoints.save(epoch, state, history)
-        phases["checkpoint"] += time.perf_counter() - keep_start
-        accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
-        log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
-            f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
-            f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+    epoch = len(history) + 1
+    try:
+        for epoch in range(len(history) + 1, epochs + 1):
+            epoch_start = time.perf_counter()
+            state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
+            state, losses = train_epoch(state, train_inputs, train_targets, order)
+            train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
+            train_seconds = time.perf_counter() - epoch_start
+            images_per_sec = num_batches * batch_size / train_seconds
+            if not math.isfinite(train_loss):
+                raise divergence_error(losses, epoch, learning_rate, checkpoints)
+            metrics = evaluate(eval_step, state, eval_batches)
+            phases["train"] += train_seconds
+            phases["eval"] += time.perf_counter() - epoch_start - train_seconds
+            accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
+            record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
+                                 time.perf_counter() - epoch_start,
+                                 images_per_sec,
+                                 earlier_elapsed + time.perf_counter() - start)
+            history.append(record)
+            keep_start = time.perf_counter()
+            if on_epoch is not None:
+                on_epoch(epoch, state)
+            saved = checkpoints is not None and checkpoints.save(epoch, state, history)
+            phases["checkpoint"] += time.perf_counter() - keep_start
+            accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
+            log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
+                f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
+                f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+    except KeyboardInterrupt:
+        raise interruption(epoch, checkpoints) from None
     if checkpoints is not None:  # every save on disk before fit returns
         wait_start = time.perf_counter()
         checkpoints.wait()
@@ -163,6 +167,19 @@ def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
     state, history = checkpoints.restore(saved[-1], like=fresh)
     log(f"resuming after epoch {saved[-1]} from {checkpoints.directory}")
     return state, history
+
+
+def interruption(epoch: int, checkpoints: Checkpoints | None) -> RunInterruptedError:
+    """The error for a stop in ``epoch``: what is kept, and how to go on."""
+    if checkpoints is not None:
+        checkpoints.wait()
+    kept = checkpoints.latest_epoch() if checkpoints is not None else None
+    if kept is None:
+        return RunInterruptedError(f"interrupted in epoch {epoch}; no checkpoint was written "
+                                   f"yet, so the same command starts this run again.")
+    return RunInterruptedError(f"interrupted in epoch {epoch}; epoch {kept}'s checkpoint is "
+                               f"kept in {checkpoints.directory}; run the same command to "
+                               f"resume.")
 
 
 def divergence_error(losses: jax.Array, epoch: int, learning_rate: float,

@@ -372,3 +372,23 @@ def test_output_folder_checks_of_concurrent_processes_do_not_collide(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         checked = list(pool.map(lambda _: prepare_output_dir(str(out)), range(200)))
     assert checked == [out] * 200 and list(out.iterdir()) == []  # no probe files left
+
+
+def test_helpshort_lists_the_shared_flags_beside_the_script_s_own():
+    result = run_script("q3_unet", "--helpshort", in_process=False)
+    for flag in ("--epochs", "--image_dir", "--batch_size", "--checkpoint_every",
+                 "--batch_sizes", "--compare_with"):
+        assert f"  {flag}:" in result.stdout, flag
+    assert "Checkpoint every N epochs; 0: only the reported" in result.stdout
+
+
+@pytest.mark.xdist_group("q2_outputs")
+def test_another_experiment_s_output_dir_is_refused_and_its_results_kept(q2_outputs):
+    q2_dir = q2_outputs / "first"
+    before = (q2_dir / "results.json").read_text()
+    result = run_script("q3_unet", *TINY, f"--output_dir={q2_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: --output_dir={q2_dir} holds the results of q2_classification; this run "
+        f"(q3_unet) would replace them. Use another --output_dir.")
+    assert (q2_dir / "results.json").read_text() == before

@@ -138,6 +138,30 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
         {k: r[k] for k in NUMBERS} for r in rows[1]["history"]]
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_a_stopped_run_says_what_is_kept_in_one_line_and_resumes(tmp_path, stop):
+    """Ctrl-C (or a scheduler's SIGTERM) after epoch 1's checkpoint of a 4-epoch run: exit 130,
+    no traceback, one line naming the kept checkpoint; the same command then finishes."""
+    command = script(f"--output_dir={tmp_path}", "--epochs=4")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}, cwd=REPO)
+    for line in process.stdout:
+        if line.startswith("epoch   1/4") and "[checkpoint]" in line:
+            process.send_signal(stop)
+            break
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted in epoch "), stderr
+    assert f"checkpoint is kept in {tmp_path / 'checkpoints'}" in lines[0]
+    assert lines[0].endswith("run the same command to resume.")
+    resumed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stdout
+    assert json.loads((tmp_path / "results.json").read_text())[0]["epochs"] == 4
+
+
 def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tmp_path):
     out = tmp_path / "out"
     first = run_script("q2_classification", *TINY, f"--output_dir={out}", "--epochs=1",
