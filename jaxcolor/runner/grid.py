@@ -65,6 +65,8 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
     runs: list[RunOutput] = []
     writes = parallel.is_main_process()  # one writer in multi-process runs
     for index, cfg in enumerate(configs):
+        if len(configs) > 1:
+            log(f"-- run {index + 1} of {len(configs)}")
         if cfg.task not in data_by_task:
             data_by_task[cfg.task] = prepare_task(cfg, images, log, unpaid)
         trained = train_and_evaluate(cfg, data_by_task[cfg.task], log)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +38,15 @@ Log = Callable[[str], None]
 
 
 def log_line(text: str) -> None:
-    print(text, flush=True)
+    """Print ``text`` on the first process only (every process of a multi-host run logs the
+    same lines; errors still come from each)."""
+    if parallel.is_main_process():
+        print(text, flush=True)
+
+
+def on_terminal() -> bool:
+    """Whether this process's output goes to a terminal (progress bars), not to a log."""
+    return sys.stdout.isatty() and parallel.is_main_process()
 
 
 def model_spec(cfg: ExperimentConfig, task: Task) -> ModelSpec:
@@ -102,7 +111,7 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
                      (data.test_inputs, data.test_targets), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
                      log=log, on_epoch=keep_snapshot, checkpoints=checkpoints,
-                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip)
+                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip, progress=on_terminal())
         reporting_start = time.perf_counter()
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:

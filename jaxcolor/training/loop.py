@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import tqdm
 
 from jaxcolor.cpu import host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
@@ -57,7 +58,7 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         learning_rate: float, seed: int, log: Callable[[str], None] = print,
         on_epoch: Callable[[int, TrainState], None] | None = None,
         checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
-        hflip: bool = False) -> FitResult:
+        hflip: bool = False, progress: bool = False) -> FitResult:
     """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
     ``objective``, validating on ``test`` after every epoch.
 
@@ -68,8 +69,10 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
     whole epoch as one ``lax.scan`` (:data:`.steps.EPOCH_LOOPS`). ``hflip``: random left–right
-    mirroring of the training batches (:func:`make_train_step`). On CPU the process keeps freed
-    host memory for reuse (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
+    mirroring of the training batches (:func:`make_train_step`). ``progress``: a tqdm bar over
+    each epoch's steps (each step then waits for the one before: for a terminal, not for logs).
+    On CPU the process keeps freed host memory for reuse
+    (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
     """
     start = time.perf_counter()
     host_memory.retain_freed_memory()
@@ -105,8 +108,13 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
 
         def train_epoch(state, inputs, targets, order):
             losses = [None] * num_batches
-            for i, batch_index in enumerate(batch_indices):
-                state, losses[i] = train_step(state, inputs, targets, order, batch_index)
+            with tqdm.tqdm(total=num_batches, disable=not progress, leave=False, unit="step",
+                           desc=f"epoch {epoch}/{epochs}") as bar:
+                for i, batch_index in enumerate(batch_indices):
+                    state, losses[i] = train_step(state, inputs, targets, order, batch_index)
+                    if progress:
+                        losses[i].block_until_ready()
+                        bar.update()
             return state, jnp.stack(losses)
     eval_step = make_eval_step(model, objective, mesh).lower(
         state, *eval_batches[0]).compile()
@@ -115,7 +123,7 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     phases = {"compile": time.perf_counter() - start, "train": 0.0, "eval": 0.0,
               "checkpoint": 0.0}
 
-    epoch = len(history) + 1
+    epoch = first_epoch = len(history) + 1
     try:
         for epoch in range(len(history) + 1, epochs + 1):
             epoch_start = time.perf_counter()
@@ -141,9 +149,12 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
             saved = checkpoints is not None and checkpoints.save(epoch, state, history)
             phases["checkpoint"] += time.perf_counter() - keep_start
             accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
+            trained_here = history[-(epoch - first_epoch + 1):]
+            left = (epochs - epoch) * sum(r.seconds for r in trained_here) / len(trained_here)
             log(f"epoch {epoch:3d}/{epochs}  train_loss {train_loss:.4f}  val_loss "
                 f"{record.val_loss:.4f}{accuracy_text}  {record.seconds:5.1f}s  "
-                f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}")
+                f"{record.train_images_per_sec:6.0f} img/s{'  [checkpoint]' if saved else ''}"
+                + (f"  ETA {_duration(left)}" if epoch < epochs else ""))
     except KeyboardInterrupt:
         raise interruption(epoch, checkpoints) from None
     if checkpoints is not None:  # every save on disk before fit returns
@@ -167,6 +178,12 @@ def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
     state, history = checkpoints.restore(saved[-1], like=fresh)
     log(f"resuming after epoch {saved[-1]} from {checkpoints.directory}")
     return state, history
+
+
+def _duration(seconds: float) -> str:
+    """``75`` → ``"1m15s"``."""
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def interruption(epoch: int, checkpoints: Checkpoints | None) -> RunInterruptedError:

@@ -45,7 +45,10 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
 
 def test_shared_costs_are_charged_once(tmp_path):
     config = ExperimentConfig("grid", output_dir=str(tmp_path), **TINY)
-    runs = run_grid([config, config.replace(seed=1)], "a grid", log=lambda line: None)
+    lines = []
+    runs = run_grid([config, config.replace(seed=1)], "a grid", log=lines.append)
+    assert [line for line in lines if line.startswith("-- run")] == ["-- run 1 of 2",
+                                                                     "-- run 2 of 2"]
     first, second = (run.row["phases"] for run in runs)
     assert first["data"] > 0 and second["data"] == 0.0 and second["palette"] == 0.0
 
@@ -55,3 +58,13 @@ def test_a_bad_later_config_fails_before_anything_trains(tmp_path):
     with pytest.raises(UserError, match="--model='resnet' is unknown"):
         run_grid([good, good.replace(model="resnet")], "a grid", log=pytest.fail)
     assert not (tmp_path / "out").exists()
+
+
+def test_only_the_first_process_prints_log_lines(monkeypatch, capsys):
+    from jaxcolor.runner import run as runner
+
+    runner.log_line("shown")
+    monkeypatch.setattr(runner.parallel, "is_main_process", lambda: False)
+    runner.log_line("hidden")
+    assert not runner.on_terminal()
+    assert capsys.readouterr().out == "shown\n"

@@ -57,6 +57,18 @@ def test_fit_learns_logs_and_compiles_nothing_after_epoch_one(tiny_task, compile
     assert compiles_at_epoch[-1] == compiles_at_epoch[0]  # fixed shapes: no recompilation
 
 
+def test_epoch_lines_give_the_run_s_eta_and_a_progress_bar_changes_no_number(tiny_task,
+                                                                            capsys):
+    lines = []
+    quiet = fit_tiny(tiny_task, epochs=3, log=lines.append).history
+    assert [" ETA " in line for line in lines if line.startswith("epoch")] == [True, True, False]
+    model = model_for("unet", 4, tiny_task)
+    with_bar = fit_task(model, tiny_task, epochs=3, batch_size=8, learning_rate=0.01, seed=0,
+                        log=lambda line: None, progress=True).history
+    assert "epoch 3/3" in capsys.readouterr().err  # tqdm's bar, on stderr
+    assert [r.train_loss for r in with_bar] == [r.train_loss for r in quiet]
+
+
 def test_same_seed_same_numbers_other_seed_differs(tiny_task):
     def numbers(seed):
         return [(r.train_loss, r.val_loss, r.val_accuracy)
