@@ -46,6 +46,7 @@ class ExperimentConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept per run (reported epochs always)
     resume: bool = True  # continue a run from its newest checkpoint in output_dir
     epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
+    tensorboard: bool = True  # event files in output_dir/tensorboard/<run>/
 
     def replace(self, **changes) -> ExperimentConfig:
         """A copy with ``changes``, validated like every config."""

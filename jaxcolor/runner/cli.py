@@ -66,6 +66,8 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
                       "steps: one compiled call per batch; scan: each epoch as one compiled "
                       "lax.scan over its batches (same results; as fast with the native CPU "
                       "kernels, ~40x slower on XLA:CPU's own convolutions).")
+    flags.DEFINE_boolean("tensorboard", defaults.tensorboard, "Write TensorBoard event files "
+                         "to <output_dir>/tensorboard/<run>/ (tensorboard --logdir results/).")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 
@@ -84,6 +86,6 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
         output_dir=FLAGS.output_dir or os.path.join("results", experiment),
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        resume=FLAGS.resume, epoch_loop=FLAGS.epoch_loop)
+        resume=FLAGS.resume, epoch_loop=FLAGS.epoch_loop, tensorboard=FLAGS.tensorboard)
     values.update(overrides)
     return preflight(ExperimentConfig(**values))

@@ -21,6 +21,7 @@ from jaxcolor.colour import metrics
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.runner import tensorboard
 from jaxcolor.tasks import Task, TaskData
 from jaxcolor.training import (
     CheckpointPolicy,
@@ -95,9 +96,15 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
     snapshots: dict[int, TrainState] = {}
 
-    def keep_snapshot(epoch: int, state: TrainState) -> None:
-        if epoch in report_epochs:  # a copy on this process (the state is donated next step)
-            snapshots[epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
+    board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),
+                                {name: getattr(cfg, name) for name in HPARAMS})
+             if cfg.tensorboard and parallel.is_main_process() else None)
+
+    def after_epoch(record: EpochRecord, state: TrainState, step_losses: np.ndarray) -> None:
+        if record.epoch in report_epochs:  # a copy here (the state is donated next step)
+            snapshots[record.epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
+        if board is not None:
+            log_epoch(board, cfg, data, record, state, step_losses)
 
     fingerprint = run_fingerprint(
         cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],
@@ -110,25 +117,58 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
         result = fit(model, objective, (data.train_inputs, data.train_targets),
                      (data.test_inputs, data.test_targets), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
-                     log=log, on_epoch=keep_snapshot, checkpoints=checkpoints,
+                     log=log, on_epoch=after_epoch, checkpoints=checkpoints,
                      epoch_loop=cfg.epoch_loop, hflip=cfg.hflip, progress=on_terminal())
         reporting_start = time.perf_counter()
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
                 snapshots[epoch] = parallel.local_copy(
                     checkpoints.restore(epoch, like=result.state)[0])
+        runs = []
+        for epoch in report_epochs:
+            run_cfg = cfg.replace(epochs=epoch, report_epochs=())
+            row = result_row(run_cfg, result.history[:epoch], result.compile_seconds)
+            row.update(prediction_quality(run_cfg, snapshots[epoch], data))
+            runs.append(RunOutput(run_cfg, row, snapshots[epoch], data))
+        if board is not None:
+            board.scalars(cfg.epochs * steps_per_epoch(cfg, data), {
+                f"quality/{rendering}/{name}": value
+                for rendering, values in runs[-1].row["quality_by_rendering"].items()
+                for name, value in values.items()})
     finally:
         checkpoints.close()
-    runs = []
-    for epoch in report_epochs:
-        run_cfg = cfg.replace(epochs=epoch, report_epochs=())
-        row = result_row(run_cfg, result.history[:epoch], result.compile_seconds)
-        row.update(prediction_quality(run_cfg, snapshots[epoch], data))
-        runs.append(RunOutput(run_cfg, row, snapshots[epoch], data))
+        if board is not None:
+            board.close()
     # The training's phases, on its full-length row (the rows of reported epochs share them).
     runs[-1].row["phases"] = {**result.phases,
                               "reporting": time.perf_counter() - reporting_start}
     return runs
+
+
+# The settings a run's TensorBoard hparams show.
+HPARAMS = ("model", "task", "loss", "epochs", "batch_size", "learning_rate", "num_filters",
+           "kernel", "conv_init", "num_colours", "seed", "hflip", "category")
+
+
+def steps_per_epoch(cfg: ExperimentConfig, data: TaskData) -> int:
+    return len(data.train_inputs) // cfg.batch_size
+
+
+def log_epoch(board: tensorboard.RunLog, cfg: ExperimentConfig, data: TaskData,
+              record: EpochRecord, state: TrainState, step_losses: np.ndarray) -> None:
+    """One epoch in TensorBoard: its steps' train losses, its validation numbers and the sample
+    grid of the state after it (grey input | truth | prediction), at the epoch's last step."""
+    first_step = (record.epoch - 1) * len(step_losses) + 1
+    board.step_losses(first_step, step_losses)
+    step = first_step + len(step_losses) - 1
+    board.scalars(step, {"val/loss": record.val_loss, "val/accuracy": record.val_accuracy,
+                         "train/epoch_loss": record.train_loss,
+                         "speed/train_images_per_sec": record.train_images_per_sec})
+    count = cfg.num_samples
+    prediction = predict_renderings(cfg, state, data, count)[data.task.default_rendering]
+    board.image(step, "samples", tensorboard.sample_strip([
+        data.test_inputs[:count], data.test_images[:count].astype(np.float32) / 255.0,
+        prediction]))
 
 
 def prediction_quality(cfg: ExperimentConfig, state: TrainState, data: TaskData

@@ -56,14 +56,15 @@ class FitResult:
 def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndarray],
         test: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
         learning_rate: float, seed: int, log: Callable[[str], None] = print,
-        on_epoch: Callable[[int, TrainState], None] | None = None,
+        on_epoch: Callable[[EpochRecord, TrainState, np.ndarray], None] | None = None,
         checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
         hflip: bool = False, progress: bool = False) -> FitResult:
     """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
     ``objective``, validating on ``test`` after every epoch.
 
-    ``on_epoch(epoch, state)`` sees the state after each epoch trained here; its buffers are
-    donated to the next step, so copy what you keep. With a constant learning rate the first E
+    ``on_epoch(record, state, step_losses)`` sees each epoch trained here: its record, the
+    state after it (its buffers are donated to the next step, so copy what you keep) and the
+    loss of each of its steps. With a constant learning rate the first E
     epochs of a longer run equal an E-epoch run exactly. With ``checkpoints``, training resumes
     after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
     the continuation is identical to an uninterrupted run) and saves as its policy says.
@@ -145,7 +146,7 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
             history.append(record)
             keep_start = time.perf_counter()
             if on_epoch is not None:
-                on_epoch(epoch, state)
+                on_epoch(record, state, np.asarray(losses))
             saved = checkpoints is not None and checkpoints.save(epoch, state, history)
             phases["checkpoint"] += time.perf_counter() - keep_start
             accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""

@@ -1,0 +1,77 @@
+"""TensorBoard event files of a run, written with TensorBoard's own writer and protos (no
+TensorFlow): train loss per step; validation loss, accuracy and img/s and a sample grid per
+epoch; the image-quality metrics at the end; the run's settings as hparams.
+
+    tensorboard --logdir results/
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+class RunLog:
+    """The event file of one run in ``directory``; ``hparams`` (scalars and strings) are written
+    first, as the run's session start (TensorBoard's HPARAMS tab)."""
+
+    def __init__(self, directory: Path, hparams: dict[str, Any]) -> None:
+        self._writer = EventFileWriter(str(directory))
+        session = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+        for name, value in hparams.items():
+            if isinstance(value, bool):
+                session.hparams[name].bool_value = value
+            elif isinstance(value, (int, float)):
+                session.hparams[name].number_value = value
+            elif value is not None:
+                session.hparams[name].string_value = str(value)
+        content = plugin_data_pb2.HParamsPluginData(session_start_info=session, version=0)
+        metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=hparams_metadata.PLUGIN_NAME, content=content.SerializeToString()))
+        self._write(0, summary_pb2.Summary.Value(tag=hparams_metadata.SESSION_START_INFO_TAG,
+                                                 metadata=metadata))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self._write(step, *(summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+                            for tag, value in values.items() if value is not None))
+
+    def step_losses(self, first_step: int, losses: np.ndarray) -> None:
+        """``losses[i]`` as train/loss at step ``first_step + i``."""
+        for offset, loss in enumerate(np.asarray(losses, np.float64)):
+            self.scalars(first_step + offset, {"train/loss": loss})
+
+    def image(self, step: int, tag: str, rgb: np.ndarray) -> None:
+        """One float RGB image in [0, 1] (H, W, 3), PNG-encoded."""
+        pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        png = io.BytesIO()
+        Image.fromarray(pixels).save(png, format="PNG")
+        image = summary_pb2.Summary.Image(height=pixels.shape[0], width=pixels.shape[1],
+                                          colorspace=3, encoded_image_string=png.getvalue())
+        self._write(step, summary_pb2.Summary.Value(
+            tag=tag, image=image, metadata=image_metadata.create_summary_metadata(
+                display_name=tag, description="")))
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _write(self, step: int, *values: summary_pb2.Summary.Value) -> None:
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                               summary=summary_pb2.Summary(value=values)))
+        self._writer.flush()
+
+
+def sample_strip(columns: list[np.ndarray]) -> np.ndarray:
+    """Image sets of equal size (N, H, W, 1 or 3) side by side, one sample per row, as one
+    (N·H, len·W, 3) image: e.g. grey input | truth | prediction."""
+    rgb = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in columns]
+    return np.concatenate([np.concatenate(list(images), axis=0) for images in rgb], axis=1)
