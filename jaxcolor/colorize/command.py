@@ -23,7 +23,9 @@ DEFAULT_WORKING_SIDE = 128
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="jaxcolor", description=__doc__.split("\n\n")[0])
+    root = argparse.ArgumentParser(
+        prog="jaxcolor", description="jaxcolor's command line: colourize photos with a trained "
+                                     "Lab model (jaxcolor colorize --help).")
     commands = root.add_subparsers(dest="command", required=True)
     colorize = commands.add_parser(
         "colorize", help="colourize photos of any size with a trained Lab model",

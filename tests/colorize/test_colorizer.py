@@ -42,3 +42,10 @@ def test_missing_or_foreign_files_are_one_line_errors(tmp_path):
     foreign.write_bytes(b"\x00not msgpack at all")
     with pytest.raises(UserError, match="is not a jaxcolor colorizer file"):
         load_colorizer(foreign)
+
+
+def test_the_command_s_help_is_plain_text():
+    from jaxcolor.colorize import command
+
+    text = command.parser().format_help()
+    assert "``" not in text and "colorize" in text
