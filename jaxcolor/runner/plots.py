@@ -1,24 +1,22 @@
-"""Figures: training curves and image grids (matplotlib, Agg backend, written as PNG)."""
+"""Figures: training curves and image grids, written as PNG (matplotlib's object API: the
+library never sets the global backend, so notebooks keep their inline plots)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def training_curves(runs: Sequence[tuple[str, Sequence[dict]]], path: Path) -> None:
     """Train (solid) and validation (dashed) loss per epoch; validation accuracy when present.
     Each epoch is a marker on integer epoch ticks, so one- and two-epoch runs show too."""
     has_accuracy = any(r.get("val_accuracy") is not None for _, history in runs for r in history)
-    fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(11 if has_accuracy else 6, 4),
-                             squeeze=False)
+    fig = Figure(figsize=(11 if has_accuracy else 6, 4))
+    axes = fig.subplots(1, 2 if has_accuracy else 1, squeeze=False)
     for index, (label, history) in enumerate(runs):
         colour = f"C{index}"
         epochs = [r["epoch"] for r in history]
@@ -46,8 +44,8 @@ def training_curves(runs: Sequence[tuple[str, Sequence[dict]]], path: Path) -> N
 def image_grid(columns: Sequence[tuple[str, np.ndarray]], path: Path, title: str = "") -> None:
     """One row per sample, one titled column per image set (float [0, 1], NHWC, C = 1 or 3)."""
     rows = len(columns[0][1])
-    fig, axes = plt.subplots(rows, len(columns), figsize=(1.6 * len(columns), 1.6 * rows),
-                             squeeze=False)
+    fig = Figure(figsize=(1.6 * len(columns), 1.6 * rows))
+    axes = fig.subplots(rows, len(columns), squeeze=False)
     for col, (name, images) in enumerate(columns):
         for row in range(rows):
             axis = axes[row, col]
@@ -66,11 +64,10 @@ def image_grid(columns: Sequence[tuple[str, np.ndarray]], path: Path, title: str
     _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)
 
 
@@ -94,7 +91,8 @@ def channel_mosaic(activation: np.ndarray) -> np.ndarray:
 def activation_grid(image: np.ndarray, activations: dict[str, np.ndarray], path: Path,
                     title: str = "") -> None:
     """The input image, then every block's channels as a mosaic (one panel per block)."""
-    fig, axes = plt.subplots(1, len(activations) + 1, figsize=(3.2 * (len(activations) + 1), 3.6))
+    fig = Figure(figsize=(3.2 * (len(activations) + 1), 3.6))
+    axes = fig.subplots(1, len(activations) + 1)
     axes[0].imshow(np.clip(image[..., 0] if image.shape[-1] == 1 else image, 0, 1),
                    cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
     axes[0].set_title("input", fontsize=9)

@@ -1,6 +1,5 @@
 """Figures: training curves readable for any number of epochs."""
 
-import matplotlib.pyplot as plt
 import pytest
 
 from jaxcolor.runner import plots
@@ -20,4 +19,3 @@ def test_training_curves_mark_every_epoch_on_integer_ticks(tmp_path, monkeypatch
             assert line.get_marker() not in (None, "None", "")
             assert len(line.get_xdata()) == epochs
         assert all(float(tick).is_integer() for tick in axis.get_xticks())
-    plt.close(drawn[0])
