@@ -38,6 +38,7 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
 def load_images(cfg: ExperimentConfig, log: Log = log_line) -> dict[str, np.ndarray]:
     """The uint8 images of the configured category/source, by split."""
     source, image_dir = data.resolve_source(cfg.source, cfg.image_dir)
+    log(f"data: loading '{cfg.category}' images from {source}…")
     start = time.perf_counter()
     images = {split: data.load_category(source, cfg.category, split, image_dir=image_dir,
                                         tfds_data_dir=cfg.tfds_data_dir,

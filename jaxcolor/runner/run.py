@@ -96,10 +96,6 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
     snapshots: dict[int, TrainState] = {}
 
-    board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),
-                                {name: getattr(cfg, name) for name in HPARAMS})
-             if cfg.tensorboard and parallel.is_main_process() else None)
-
     def after_epoch(record: EpochRecord, state: TrainState, step_losses: np.ndarray) -> None:
         if record.epoch in report_epochs:  # a copy here (the state is donated next step)
             snapshots[record.epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
@@ -113,6 +109,9 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
         Path(cfg.output_dir) / "checkpoints" / run_name(cfg), fingerprint,
         epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
             every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
+    board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),
+                                {name: getattr(cfg, name) for name in HPARAMS})
+             if cfg.tensorboard and parallel.is_main_process() else None)
     try:
         result = fit(model, objective, (data.train_inputs, data.train_targets),
                      (data.test_inputs, data.test_targets), epochs=cfg.epochs,
@@ -131,7 +130,7 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
             row.update(prediction_quality(run_cfg, snapshots[epoch], data))
             runs.append(RunOutput(run_cfg, row, snapshots[epoch], data))
         if board is not None:
-            board.scalars(cfg.epochs * steps_per_epoch(cfg, data), {
+            board.scalars(board.last_step, {
                 f"quality/{rendering}/{name}": value
                 for rendering, values in runs[-1].row["quality_by_rendering"].items()
                 for name, value in values.items()})
@@ -148,10 +147,6 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
 # The settings a run's TensorBoard hparams show.
 HPARAMS = ("model", "task", "loss", "epochs", "batch_size", "learning_rate", "num_filters",
            "kernel", "conv_init", "num_colours", "seed", "hflip", "category")
-
-
-def steps_per_epoch(cfg: ExperimentConfig, data: TaskData) -> int:
-    return len(data.train_inputs) // cfg.batch_size
 
 
 def log_epoch(board: tensorboard.RunLog, cfg: ExperimentConfig, data: TaskData,

@@ -27,6 +27,7 @@ class RunLog:
 
     def __init__(self, directory: Path, hparams: dict[str, Any]) -> None:
         self._writer = EventFileWriter(str(directory))
+        self.last_step = 0  # the highest step written
         session = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
         for name, value in hparams.items():
             if isinstance(value, bool):
@@ -40,15 +41,18 @@ class RunLog:
             plugin_name=hparams_metadata.PLUGIN_NAME, content=content.SerializeToString()))
         self._write(0, summary_pb2.Summary.Value(tag=hparams_metadata.SESSION_START_INFO_TAG,
                                                  metadata=metadata))
+        self._writer.flush()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self._write(step, *(summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
                             for tag, value in values.items() if value is not None))
+        self._writer.flush()  # TensorBoard shows it live
 
     def step_losses(self, first_step: int, losses: np.ndarray) -> None:
         """``losses[i]`` as train/loss at step ``first_step + i``."""
         for offset, loss in enumerate(np.asarray(losses, np.float64)):
-            self.scalars(first_step + offset, {"train/loss": loss})
+            self._write(first_step + offset,
+                        summary_pb2.Summary.Value(tag="train/loss", simple_value=float(loss)))
 
     def image(self, step: int, tag: str, rgb: np.ndarray) -> None:
         """One float RGB image in [0, 1] (H, W, 3), PNG-encoded."""
@@ -60,14 +64,15 @@ class RunLog:
         self._write(step, summary_pb2.Summary.Value(
             tag=tag, image=image, metadata=image_metadata.create_summary_metadata(
                 display_name=tag, description="")))
+        self._writer.flush()
 
     def close(self) -> None:
         self._writer.close()
 
     def _write(self, step: int, *values: summary_pb2.Summary.Value) -> None:
+        self.last_step = max(self.last_step, step)
         self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
                                                summary=summary_pb2.Summary(value=values)))
-        self._writer.flush()
 
 
 def sample_strip(columns: list[np.ndarray]) -> np.ndarray:
