@@ -45,7 +45,8 @@ class FitResult:
     compile_seconds: float
     wall_seconds: float
     # Seconds of this process by phase: "compile" (data to the device, initial or restored
-    # state, compiled steps), "train" (the epochs' steps), "eval", "checkpoint" (snapshots too).
+    # state, compiled steps), "train" (the epochs' steps), "eval", "checkpoint" (with what
+    # on_epoch does: snapshots, TensorBoard logs).
     phases: dict[str, float]
 
     @property
