@@ -25,7 +25,7 @@ SHAPES = [(100, 32, 32, 32), (100, 16, 16, 64), (8, 32, 32, 3)]
 
 def main(argv: list[str]) -> None:
     del argv
-    out = prepare_output_dir(flags.FLAGS.output_dir)
+    out = prepare_output_dir(flags.FLAGS.output_dir, "q6b_pool_relu")
     rows = [pool_relu_orders(shape, flags.FLAGS.seed + i, flags.FLAGS.repeats)
             for i, shape in enumerate(SHAPES)]
     for row in rows:

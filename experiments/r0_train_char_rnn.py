@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
                               optimizer=f.optimizer, learning_rate=f.learning_rate,
                               steps=f.steps, max_seconds=f.max_seconds, seed=f.seed,
                               chunks_per_call=f.log_every)
-    out = prepare_output_dir(f.output_dir or "results/r0_char_rnn")
+    out = prepare_output_dir(f.output_dir or "results/r0_char_rnn", "r0_char_rnn")
     print(f"{len(text)} characters, vocabulary {len(vocab)}; training on {split}, "
           f"holding out {len(data) - split}; {cfg}", flush=True)
 

@@ -28,14 +28,15 @@ def main(argv: list[str]) -> None:
     del argv
     f = flags.FLAGS
     params, vocab = charrnn.load_for_script(f.checkpoint)
-    out = prepare_output_dir(f.output_dir or "results/r1_temperature")
+    out = prepare_output_dir(f.output_dir or "results/r1_temperature", "r1_temperature")
     rows = []
     for temperature in app.parse_list("temperatures", f.temperatures, float):
         h, last = charrnn.run_prompt(params, vocab, "\n")
         chars, _ = charrnn.sample(params, h, last, jax.random.key(f.seed), f.length,
                                   alpha=1.0 / temperature)
         text = vocab.decode(chars)
-        rows.append({"temperature": temperature, **sample_statistics(text), "sample": text})
+        rows.append({"experiment": "r1_temperature", "temperature": temperature,
+                     **sample_statistics(text), "sample": text})
     write_json_atomic(Path(out) / "results.json", rows)
     table = markdown_table(rows, [("temperature", "temperature"),
                                   ("distinct_char_ratio", "distinct chars / char"),

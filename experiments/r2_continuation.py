@@ -26,12 +26,13 @@ def main(argv: list[str]) -> None:
     params, vocab = charrnn.load_for_script(f.checkpoint)
     if not f.prompt:
         raise UserError("--prompt must not be empty.")
-    out = prepare_output_dir(f.output_dir or "results/r2_continuation")
+    out = prepare_output_dir(f.output_dir or "results/r2_continuation", "r2_continuation")
     h, last = charrnn.run_prompt(params, vocab, f.prompt)
     rows = []
     for i, key in enumerate(jax.random.split(jax.random.key(f.seed), f.samples)):
         chars, _ = charrnn.sample(params, h, last, key, f.length, alpha=1.0 / f.temperature)
-        rows.append({"sample": i, "prompt": f.prompt, "continuation": vocab.decode(chars)})
+        rows.append({"experiment": "r2_continuation", "sample": i, "prompt": f.prompt,
+                     "continuation": vocab.decode(chars)})
     write_json_atomic(Path(out) / "results.json", rows)
     text = [f"# r2 — continuations of {f.prompt!r} (temperature {f.temperature:g})", ""]
     text += [f"### sample {r['sample']}\n\n```\n{f.prompt}{r['continuation']}\n```\n"

@@ -38,14 +38,15 @@ def main(argv: list[str]) -> None:
     (char,) = vocab.encode(f.char) if len(f.char) == 1 else (None,)
     if char is None:
         raise UserError(f"--char={f.char!r} must be exactly one character.")
-    out = prepare_output_dir(f.output_dir or "results/r3_colon_newline")
+    out = prepare_output_dir(f.output_dir or "results/r3_colon_newline", "r3_colon_newline")
     text = charrnn_flags.read_text(f.text)
     states = {"zero previous state": jnp.zeros(params["Whh"].shape[0]),
               "typical previous state (mean over text)": typical_state(
                   params, vocab.encode(text[: 20_000]))}
     results = {name: unit_attribution(params, vocab, hidden_after(params, char, h), f.top_units)
                for name, h in states.items()}
-    write_json_atomic(Path(out) / "results.json", [{"state": k, **v} for k, v in results.items()])
+    write_json_atomic(Path(out) / "results.json", [
+        {"experiment": "r3_colon_newline", "state": k, **v} for k, v in results.items()])
     lines = [f"# r3 — what follows {f.char!r}", "",
              "A unit raises a character's score by activation × weight: for a negative "
              "activation the most negative weights are the ones that push a character up, and "

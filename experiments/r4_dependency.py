@@ -50,7 +50,7 @@ def main(argv: list[str]) -> None:
     params, vocab = charrnn.load_for_script(f.checkpoint)
     text = charrnn_flags.read_text(f.text)
     held_out = vocab.encode(text[int(len(text) * 0.9):][: f.search_chars])
-    out = prepare_output_dir(f.output_dir or "results/r4_dependency")
+    out = prepare_output_dir(f.output_dir or "results/r4_dependency", "r4_dependency")
     found = find_dependencies(params, vocab, held_out, f.context, f.min_count, f.exclude_next)
     lines = ["# r4 — learned dependencies found by search", "",
              f"Contexts of {f.context} characters seen ≥ {f.min_count} times in "
@@ -66,7 +66,8 @@ def main(argv: list[str]) -> None:
         lines += explain(params, vocab, dependency)
     if not found:
         lines += ["No context met the thresholds; lower --min_count or train longer.", ""]
-    write_json_atomic(Path(out) / "results.json", found)
+    write_json_atomic(Path(out) / "results.json",
+                      [{"experiment": "r4_dependency", **row} for row in found])
     write_text_atomic(Path(out) / "results.md", "\n".join(lines))
     print("\n".join(lines), flush=True)
 

@@ -294,7 +294,13 @@ def test_char_rnn_question_scripts(char_rnn, script, args, expected):
                         *args, f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     assert expected in (out / "results.md").read_text()
-    assert json.loads((out / "results.json").read_text()) is not None
+    rows = json.loads((out / "results.json").read_text())
+    assert rows and {row["experiment"] for row in rows} == {script}
+    # Another question's script refuses this folder: its rows would be replaced.
+    other = "r2_continuation" if script != "r2_continuation" else "r1_temperature"
+    refused = run_script(other, f"--checkpoint={root / 'r0' / 'model.npz'}", f"--text={text}",
+                         f"--output_dir={out}")
+    assert refused.returncode == 2 and f"holds the results of {script}" in refused.stderr
 
 
 def test_q7_names_a_bad_bins_file_before_training(tmp_path):
