@@ -129,3 +129,20 @@ def test_in_order_keeps_order_and_stops_early():
         if value >= 9:  # stop after the fourth item
             break
     assert len(started) <= 4 + 2 * 2  # at most two per thread in flight beyond what was used
+
+
+def test_small_files_are_read_in_a_loop_and_large_ones_on_threads(tmp_path, monkeypatch):
+    threaded = []
+    monkeypatch.setattr(data, "in_order", lambda function, items: threaded.append(1) or
+                        [function(item) for item in items])
+    rng = np.random.default_rng(0)
+    for name, side in (("small", 8), ("large", 256)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pixels = rng.integers(0, 256, (3, side, side, 3), np.uint8)  # noise: PNG stays large
+        files = []
+        for i, image in enumerate(pixels):
+            files.append(folder / f"{i}.png")
+            Image.fromarray(image).save(files[-1])
+        np.testing.assert_array_equal(np.stack(data.read_images(files)), pixels)
+        assert threaded == ([1] if name == "large" else [])
