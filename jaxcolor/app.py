@@ -50,8 +50,8 @@ def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
         print(err, file=sys.stderr, flush=True)
         return INTERRUPTED_STATUS
     except KeyboardInterrupt:
-        print("interrupted before training started; nothing to resume.", file=sys.stderr,
-              flush=True)
+        print("interrupted; the same command goes on from what is saved (checkpoints and "
+              "finished runs in the output folder).", file=sys.stderr, flush=True)
         return INTERRUPTED_STATUS
     return 0
 

@@ -49,3 +49,11 @@ def test_the_cache_is_off_by_default_on_intel_cpus_unless_asked_for(config_updat
     monkeypatch.setenv(app.COMPILATION_CACHE_ENV, "1")
     app.use_compilation_cache()
     assert "jax_compilation_cache_dir" in config_updates
+
+
+def test_a_stop_outside_training_is_one_line_and_status_130(capsys):
+    def stopped(argv):
+        raise KeyboardInterrupt
+
+    assert app.run_main(stopped, []) == app.INTERRUPTED_STATUS == 130
+    assert capsys.readouterr().err.startswith("interrupted; the same command goes on")
