@@ -16,7 +16,9 @@ from jaxcolor.results import (
     write_text_atomic,
 )
 
-flags.DEFINE_string("output_dir", "results/q6b_pool_relu", "Where results go.")
+EXPERIMENT = "q6b_pool_relu"  # its rows' name and default results folder
+
+flags.DEFINE_string("output_dir", f"results/{EXPERIMENT}", "Where results go.")
 flags.DEFINE_integer("repeats", 20, "Timed calls per measurement (the median is reported).")
 flags.DEFINE_integer("seed", 0, "PRNG seed of the random inputs.")
 # The feature maps at which the models pool, at batch 100 (NF = 32) and a smaller case.
@@ -25,11 +27,11 @@ SHAPES = [(100, 32, 32, 32), (100, 16, 16, 64), (8, 32, 32, 3)]
 
 def main(argv: list[str]) -> None:
     del argv
-    out = prepare_output_dir(flags.FLAGS.output_dir, "q6b_pool_relu")
+    out = prepare_output_dir(flags.FLAGS.output_dir, EXPERIMENT)
     rows = [pool_relu_orders(shape, flags.FLAGS.seed + i, flags.FLAGS.repeats)
             for i, shape in enumerate(SHAPES)]
     for row in rows:
-        row["experiment"] = "q6b_pool_relu"
+        row["experiment"] = EXPERIMENT
         row["forward_speedup"] = row["pool_after_relu_forward_ms"] / row[
             "relu_after_pool_forward_ms"]
         print(row, flush=True)

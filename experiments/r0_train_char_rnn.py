@@ -21,6 +21,8 @@ from jaxcolor.results import (
     write_text_atomic,
 )
 
+EXPERIMENT = "r0_char_rnn"  # its rows' name and default results folder
+
 charrnn_flags.define_flags()
 flags.DEFINE_integer("hidden", 250, "Hidden units.")
 flags.DEFINE_integer("seq_length", 25, "Truncated-BPTT chunk length.")
@@ -43,7 +45,7 @@ def main(argv: list[str]) -> None:
                               optimizer=f.optimizer, learning_rate=f.learning_rate,
                               steps=f.steps, max_seconds=f.max_seconds, seed=f.seed,
                               chunks_per_call=f.log_every)
-    out = prepare_output_dir(f.output_dir or "results/r0_char_rnn", "r0_char_rnn")
+    out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     print(f"{len(text)} characters, vocabulary {len(vocab)}; training on {split}, "
           f"holding out {len(data) - split}; {cfg}", flush=True)
 
@@ -58,7 +60,7 @@ def main(argv: list[str]) -> None:
 
     params, progress = charrnn.fit(data[:split], len(vocab), cfg, report)
     held_out = charrnn.evaluate(params, data[split:])
-    row = {"experiment": "r0_char_rnn", **dataclasses.asdict(cfg),
+    row = {"experiment": EXPERIMENT, **dataclasses.asdict(cfg),
            "steps_done": progress.step, "chars_seen": progress.chars_seen,
            "smooth_loss": progress.smooth_loss, "held_out_loss": held_out,
            "chars_per_sec": progress.chars_per_sec, "wall_seconds": progress.seconds}

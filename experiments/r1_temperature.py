@@ -19,6 +19,8 @@ from jaxcolor.results import (
     write_text_atomic,
 )
 
+EXPERIMENT = "r1_temperature"  # its rows' name and default results folder
+
 charrnn_flags.define_flags()
 flags.DEFINE_string("temperatures", "0.1,0.5,1,2,10", "Temperatures to sample at.")
 flags.DEFINE_integer("length", 300, "Characters per sample.")
@@ -28,14 +30,14 @@ def main(argv: list[str]) -> None:
     del argv
     f = flags.FLAGS
     params, vocab = charrnn.load_for_script(f.checkpoint)
-    out = prepare_output_dir(f.output_dir or "results/r1_temperature", "r1_temperature")
+    out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     rows = []
     for temperature in app.parse_list("temperatures", f.temperatures, float):
         h, last = charrnn.run_prompt(params, vocab, "\n")
         chars, _ = charrnn.sample(params, h, last, jax.random.key(f.seed), f.length,
                                   alpha=1.0 / temperature)
         text = vocab.decode(chars)
-        rows.append({"experiment": "r1_temperature", "temperature": temperature,
+        rows.append({"experiment": EXPERIMENT, "temperature": temperature,
                      **sample_statistics(text), "sample": text})
     write_json_atomic(Path(out) / "results.json", rows)
     table = markdown_table(rows, [("temperature", "temperature"),

@@ -13,6 +13,8 @@ from jaxcolor.charrnn import flags as charrnn_flags
 from jaxcolor.errors import UserError
 from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
 
+EXPERIMENT = "r2_continuation"  # its rows' name and default results folder
+
 charrnn_flags.define_flags()
 flags.DEFINE_string("prompt", "See here these movers", "Text to continue.")
 flags.DEFINE_integer("length", 200, "Characters to sample after the prompt.")
@@ -26,12 +28,12 @@ def main(argv: list[str]) -> None:
     params, vocab = charrnn.load_for_script(f.checkpoint)
     if not f.prompt:
         raise UserError("--prompt must not be empty.")
-    out = prepare_output_dir(f.output_dir or "results/r2_continuation", "r2_continuation")
+    out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     h, last = charrnn.run_prompt(params, vocab, f.prompt)
     rows = []
     for i, key in enumerate(jax.random.split(jax.random.key(f.seed), f.samples)):
         chars, _ = charrnn.sample(params, h, last, key, f.length, alpha=1.0 / f.temperature)
-        rows.append({"experiment": "r2_continuation", "sample": i, "prompt": f.prompt,
+        rows.append({"experiment": EXPERIMENT, "sample": i, "prompt": f.prompt,
                      "continuation": vocab.decode(chars)})
     write_json_atomic(Path(out) / "results.json", rows)
     text = [f"# r2 — continuations of {f.prompt!r} (temperature {f.temperature:g})", ""]

@@ -15,6 +15,8 @@ from jaxcolor.charrnn.analysis import hidden_after, typical_state, unit_attribut
 from jaxcolor.errors import UserError
 from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
 
+EXPERIMENT = "r3_colon_newline"  # its rows' name and default results folder
+
 charrnn_flags.define_flags()
 flags.DEFINE_string("char", ":", "The input character to explain.")
 flags.DEFINE_integer("top_units", 3, "Most active hidden units to report.")
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> None:
     (char,) = vocab.encode(f.char) if len(f.char) == 1 else (None,)
     if char is None:
         raise UserError(f"--char={f.char!r} must be exactly one character.")
-    out = prepare_output_dir(f.output_dir or "results/r3_colon_newline", "r3_colon_newline")
+    out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     text = charrnn_flags.read_text(f.text)
     states = {"zero previous state": jnp.zeros(params["Whh"].shape[0]),
               "typical previous state (mean over text)": typical_state(
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> None:
     results = {name: unit_attribution(params, vocab, hidden_after(params, char, h), f.top_units)
                for name, h in states.items()}
     write_json_atomic(Path(out) / "results.json", [
-        {"experiment": "r3_colon_newline", "state": k, **v} for k, v in results.items()])
+        {"experiment": EXPERIMENT, "state": k, **v} for k, v in results.items()])
     lines = [f"# r3 — what follows {f.char!r}", "",
              "A unit raises a character's score by activation × weight: for a negative "
              "activation the most negative weights are the ones that push a character up, and "

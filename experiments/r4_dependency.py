@@ -20,6 +20,8 @@ from jaxcolor.results import (
     write_text_atomic,
 )
 
+EXPERIMENT = "r4_dependency"  # its rows' name and default results folder
+
 charrnn_flags.define_flags()
 flags.DEFINE_integer("context", 3, "Characters of context to group positions by.")
 flags.DEFINE_integer("min_count", 20, "Minimum occurrences of a context.")
@@ -50,7 +52,7 @@ def main(argv: list[str]) -> None:
     params, vocab = charrnn.load_for_script(f.checkpoint)
     text = charrnn_flags.read_text(f.text)
     held_out = vocab.encode(text[int(len(text) * 0.9):][: f.search_chars])
-    out = prepare_output_dir(f.output_dir or "results/r4_dependency", "r4_dependency")
+    out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     found = find_dependencies(params, vocab, held_out, f.context, f.min_count, f.exclude_next)
     lines = ["# r4 — learned dependencies found by search", "",
              f"Contexts of {f.context} characters seen ≥ {f.min_count} times in "
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> None:
     if not found:
         lines += ["No context met the thresholds; lower --min_count or train longer.", ""]
     write_json_atomic(Path(out) / "results.json",
-                      [{"experiment": "r4_dependency", **row} for row in found])
+                      [{"experiment": EXPERIMENT, **row} for row in found])
     write_text_atomic(Path(out) / "results.md", "\n".join(lines))
     print("\n".join(lines), flush=True)
 
