@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import benchmark_data  # noqa: E402
 
 from jaxcolor.cpu import host_memory  # noqa: E402
-from jaxcolor.models import ModelSpec, build_model  # noqa: E402
+from jaxcolor.models import MODELS, ModelSpec, build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 from jaxcolor.training import parallel  # noqa: E402
 from jaxcolor.training import state as train_state  # noqa: E402
@@ -136,7 +136,7 @@ def torch_profile(model_name: str, data: tuple[np.ndarray, np.ndarray], batch: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image_dir", default=None, help="real horse batches (else random)")
-    parser.add_argument("--model", default="unet", choices=["cnn", "unet"])
+    parser.add_argument("--model", default="unet", choices=sorted(MODELS))
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""The same CNN and UNet in PyTorch eager (the reference framework), for speed comparisons only.
+"""The same nets in PyTorch eager (the reference framework), for speed comparisons only.
 
 Mirrors ``jaxcolor.models``: blocks conv(k, same) → MaxPool 2 / Upsample ×2 → BatchNorm → ReLU;
 five blocks and a final conv; the UNet concatenates block3‖2, block4‖1, block5‖input. With
@@ -55,10 +55,46 @@ class ColourNet(nn.Module):
         return self.final(self.join(b5, x))
 
 
+class TransposeNet(nn.Module):
+    """The newer edition's ConvTransposeNet (and, with ``skip``, its UNet) as published:
+    stride-2 convs down, stride-2 transposed convs up (padding k//2, output_padding 1), each
+    then BatchNorm and ReLU, and a final conv; the UNet's second transposed conv takes
+    block 3 ‖ block 1 and its final conv block 4 ‖ the input."""
+
+    def __init__(self, num_filters: int = 32, num_colours: int = 24, kernel: int = 3,
+                 in_channels: int = 1, skip: bool = False) -> None:
+        super().__init__()
+        nf, nc, k, p = num_filters, num_colours, kernel, kernel // 2
+        self.skip = skip
+
+        def block(layer: nn.Module, channels: int) -> nn.Sequential:
+            return nn.Sequential(layer, nn.BatchNorm2d(channels), nn.ReLU())
+
+        self.block1 = block(nn.Conv2d(in_channels, nf, k, stride=2, padding=p), nf)
+        self.block2 = block(nn.Conv2d(nf, 2 * nf, k, stride=2, padding=p), 2 * nf)
+        self.block3 = block(nn.ConvTranspose2d(2 * nf, nf, k, stride=2, padding=p,
+                                               output_padding=1), nf)
+        self.block4 = block(nn.ConvTranspose2d(nf + skip * nf, nc, k, stride=2, padding=p,
+                                               output_padding=1), nc)
+        self.final = nn.Conv2d(nc + skip * in_channels, nc, k, padding=p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b1 = self.block1(x)
+        b3 = self.block3(self.block2(b1))
+        b4 = self.block4(torch.cat([b3, b1], dim=1) if self.skip else b3)
+        return self.final(torch.cat([b4, x], dim=1) if self.skip else b4)
+
+
 def build(name: str, num_filters: int = 32, num_colours: int = 24,
-          norm_before_upsample: bool = False) -> ColourNet:
-    return ColourNet(num_filters, num_colours, skip=(name == "unet"),
-                     norm_before_upsample=norm_before_upsample)
+          norm_before_upsample: bool = False) -> nn.Module:
+    """The PyTorch net of jaxcolor's model ``name``."""
+    if name in ("conv_transpose", "unet_transpose"):
+        return TransposeNet(num_filters, num_colours, skip=name == "unet_transpose")
+    net = ColourNet(num_filters, num_colours, skip=(name == "unet"),
+                    norm_before_upsample=norm_before_upsample)
+    if name == "pool_upsample":  # the newer edition's CNN: no middle block
+        net.block3 = nn.Identity()
+    return net
 
 
 def image_tensor(images: np.ndarray, channels_last: bool) -> torch.Tensor:

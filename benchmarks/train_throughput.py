@@ -1,4 +1,4 @@
-"""Train-step throughput of jaxcolor's CNN and UNet, beside the same models in PyTorch eager.
+"""Train-step throughput of jaxcolor's nets, beside the same models in PyTorch eager.
 
 Both frameworks train on the same batches: the first horse images of ``--image_dir`` and their
 24-colour labels (``--data=real``, the default when ``--image_dir`` is given), or uniform random
@@ -17,8 +17,8 @@ when present). Prints a Markdown table; ``--json`` saves the rows. The process k
 memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch runs under it too, and
 gains from it less: ``benchmarks/host_memory.py``).
 
-    python benchmarks/train_throughput.py [--models=cnn,unet] [--batch_sizes=100,50]
-        [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
+    python benchmarks/train_throughput.py [--models=cnn,unet,conv_transpose,unet_transpose]
+        [--batch_sizes=100,50] [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
         [--data=real|random] [--json=out.json] [--xla_convolutions] [--xla_defaults]
 """
 
@@ -57,6 +57,7 @@ NUM_COLOURS = 24
 TORCH_VARIANTS = {"reference": "NCHW, reference order",
                   "channels_last": "channels-last, reference order",
                   "channels_last_bn_first": "channels-last, BN before upsample"}
+UPSAMPLING_MODELS = ("cnn", "unet", "pool_upsample")  # the nets with nearest upsampling
 
 
 def median_seconds(run, repeats: int) -> float:
@@ -243,6 +244,8 @@ def main() -> None:
             rows.append(jax_row(name, batch, args.steps, args.repeats, data))
             ours = rows[-1]
             for variant in TORCH_VARIANTS:
+                if variant == "channels_last_bn_first" and name not in UPSAMPLING_MODELS:
+                    continue  # no upsampling to reorder
                 reference = torch_row(name, batch, args.steps, args.repeats, data, variant)
                 if reference is not None:
                     ours[f"jax_over_torch_{variant}"] = (ours["train_images_per_sec"]

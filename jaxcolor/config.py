@@ -28,6 +28,8 @@ class ExperimentConfig:
     num_colours: int = 24
     seed: int = 0
     hflip: bool = False  # random left–right mirroring of training images (augmentation)
+    lr_schedule: str = "constant"  # or "cosine" (jaxcolor.training.LR_SCHEDULES)
+    warmup_epochs: int = 0  # linear warm-up of the cosine schedule
     colour_seed: int = 0  # k-means seed: fixed, so that training seeds share one palette
     category: str = "horse"
     source: str = ""  # "" = folder when image_dir is given, else tfds
@@ -72,6 +74,9 @@ class ExperimentConfig:
         if any(not 0 < e <= self.epochs for e in self.report_epochs):
             raise UserError(f"report epochs {list(self.report_epochs)} must lie in 1..--epochs="
                             f"{self.epochs}.")
+        if self.warmup_epochs < 0 or (self.warmup_epochs and self.lr_schedule == "constant"):
+            raise UserError(f"--warmup_epochs={self.warmup_epochs} must be 0, or positive with "
+                            f"--lr_schedule=cosine.")
         if self.max_images < 0:
             raise UserError(f"--max_images={self.max_images} must be 0 (all) or positive.")
         if (self.category not in (*CIFAR10_CLASSES, ALL_CATEGORIES) and self.source != "folder"

@@ -1,4 +1,4 @@
-"""The assignment's networks and the exact layer rewrites they are built from.
+"""The assignment's networks (both editions) and the exact layer rewrites they are built from.
 
 :class:`ModelSpec` is the one description of a model (what a results row, a checkpoint and a
 colorizer file record); :func:`build_model` is the one place a model is built from it.
@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
+
 from jaxcolor.errors import UserError
 from jaxcolor.models.layers import CONV_INITS, prepare_kernels
-from jaxcolor.models.networks import CNN, MODELS, RegressionCNN, UNet
+from jaxcolor.models.networks import (
+    CNN,
+    MODELS,
+    ConvTransposeNet,
+    PoolUpsampleNet,
+    RegressionCNN,
+    UNet,
+    UNetTranspose,
+)
 
-__all__ = ["CNN", "CONV_INITS", "MODELS", "ModelSpec", "RegressionCNN", "UNet", "build_model",
-           "prepare_kernels"]
+__all__ = ["CNN", "CONV_INITS", "MODELS", "ConvTransposeNet", "ModelSpec", "PoolUpsampleNet",
+           "RegressionCNN", "UNet", "UNetTranspose", "build_model", "prepare_kernels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +40,7 @@ class ModelSpec:
     final_kernel: int = 0
 
 
-def build_model(spec: ModelSpec) -> CNN:
+def build_model(spec: ModelSpec) -> nn.Module:
     """The flax module of ``spec`` (a UserError for an unknown model name)."""
     if spec.model not in MODELS:
         raise UserError(f"--model={spec.model!r} is unknown; use one of {', '.join(MODELS)}.")

@@ -13,7 +13,7 @@ results do not depend on which form ran. Measured in ``benchmarks/`` (BENCHMARKS
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -28,6 +28,15 @@ from jaxcolor.cpu import native
 # with; "lecun" is flax's default (normal, variance 1/fan_in: √3× larger weights).
 CONV_INITS = {"pytorch": nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
               "lecun": nn.initializers.lecun_normal()}
+
+
+def transposed_init(name: str) -> nn.initializers.Initializer:
+    """The initialiser ``name`` of a transposed convolution's (k, k, in, out) kernel. PyTorch's
+    ConvTranspose2d takes its fan-in from its weight's second axis, the *output* channels."""
+    if name == "pytorch":
+        return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform", in_axis=-1,
+                                                out_axis=-2)
+    return CONV_INITS[name]
 
 
 def upsample2x(x: jax.Array) -> jax.Array:
@@ -144,18 +153,63 @@ def _native_conv2d_backward(residual, grad):
 _native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
 
 
-def _phase_taps(size: int) -> np.ndarray:
-    """(2, K, size) 0/1 matrix for an odd ``size``: for each output row parity p, which tap of
-    the half-resolution kernel (K = 2·⌈r/2⌉ + 1 taps, r = size // 2) each of the ``size`` taps
-    over the upsampled map reads. Tap t of output row 2i+p reads upsampled row 2i+p+t−r, which
-    is half-resolution row i + ⌊(p+t−r)/2⌋; zero padding corresponds at both resolutions."""
-    r = size // 2
-    half = (r + 1) // 2
+def _phase_taps(size: int, offset: Callable[[int, int], int | None]) -> np.ndarray:
+    """(2, K, size) 0/1 matrix: for each row parity p of the phase decomposition, which tap
+    (offset − half, K = 2·half + 1) of a stride-1 kernel at half resolution each of the
+    ``size`` taps of the original kernel becomes; ``offset(p, t)`` is that offset in rows, or
+    None where tap t does not touch parity p."""
+    placed = [(parity, t, offset(parity, t)) for parity in range(2) for t in range(size)]
+    placed = [(parity, t, d) for parity, t, d in placed if d is not None]
+    half = max(abs(d) for _, _, d in placed)
     taps = np.zeros((2, 2 * half + 1, size), np.float32)
-    for parity in range(2):
-        for t in range(size):
-            taps[parity, (parity + t - r) // 2 + half, t] = 1.0
+    for parity, t, d in placed:
+        taps[parity, d + half, t] = 1.0
     return taps
+
+
+def _upsampled_offset(size: int) -> Callable[[int, int], int]:
+    """Tap t of output row 2i+p over an upsampled map reads upsampled row 2i+p+t−r, which is
+    half-resolution row i + ⌊(p+t−r)/2⌋; zero padding corresponds at both resolutions."""
+    r = size // 2
+    return lambda parity, t: (parity + t - r) // 2
+
+
+def _transposed_offset(size: int) -> Callable[[int, int], int | None]:
+    """Input row i adds x[i]·W[t] to output row 2i − P + t (P = :func:`stride2_padding`): to
+    output row 2u+q from input row u + (q + P − t)/2 where that is whole."""
+    padding = stride2_padding(size)[0]
+    return lambda parity, t: (None if (parity + padding - t) % 2
+                              else (parity + padding - t) // 2)
+
+
+def _strided_offset(size: int) -> Callable[[int, int], int | None]:
+    """Output row i reads input row 2i + t − P, which is row i + (t − P − s)/2 of the input's
+    row-parity-s phase where that is whole."""
+    padding = stride2_padding(size)[0]
+    return lambda parity, t: None if (t - padding - parity) % 2 else (t - padding - parity) // 2
+
+
+def _output_phase_kernel(kernel: jax.Array, taps: np.ndarray) -> jax.Array:
+    """(K, K, in, 4·out): the 4 output phases' kernels stacked along the output channels."""
+    size, _, in_channels, out_channels = kernel.shape
+    t = jnp.asarray(taps, kernel.dtype)
+    return jnp.einsum("pak,qbl,klio->abipqo", t, t, kernel).reshape(
+        t.shape[1], t.shape[1], in_channels, 4 * out_channels)
+
+
+def _depth_to_space(phases: jax.Array) -> jax.Array:
+    """(N, H, W, 4·C) with channels (row parity, column parity, C) → (N, 2H, 2W, C)."""
+    n, h, w, c4 = phases.shape
+    c = c4 // 4
+    return phases.reshape(n, h, w, 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+        n, 2 * h, 2 * w, c)
+
+
+def _space_to_depth(x: jax.Array) -> jax.Array:
+    """(N, 2H, 2W, C) → (N, H, W, 4·C) with channels (row parity, column parity, C)."""
+    n, h, w, c = x.shape
+    return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
+        n, h // 2, w // 2, 4 * c)
 
 
 def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
@@ -167,19 +221,73 @@ def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = 
     kernels are stacked along the output channels (a K×K kernel, K = 3 for k = 3 and 5) and the
     result is interleaved back (depth to space). Same values up to float rounding (tested).
     """
-    size, _, in_channels, out_channels = kernel.shape
+    size = kernel.shape[0]
     if size == 1:
         return upsample2x(conv2d(x, kernel, bias))
     if size % 2 == 0:  # SAME padding is asymmetric for even kernels: no phase form here
         return conv2d(upsample2x(x), kernel, bias)
-    taps = jnp.asarray(_phase_taps(size), kernel.dtype)
-    half_size = taps.shape[1]
-    phase_kernel = jnp.einsum("pak,qbl,klio->abipqo", taps, taps, kernel).reshape(
-        half_size, half_size, in_channels, 4 * out_channels)
-    n, h, w, _ = x.shape
     phase_bias = None if bias is None else jnp.tile(bias, 4)  # each phase's channels
-    phases = conv2d(x, phase_kernel, phase_bias).reshape(n, h, w, 2, 2, out_channels)
-    return phases.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, out_channels)
+    return _depth_to_space(conv2d(
+        x, _output_phase_kernel(kernel, _phase_taps(size, _upsampled_offset(size))),
+        phase_bias))
+
+
+def stride2_padding(size: int) -> tuple[int, int]:
+    """(padding, output_padding) of a ``size``×``size`` stride-2 convolution and transposed
+    convolution that halve and double even image sizes exactly (PyTorch's arguments): a
+    convolution's output is ⌊(H + 2P − k)/2⌋ + 1 = H/2 for P = ⌊(k−1)/2⌋, and a transposed
+    convolution's (H − 1)·2 − 2P + k + output_padding = 2H for output_padding = k mod 2."""
+    return (size - 1) // 2, size % 2
+
+
+def _phase_forms() -> bool:
+    """Whether the stride-2 layers run as phase decompositions onto :func:`conv2d`: on CPU,
+    where its native kernels cover stride 1 only; elsewhere XLA's strided convolutions."""
+    return jax.default_backend() == "cpu"
+
+
+def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
+                 ) -> jax.Array:
+    """PyTorch's ``Conv2d(stride=2, padding=(k−1)//2)`` of NHWC maps with an HWIO kernel:
+    (N, H, W, ·) → (N, H/2, W/2, ·) for even H and W.
+
+    On CPU: the 4 input pixel phases (space to depth) convolved at stride 1 with the kernel's
+    taps regrouped (K×K over 4·in channels), so :func:`conv2d`'s native kernels and their
+    gradients run it; same values up to float rounding (tested against XLA's)."""
+    n, h, w, _ = x.shape
+    if not _phase_forms() or h % 2 or w % 2:
+        padding = stride2_padding(kernel.shape[0])[0]
+        y = lax.conv_general_dilated(x, kernel, (2, 2), [(padding, padding)] * 2,
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y if bias is None else y + bias
+    size, _, in_channels, out_channels = kernel.shape
+    t = jnp.asarray(_phase_taps(size, _strided_offset(size)), kernel.dtype)
+    phase_kernel = jnp.einsum("pak,qbl,klio->abpqio", t, t, kernel).reshape(
+        t.shape[1], t.shape[1], 4 * in_channels, out_channels)
+    return conv2d(_space_to_depth(x), phase_kernel, bias)
+
+
+def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
+                     ) -> jax.Array:
+    """PyTorch's ``ConvTranspose2d(stride=2, padding=(k−1)//2, output_padding=k % 2)`` of NHWC
+    maps: (N, H, W, in) → (N, 2H, 2W, out). ``kernel`` is (k, k, in, out), PyTorch's weight
+    (in, out, k, k) transposed: input pixel i adds x[i]·kernel[t] to output pixel 2i − P + t.
+
+    On CPU: the 4 output pixel phases as one stride-1 convolution at x's resolution
+    (:func:`conv2d`, native), interleaved back, as :func:`conv_of_upsampled` does; same values up
+    to float rounding (tested against XLA's)."""
+    size = kernel.shape[0]
+    if not _phase_forms():
+        padding, output_padding = stride2_padding(size)
+        low, high = size - 1 - padding, size - 1 - padding + output_padding
+        y = lax.conv_general_dilated(x, jnp.flip(kernel, (0, 1)), (1, 1), [(low, high)] * 2,
+                                     lhs_dilation=(2, 2),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y if bias is None else y + bias
+    phase_bias = None if bias is None else jnp.tile(bias, 4)
+    return _depth_to_space(conv2d(
+        x, _output_phase_kernel(kernel, _phase_taps(size, _transposed_offset(size))),
+        phase_bias))
 
 
 # A layer's input: feature maps concatenated along channels, each at the layer's resolution

@@ -1,4 +1,5 @@
-"""Flax (linen) models of the assignment: CNN, UNet, RegressionCNN.
+"""Flax (linen) models of the assignment: CNN, UNet, RegressionCNN, and the newer edition's
+PoolUpsampleNet, ConvTransposeNet and its UNet (``unet_transpose``).
 
 Block order (documented choice): conv → MaxPool/Upsample → BatchNorm → ReLU, the order of the
 reference U-Net, used for every model here. The layers (``jaxcolor.models.layers``) and two exact
@@ -22,8 +23,19 @@ from typing import ClassVar, Literal
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
-from jaxcolor.models.layers import BatchNorm, Conv, Parts, maxpool2x, upsample2x
+from jaxcolor.models.layers import (
+    CONV_INITS,
+    BatchNorm,
+    Conv,
+    Parts,
+    conv_stride2,
+    conv_transpose2x,
+    maxpool2x,
+    transposed_init,
+    upsample2x,
+)
 
 Resample = Literal["down", "up", "none"]
 # PyTorch BatchNorm2d defaults (momentum 0.1 ⇔ flax momentum 0.9), as in the reference code.
@@ -71,6 +83,7 @@ class CNN(nn.Module):
     head_features: int = 0
     final_kernel: int = 0
     skip_connections: ClassVar[bool] = False
+    middle_block: ClassVar[bool] = True
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -82,7 +95,8 @@ class CNN(nn.Module):
 
         b1 = ConvBlock(nf, k, "down", init, name="block1")([(x, False)], train)
         b2 = ConvBlock(2 * nf, k, "down", init, name="block2")([(b1, False)], train)
-        b3 = ConvBlock(2 * nf, k, "none", init, name="block3")([(b2, False)], train)
+        b3 = (ConvBlock(2 * nf, k, "none", init, name="block3")([(b2, False)], train)
+              if self.middle_block else b2)
         b4 = ConvBlock(nf, k, "up", init, name="block4")(join(b3, False, b2), train)
         b5 = ConvBlock(self.head_features or nc, k, "up", init, name="block5")(
             join(b4, True, b1), train)
@@ -101,4 +115,72 @@ class RegressionCNN(CNN):
     num_outputs: int = 3
 
 
-MODELS: dict[str, type[CNN]] = {"cnn": CNN, "unet": UNet, "regression_cnn": RegressionCNN}
+class PoolUpsampleNet(CNN):
+    """The newer edition's CNN: the same blocks without the middle one (down, down, up, up)."""
+
+    middle_block: ClassVar[bool] = False
+
+
+class StridedBlock(nn.Module):
+    """A stride-2 convolution ("down") or transposed convolution ("up") with PyTorch's
+    padding for the kernel (:func:`~jaxcolor.models.layers.stride2_padding`) → BatchNorm →
+    ReLU. Parameters named like ``nn.Conv``'s under ``Conv_0``; the transposed kernel is
+    (k, k, in, out), PyTorch's (in, out, k, k) weight transposed, initialised as PyTorch does."""
+
+    features: int
+    kernel: int
+    resample: Literal["down", "up"]
+    conv_init: str = "pytorch"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        shape = (self.kernel, self.kernel, x.shape[-1], self.features)
+        up = self.resample == "up"
+        init = transposed_init(self.conv_init) if up else CONV_INITS[self.conv_init]
+        kernel = self.param("kernel", init, shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        x = (conv_transpose2x if up else conv_stride2)(x, kernel, bias)
+        x = BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                      name="BatchNorm_0")(x)
+        x = nn.relu(x)
+        self.sow("intermediates", "activations", x)
+        return x
+
+
+class ConvTransposeNet(nn.Module):
+    """The newer edition's net: two stride-2 convolutions down (NF, 2NF), two stride-2
+    transposed convolutions up (NF, then ``num_outputs``), each followed by BatchNorm and ReLU,
+    and a final k×k convolution. ``head_features``/``final_kernel`` as in :class:`CNN`."""
+
+    num_filters: int = 32
+    num_outputs: int = 24
+    kernel: int = 3
+    conv_init: str = "pytorch"
+    head_features: int = 0
+    final_kernel: int = 0
+    skip_connections: ClassVar[bool] = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        nf, nc, k, init = self.num_filters, self.num_outputs, self.kernel, self.conv_init
+        skip = self.skip_connections
+        b1 = StridedBlock(nf, k, "down", init, name="block1")(x, train)
+        b2 = StridedBlock(2 * nf, k, "down", init, name="block2")(b1, train)
+        b3 = StridedBlock(nf, k, "up", init, name="block3")(b2, train)
+        b4 = StridedBlock(self.head_features or nc, k, "up", init, name="block4")(
+            jnp.concatenate([b3, b1], axis=-1) if skip else b3, train)
+        return Conv(nc, self.final_kernel or k, init, name="final")(
+            [(b4, False)] + [(x, False)] * skip)
+
+
+class UNetTranspose(ConvTransposeNet):
+    """The newer edition's UNet: :class:`ConvTransposeNet` whose second transposed convolution
+    takes block 3 ‖ block 1 and whose final convolution takes block 4 ‖ the input."""
+
+    skip_connections: ClassVar[bool] = True
+
+
+MODELS: dict[str, type[nn.Module]] = {
+    "cnn": CNN, "unet": UNet, "regression_cnn": RegressionCNN,
+    "pool_upsample": PoolUpsampleNet, "conv_transpose": ConvTransposeNet,
+    "unet_transpose": UNetTranspose}

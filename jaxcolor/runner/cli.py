@@ -12,7 +12,7 @@ from jaxcolor.data import SOURCES
 from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.runner.prepare import preflight
 from jaxcolor.tasks import LOSSES
-from jaxcolor.training import EPOCH_LOOPS, parallel
+from jaxcolor.training import EPOCH_LOOPS, LR_SCHEDULES, parallel
 
 FLAGS = flags.FLAGS
 
@@ -42,6 +42,11 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
     flags.DEFINE_integer("seed", defaults.seed, "PRNG seed for initialisation and shuffling.")
     flags.DEFINE_boolean("hflip", defaults.hflip, "Augment: mirror each training image (and "
                          "its targets) left-right with probability 1/2, drawn per step.")
+    flags.DEFINE_enum("lr_schedule", defaults.lr_schedule, list(LR_SCHEDULES),
+                      "constant: --learning_rate throughout (the assignment's); cosine: decay it "
+                      "to 0 over the run (optax), after --warmup_epochs of linear warm-up.")
+    flags.DEFINE_integer("warmup_epochs", defaults.warmup_epochs,
+                         "Epochs of linear warm-up from 0 (with --lr_schedule=cosine).")
     flags.DEFINE_string("category", defaults.category,
                         "Image category (CIFAR-10 class name), or 'all' for every class.")
     flags.DEFINE_float("temperature", defaults.temperature, "Softmax temperature of the "
@@ -81,7 +86,8 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         num_filters=FLAGS.num_filters, kernel=FLAGS.kernel, conv_init=FLAGS.conv_init,
         num_colours=FLAGS.num_colours, temperature=FLAGS.temperature,
-        seed=FLAGS.seed, hflip=FLAGS.hflip, category=FLAGS.category, source=FLAGS.source or "",
+        seed=FLAGS.seed, hflip=FLAGS.hflip, lr_schedule=FLAGS.lr_schedule,
+        warmup_epochs=FLAGS.warmup_epochs, category=FLAGS.category, source=FLAGS.source or "",
         image_dir=FLAGS.image_dir, tfds_data_dir=FLAGS.tfds_data_dir,
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
         output_dir=FLAGS.output_dir or os.path.join("results", experiment),

@@ -117,7 +117,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
                      (data.test_inputs, data.test_targets), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
                      log=log, on_epoch=after_epoch, checkpoints=checkpoints,
-                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip, progress=on_terminal())
+                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip, progress=on_terminal(),
+                     lr_schedule=cfg.lr_schedule, warmup_epochs=cfg.warmup_epochs)
         reporting_start = time.perf_counter()
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:
@@ -146,7 +147,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
 
 # The settings a run's TensorBoard hparams show.
 HPARAMS = ("model", "task", "loss", "epochs", "batch_size", "learning_rate", "num_filters",
-           "kernel", "conv_init", "num_colours", "seed", "hflip", "category")
+           "kernel", "conv_init", "num_colours", "seed", "hflip", "lr_schedule", "warmup_epochs",
+           "category")
 
 
 def log_epoch(board: tensorboard.RunLog, cfg: ExperimentConfig, data: TaskData,
@@ -222,7 +224,8 @@ def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],
         "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
         "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
         "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
-        "conv_init": cfg.conv_init, "hflip": cfg.hflip,
+        "conv_init": cfg.conv_init, "hflip": cfg.hflip, "lr_schedule": cfg.lr_schedule,
+        "warmup_epochs": cfg.warmup_epochs,
         "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),

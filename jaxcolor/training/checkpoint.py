@@ -35,7 +35,17 @@ from jaxcolor.training.state import EpochRecord, TrainState
 def run_name(cfg: ExperimentConfig) -> str:
     """Names one training run whatever its length (a longer run extends a shorter one)."""
     return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
-            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}{'_hflip' if cfg.hflip else ''}")
+            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}{'_hflip' if cfg.hflip else ''}"
+            + _schedule_name(cfg))
+
+
+def _schedule_name(cfg: ExperimentConfig) -> str:
+    """A scheduled run's length and warm-up fix its every step (a longer cosine run does not
+    extend a shorter one), so they name it; constant-rate runs keep their old names."""
+    if cfg.lr_schedule == "constant":
+        return ""
+    return f"_{cfg.lr_schedule}{cfg.epochs}" + (f"w{cfg.warmup_epochs}" if cfg.warmup_epochs
+                                                 else "")
 
 
 def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_images: int
@@ -51,6 +61,8 @@ def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_i
                 "conv_init", "num_colours", "seed", "category")
     return {**{name: getattr(cfg, name) for name in settings},
             **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
+            **({"lr_schedule": cfg.lr_schedule, "epochs": cfg.epochs,
+                "warmup_epochs": cfg.warmup_epochs} if cfg.lr_schedule != "constant" else {}),
             "train_images": train_images,
             "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
 

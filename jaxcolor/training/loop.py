@@ -18,13 +18,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import tqdm
 
 from jaxcolor.cpu import host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
-from jaxcolor.training import parallel
+from jaxcolor.training import optimizer, parallel
 from jaxcolor.training.checkpoint import Checkpoints
 from jaxcolor.training.state import EpochRecord, TrainState, create_train_state
 from jaxcolor.training.steps import (
@@ -59,16 +58,18 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         learning_rate: float, seed: int, log: Callable[[str], None] = print,
         on_epoch: Callable[[EpochRecord, TrainState, np.ndarray], None] | None = None,
         checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
-        hflip: bool = False, progress: bool = False) -> FitResult:
+        hflip: bool = False, progress: bool = False, lr_schedule: str = "constant",
+        warmup_epochs: int = 0) -> FitResult:
     """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
     ``objective``, validating on ``test`` after every epoch.
 
     ``on_epoch(record, state, step_losses)`` sees each epoch trained here: its record, the
     state after it (its buffers are donated to the next step, so copy what you keep) and the
-    loss of each of its steps. With a constant learning rate the first E
-    epochs of a longer run equal an E-epoch run exactly. With ``checkpoints``, training resumes
-    after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG key, so
-    the continuation is identical to an uninterrupted run) and saves as its policy says.
+    loss of each of its steps. With a constant learning rate the first E epochs of a longer run
+    equal an E-epoch run exactly; ``lr_schedule="cosine"`` decays it to 0 over the ``epochs``
+    after ``warmup_epochs`` of linear warm-up (:mod:`.optimizer`). With ``checkpoints``, training
+    resumes after the newest checkpoint within ``epochs`` (the state carries the data-order PRNG
+    key, so the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
     whole epoch as one ``lax.scan`` (:data:`.steps.EPOCH_LOOPS`). ``hflip``: random left–right
     mirroring of the training batches (:func:`make_train_step`). ``progress``: a tqdm bar over
@@ -80,7 +81,6 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     host_memory.retain_freed_memory()
     mesh = parallel.data_mesh()
     parallel.check_batch_size(batch_size, mesh)
-    tx = optax.adam(learning_rate)
     train_inputs, train_targets = (shard_rows(array, mesh) for array in train)
     eval_batches = device_batches(list(test), batch_size, mesh)
     hosts = jax.process_count()
@@ -91,6 +91,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         raise UserError(f"--batch_size={batch_size} is larger than the "
                         f"{hosts * rows_per_host} training images; use a smaller one.")
     batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
+    tx = optimizer.adam(learning_rate, lr_schedule, epochs * num_batches,
+                        warmup_epochs * num_batches)
 
     sample_shape = (1, *train[0].shape[1:])
     state = jax.jit(lambda key: create_train_state(model, tx, jnp.zeros(sample_shape), key),

@@ -72,11 +72,13 @@ def test_native_conv_values_and_gradients_equal_xla(shape, isa):
 
 
 @needs_native
-def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, isa):
-    """UNet train steps through the native kernels (checked in the compiled program) give the
-    losses and parameters of the same steps with XLA's convolutions. (SGD: Adam's first steps
-    turn float noise in the zero gradients of the biases that feed BatchNorm into full steps.)"""
-    model = build_model(ModelSpec("unet", num_filters=8, kernel=3, num_outputs=5))
+@pytest.mark.parametrize("name", ["unet", "unet_transpose"])
+def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, isa, name):
+    """Train steps through the native kernels (checked in the compiled program; the newer
+    edition's stride-2 layers as phase forms) give the losses and parameters of the same steps
+    with XLA's convolutions (and its strided ones). (SGD: Adam's first steps turn float noise
+    in the zero gradients of the biases that feed BatchNorm into full steps.)"""
+    model = build_model(ModelSpec(name, num_filters=8, kernel=3, num_outputs=5))
     tx, mesh = optax.sgd(0.1), parallel.data_mesh()
     rng = np.random.default_rng(0)
     inputs = jnp.asarray(rng.random((1, 8, 16, 16, 1), np.float32))
@@ -85,6 +87,7 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, i
     results = {}
     for use in (True, False):
         monkeypatch.setattr(layers, "_use_native", lambda x, k, use=use: use)
+        monkeypatch.setattr(layers, "_phase_forms", lambda use=use: use)
         state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
         lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
             state, inputs, targets, order, 0)

@@ -4,13 +4,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcolor.models import layers
 from jaxcolor.models.layers import (
     BatchNorm,
     batch_norm,
     channel_sums,
     conv2d,
     conv_of_upsampled,
+    conv_stride2,
+    conv_transpose2x,
     maxpool2x,
+    stride2_padding,
     upsample2x,
 )
 
@@ -47,6 +51,59 @@ def test_conv_of_upsampled_equals_convolving_the_upsampled_map(size):
                       argnums=(0, 1))(x, kernel)
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def pytorch_definition(x, kernel, transposed):
+    """PyTorch's stride-2 Conv2d / ConvTranspose2d (padding P, output_padding k mod 2) by
+    their definitions, in loops over NHWC NumPy arrays: output pixel o = 2i − P + t of input
+    pixel i (transposed), input pixel 2o + t − P of output pixel o (convolution)."""
+    n, h, w, _ = x.shape
+    size, out_channels = kernel.shape[0], kernel.shape[-1]
+    padding, _ = stride2_padding(size)
+    scale = 2 if transposed else 0.5
+    out = np.zeros((n, int(h * scale), int(w * scale), out_channels), np.float64)
+    for a in range(size):
+        for b in range(size):
+            for i in range(out.shape[1] if not transposed else h):
+                for j in range(out.shape[2] if not transposed else w):
+                    if transposed:
+                        oi, oj, ii, ij = 2 * i - padding + a, 2 * j - padding + b, i, j
+                    else:
+                        oi, oj, ii, ij = i, j, 2 * i + a - padding, 2 * j + b - padding
+                    if 0 <= oi < out.shape[1] and 0 <= oj < out.shape[2] and 0 <= ii < h \
+                            and 0 <= ij < w:
+                        out[:, oi, oj] += x[:, ii, ij] @ kernel[a, b]
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("layer", [conv_stride2, conv_transpose2x])
+def test_stride2_layers_compute_pytorchs_layers_and_xlas_gradients(layer, size, monkeypatch):
+    """The phase forms (CPU) equal PyTorch's definition and XLA's strided ops (values and
+    gradients), and double/halve the image size for every kernel size."""
+    x = jax.random.normal(jax.random.key(0), (2, 6, 4, 3))
+    kernel = jax.random.normal(jax.random.key(1), (size, size, 3, 5))
+    bias = jax.random.normal(jax.random.key(2), (5,))
+    expected = pytorch_definition(np.asarray(x, np.float64), np.asarray(kernel, np.float64),
+                                  layer is conv_transpose2x) + np.asarray(bias)
+    ours = layer(x, kernel, bias)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+    weights = jax.random.normal(jax.random.key(3), ours.shape)
+
+    def grads():
+        return jax.grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), argnums=(0, 1, 2))(
+            x, kernel, bias)
+
+    phase_grads = grads()
+    monkeypatch.setattr(layers, "_phase_forms", lambda: False)  # XLA's strided ops
+    np.testing.assert_allclose(layer(x, kernel, bias), expected, rtol=1e-5, atol=1e-5)
+    for got, want in zip(phase_grads, grads(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_stride2_padding_keeps_sizes_exact():
+    """The (padding, output_padding) the newer edition's nets need for kernels 3, 4 and 5."""
+    assert [stride2_padding(k) for k in (3, 4, 5)] == [(1, 1), (1, 0), (2, 1)]
 
 
 def test_channel_sums_by_matmul_match_the_reduction():

@@ -187,3 +187,40 @@ def test_models_compute_the_reference_network(name):
     evaluated = model.apply(variables, x, train=False)
     np.testing.assert_allclose(evaluated, reference.apply(variables, x, train=False),
                                rtol=1e-4, atol=1e-4)
+
+
+STRIDED_BLOCKS = {"block1": (16, 16, 32), "block2": (8, 8, 64), "block3": (16, 16, 32),
+                  "block4": (32, 32, 24)}
+
+
+@pytest.mark.parametrize("name, convs, blocks", [
+    # The newer edition's nets (NF 32, 24 colours, kernel 3, grey input): (in, out) per layer,
+    # and each block's activations.
+    ("pool_upsample", [(1, 32), (32, 64), (64, 32), (32, 24), (24, 24)],
+     {"block1": (16, 16, 32), "block2": (8, 8, 64), "block4": (16, 16, 32),
+      "block5": (32, 32, 24)}),
+    ("conv_transpose", [(1, 32), (32, 64), (64, 32), (32, 24), (24, 24)], STRIDED_BLOCKS),
+    ("unet_transpose", [(1, 32), (32, 64), (64, 32), (64, 24), (25, 24)], STRIDED_BLOCKS),
+])
+def test_newer_edition_shapes_and_parameter_counts(name, convs, blocks):
+    model = build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24))
+    variables = abstract_init(model, (2, 32, 32, 1))
+    assert jax.eval_shape(model.apply, variables, jnp.zeros((2, 32, 32, 1))).shape == (
+        2, 32, 32, 24)
+    batchnorm = 2 * sum(cout for _, cout in convs[:-1])
+    assert count(variables["params"]) == sum(conv_params(3, a, b) for a, b in convs) + batchnorm
+    _, state = jax.eval_shape(lambda v, x: model.apply(v, x, mutable=["intermediates"]),
+                              variables, jnp.zeros((2, 32, 32, 1)))
+    assert {block: value["activations"][0].shape[1:]
+            for block, value in state["intermediates"].items()} == blocks
+
+
+def test_transposed_kernels_are_initialised_as_pytorch_does():
+    """PyTorch's ConvTranspose2d draws U(±1/√(out·k²)): its fan-in is the output channels."""
+    model = build_model(ModelSpec("conv_transpose", num_filters=16, kernel=3, num_outputs=24))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    up, down = params["block3"]["kernel"], params["block2"]["kernel"]  # (3, 3, 32, 16), (…, 16, 32)
+    assert float(jnp.abs(up).max()) == pytest.approx(1 / np.sqrt(16 * 9), rel=0.02)
+    assert float(jnp.abs(down).max()) == pytest.approx(1 / np.sqrt(16 * 9), rel=0.02)
+    assert float(jnp.abs(params["block4"]["kernel"]).max()) == pytest.approx(
+        1 / np.sqrt(24 * 9), rel=0.02)
