@@ -91,7 +91,7 @@ def main() -> None:
                 (native.conv, (x, kernel, bias)),
                 (lambda x, w, b, g: jax.vjp(layers._native_conv2d, x, w, b)[1](g)[0],
                  (x, kernel, bias, grad)),
-                (lambda x, g: native.conv_weight_grad(x, g, 3), (x, grad)))]
+                (lambda x, g: native.conv_weight_grad(x, g, (3, 3), (1, 1)), (x, grad)))]
             print(f"| {size} | {c_in}→{c_out} | native kernels | " + " | ".join(
                 f"{t:.1f}" for t in times) + " |", flush=True)
         shifted = milliseconds(jax.jit(shifted_matmul_weight_gradient, compiler_options=options),

@@ -22,15 +22,19 @@ from jaxcolor.errors import RunInterruptedError, UserError
 FLAGS = flags.FLAGS
 
 
-def parse_list(flag: str, text: str, kind: type = int) -> list:
-    """``"100,50"`` → [100, 50] (``kind`` int or float), or a UserError naming the flag."""
+def parse_list(flag: str, text: str, kind: type = int, allow_zero: bool = False) -> list:
+    """``"100,50"`` → [100, 50] (``kind`` int, float or str; numbers positive, or ≥ 0 with
+    ``allow_zero``), or a UserError naming the flag."""
     try:
-        values = [kind(part) for part in text.split(",") if part.strip()]
+        values = [kind(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError:
         raise UserError(f"--{flag}={text!r} must be a comma-separated list of "
                         f"{kind.__name__}s.") from None
-    if not values or min(values) <= 0:
-        raise UserError(f"--{flag}={text!r} must list positive numbers.")
+    if not values:
+        raise UserError(f"--{flag}={text!r} must list at least one value.")
+    if kind is not str and (min(values) < 0 or (min(values) == 0 and not allow_zero)):
+        raise UserError(f"--{flag}={text!r} must list "
+                        f"{'numbers ≥ 0' if allow_zero else 'positive numbers'}.")
     return values
 
 

@@ -2,8 +2,9 @@
 
 XLA:CPU computes a convolution's weight gradient as an Eigen convolution that first transposes
 the activations and the output gradient batch-minor, the largest cost left in jaxcolor's CPU
-train steps (BENCHMARKS.md). ``native/conv.cc`` holds kernels for stride-1 SAME
-convolutions that read and write the NHWC layout directly: the convolution plus bias (also used
+train steps (BENCHMARKS.md). ``native/conv.cc`` holds kernels for stride-1 convolutions that
+keep the image size (any kernel size and zero padding inside it; SAME for odd kernels) and
+read and write the NHWC layout directly: the convolution plus bias (also used
 for the input gradient) and the weight and bias gradients, each threaded over images on XLA's
 intra-op pool.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import jaxlib
+import numpy as np
 
 from jaxcolor.errors import UserError
 
@@ -153,16 +155,34 @@ def _target(name: str) -> str:
     return f"{name}_{isa()}"
 
 
-def conv_weight_grad(x: jax.Array, grad: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
-    """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a stride-1 SAME ``size``×``size``
-    convolution (odd size) of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
-    shapes = (jax.ShapeDtypeStruct((size, size, x.shape[-1], grad.shape[-1]), jnp.float32),
+Padding = tuple[int, int]  # zero rows above and columns left of each image (0 ≤ · < kernel size)
+
+
+def centred(size: tuple[int, int]) -> Padding:
+    """SAME padding of a ``size`` kernel (for even sizes the extra row/column goes below and
+    right, as XLA's SAME does)."""
+    return (size[0] - 1) // 2, (size[1] - 1) // 2
+
+
+def _attributes(padding: Padding) -> dict[str, np.int64]:
+    return {"pad_top": np.int64(padding[0]), "pad_left": np.int64(padding[1])}
+
+
+def conv_weight_grad(x: jax.Array, grad: jax.Array, size: tuple[int, int], padding: Padding
+                     ) -> tuple[jax.Array, jax.Array]:
+    """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a stride-1 ``size`` (kh, kw) convolution
+    with ``padding`` of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
+    shapes = (jax.ShapeDtypeStruct((*size, x.shape[-1], grad.shape[-1]), jnp.float32),
               jax.ShapeDtypeStruct(grad.shape[-1:], jnp.float32))
-    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes)(x, grad))
+    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes)(
+        x, grad, **_attributes(padding)))
 
 
-def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    """conv(x, kernel) + bias: stride-1 SAME convolution of NHWC float32 maps with an odd square
-    HWIO kernel; needs :func:`available`."""
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding | None = None
+         ) -> jax.Array:
+    """conv(x, kernel) + bias: stride-1 convolution of NHWC float32 maps with an HWIO kernel,
+    the output the input's size, zero ``padding`` (rows above, columns left; default SAME);
+    needs :func:`available`."""
     shape = jax.ShapeDtypeStruct((*x.shape[:3], kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape)(x, kernel, bias)
+    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape)(
+        x, kernel, bias, **_attributes(padding or centred(kernel.shape[:2])))

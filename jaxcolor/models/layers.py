@@ -96,19 +96,22 @@ def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
 maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None) -> jax.Array:
-    """Stride-1 SAME convolution of NHWC maps with an HWIO kernel, plus ``bias`` if given
-    (``nn.Conv``'s).
+def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
+           padding: native.Padding | None = None) -> jax.Array:
+    """Stride-1 convolution of NHWC maps with an HWIO kernel that keeps the image size, plus
+    ``bias`` if given (``nn.Conv``'s): zero ``padding`` rows above and columns left of each
+    image (the rest below and right), by default SAME's.
 
-    On a single CPU device with the native kernels (:mod:`jaxcolor.cpu.native`, odd square float32
-    kernels) the convolution and its gradients (input, kernel, bias) run as native kernels: same
-    values and gradients (tested), no batch-minor transposes for the weight gradient, no
-    separate passes for the bias. Elsewhere XLA's. The native form supports reverse-mode
-    autodiff only (no ``jax.jvp``, no ``vmap``)."""
+    On a single CPU device with the native kernels (:mod:`jaxcolor.cpu.native`, float32) the
+    convolution and its gradients (input, kernel, bias) run as native kernels: same values and
+    gradients (tested), no batch-minor transposes for the weight gradient, no separate passes
+    for the bias. Elsewhere XLA's. The native form supports reverse-mode autodiff only (no
+    ``jax.jvp``, no ``vmap``)."""
+    padding = padding or native.centred(kernel.shape[:2])
     if _use_native(x, kernel):
         return _native_conv2d(x, kernel, jnp.zeros(kernel.shape[-1:], x.dtype)
-                              if bias is None else bias)
-    y = _xla_conv2d(x, kernel)
+                              if bias is None else bias, padding)
+    y = _xla_conv2d(x, kernel, padding)
     return y if bias is None else y + bias
 
 
@@ -118,36 +121,40 @@ def prepare_kernels() -> None:
     native.build_in_background()
 
 
-def _xla_conv2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    return lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+def _xla_conv2d(x: jax.Array, kernel: jax.Array, padding: native.Padding | None = None
+                ) -> jax.Array:
+    (top, left), (height, width) = padding or native.centred(kernel.shape[:2]), kernel.shape[:2]
+    return lax.conv_general_dilated(x, kernel, (1, 1),
+                                    [(top, height - 1 - top), (left, width - 1 - left)],
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _use_native(x: jax.Array, kernel: jax.Array) -> bool:
-    """Odd square float32 kernels on a single CPU device: the native kernel has no sharding
-    rule, so under a multi-device mesh XLA would gather whole batches onto every device."""
-    size = kernel.shape[0]
-    return (x.dtype == kernel.dtype == jnp.float32 and size % 2 == 1
-            and kernel.shape[1] == size and jax.default_backend() == "cpu"
+    """float32 on a single CPU device: the native kernel has no sharding rule, so under a
+    multi-device mesh XLA would gather whole batches onto every device."""
+    return (x.dtype == kernel.dtype == jnp.float32 and jax.default_backend() == "cpu"
             and jax.device_count() == 1 and native.available())
 
 
-@jax.custom_vjp
-def _native_conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
-    return native.conv(x, kernel, bias)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _native_conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: native.Padding
+                   ) -> jax.Array:
+    return native.conv(x, kernel, bias, padding)
 
 
-def _native_conv2d_forward(x, kernel, bias):
-    return native.conv(x, kernel, bias), (x, kernel)
+def _native_conv2d_forward(x, kernel, bias, padding):
+    return native.conv(x, kernel, bias, padding), (x, kernel)
 
 
-def _native_conv2d_backward(residual, grad):
-    """Input gradient: the convolution of grad with the flipped kernel, in/out swapped (exact
-    for odd SAME kernels); kernel and bias gradients: one native pass over x and grad."""
+def _native_conv2d_backward(padding, residual, grad):
+    """Input gradient: the convolution of grad with the flipped kernel, in/out swapped, padded
+    on the other sides; kernel and bias gradients: one native pass over x and grad."""
     x, kernel = residual
+    height, width = kernel.shape[:2]
     flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype))
-    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[0]))
+    grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype),
+                         (height - 1 - padding[0], width - 1 - padding[1]))
+    return (grad_x, *native.conv_weight_grad(x, grad, (height, width), padding))
 
 
 _native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
@@ -205,13 +212,6 @@ def _depth_to_space(phases: jax.Array) -> jax.Array:
         n, 2 * h, 2 * w, c)
 
 
-def _space_to_depth(x: jax.Array) -> jax.Array:
-    """(N, 2H, 2W, C) → (N, H, W, 4·C) with channels (row parity, column parity, C)."""
-    n, h, w, c = x.shape
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5).reshape(
-        n, h // 2, w // 2, 4 * c)
-
-
 def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
                       ) -> jax.Array:
     """``conv2d(upsample2x(x), kernel, bias)``, computed at x's resolution.
@@ -246,13 +246,35 @@ def _phase_forms() -> bool:
     return jax.default_backend() == "cpu"
 
 
+def _phase_kernel(kernel: jax.Array, offset: Callable[[int, int], int | None],
+                  parities: tuple[int, int]) -> tuple[jax.Array, native.Padding]:
+    """The stride-1 kernel of one phase (row, column parity) and its padding: exactly the taps
+    of ``kernel`` that touch the phase, ordered by their offset (``offset(parity, tap)`` rows
+    at half resolution), the range widened to include offset 0 so the output keeps its size."""
+    matrices, padding = [], []
+    for parity in parities:
+        placed = {t: offset(parity, t) for t in range(kernel.shape[0])}
+        placed = {t: d for t, d in placed.items() if d is not None}
+        low, high = min([0, *placed.values()]), max([0, *placed.values()])
+        taps = np.zeros((high - low + 1, kernel.shape[0]), np.float32)
+        for t, d in placed.items():
+            taps[d - low, t] = 1.0
+        matrices.append(jnp.asarray(taps, kernel.dtype))
+        padding.append(-low)
+    return jnp.einsum("ak,bl,klio->abio", *matrices, kernel), (padding[0], padding[1])
+
+
+PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
 def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
                  ) -> jax.Array:
     """PyTorch's ``Conv2d(stride=2, padding=(k−1)//2)`` of NHWC maps with an HWIO kernel:
     (N, H, W, ·) → (N, H/2, W/2, ·) for even H and W.
 
-    On CPU: the 4 input pixel phases (space to depth) convolved at stride 1 with the kernel's
-    taps regrouped (K×K over 4·in channels), so :func:`conv2d`'s native kernels and their
+    On CPU: the sum over the 4 input pixel phases (every other row and column) of stride-1
+    convolutions with the taps that read each phase (1×1, 1×2, 2×1 and 2×2 for k = 3: no
+    multiplication by a structural zero), so :func:`conv2d`'s native kernels and their
     gradients run it; same values up to float rounding (tested against XLA's)."""
     n, h, w, _ = x.shape
     if not _phase_forms() or h % 2 or w % 2:
@@ -260,11 +282,12 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
         y = lax.conv_general_dilated(x, kernel, (2, 2), [(padding, padding)] * 2,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
-    size, _, in_channels, out_channels = kernel.shape
-    t = jnp.asarray(_phase_taps(size, _strided_offset(size)), kernel.dtype)
-    phase_kernel = jnp.einsum("pak,qbl,klio->abpqio", t, t, kernel).reshape(
-        t.shape[1], t.shape[1], 4 * in_channels, out_channels)
-    return conv2d(_space_to_depth(x), phase_kernel, bias)
+    offset, terms = _strided_offset(kernel.shape[0]), []
+    for row, column in PARITIES:  # the bias goes to the first term only
+        phase_kernel, padding = _phase_kernel(kernel, offset, (row, column))
+        terms.append(conv2d(x[:, row::2, column::2], phase_kernel, None if terms else bias,
+                            padding))
+    return sum(terms[1:], terms[0])
 
 
 def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
@@ -273,9 +296,9 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
     maps: (N, H, W, in) → (N, 2H, 2W, out). ``kernel`` is (k, k, in, out), PyTorch's weight
     (in, out, k, k) transposed: input pixel i adds x[i]·kernel[t] to output pixel 2i − P + t.
 
-    On CPU: the 4 output pixel phases as one stride-1 convolution at x's resolution
-    (:func:`conv2d`, native), interleaved back, as :func:`conv_of_upsampled` does; same values up
-    to float rounding (tested against XLA's)."""
+    On CPU: each of the 4 output pixel phases is a stride-1 convolution of x with the taps that
+    reach it (1×1, 1×2, 2×1 and 2×2 for k = 3), run by :func:`conv2d`'s native kernels, and the
+    phases are interleaved; same values up to float rounding (tested against XLA's)."""
     size = kernel.shape[0]
     if not _phase_forms():
         padding, output_padding = stride2_padding(size)
@@ -284,10 +307,12 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
                                      lhs_dilation=(2, 2),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
-    phase_bias = None if bias is None else jnp.tile(bias, 4)
-    return _depth_to_space(conv2d(
-        x, _output_phase_kernel(kernel, _phase_taps(size, _transposed_offset(size))),
-        phase_bias))
+    offset = _transposed_offset(size)
+    phases = [conv2d(x, phase_kernel, bias, padding) for phase_kernel, padding in
+              (_phase_kernel(kernel, offset, parities) for parities in PARITIES)]
+    n, h, w, c = phases[0].shape
+    return jnp.stack(phases, axis=3).reshape(n, h, w, 2, 2, c).transpose(
+        0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
 
 
 # A layer's input: feature maps concatenated along channels, each at the layer's resolution

@@ -32,11 +32,16 @@ def isa(request, monkeypatch):
     assert native.available() and native.isa() == request.param
     return request.param
 
-# (batch, height, width, in channels, out channels, kernel size): 1- and 3-channel inputs,
-# widths that are not multiples of the 8-pixel tile, channel counts around the 16/32-lane
-# tiles and the 8-channel weight-gradient tile, 1×1 and 5×5 kernels, a single image.
-SHAPES = [(3, 8, 8, 1, 32, 3), (2, 7, 5, 3, 24, 3), (1, 9, 13, 17, 40, 3), (4, 4, 4, 9, 1, 3),
-          (2, 6, 11, 33, 96, 3), (2, 5, 7, 6, 7, 5), (3, 4, 6, 5, 17, 1), (5, 16, 16, 32, 64, 3)]
+# (batch, height, width, in channels, out channels, kernel size, padding (top, left) or None
+# for SAME): 1- and 3-channel inputs, widths that are not multiples of the 8-pixel tile, channel
+# counts around the 16/32-lane tiles and the 8-channel weight-gradient tile, 1×1 and 5×5
+# kernels, a single image; the phase forms' rectangular kernels with one-sided padding, and an
+# even kernel.
+SHAPES = [(3, 8, 8, 1, 32, 3, None), (2, 7, 5, 3, 24, 3, None), (1, 9, 13, 17, 40, 3, None),
+          (4, 4, 4, 9, 1, 3, None), (2, 6, 11, 33, 96, 3, None), (2, 5, 7, 6, 7, 5, None),
+          (3, 4, 6, 5, 17, 1, None), (5, 16, 16, 32, 64, 3, None), (2, 7, 5, 3, 24, (2, 2), (0, 0)),
+          (2, 6, 9, 17, 40, (1, 2), (0, 1)), (3, 5, 6, 9, 33, (2, 1), (1, 0)),
+          (2, 8, 8, 4, 20, (4, 4), None)]
 
 
 def assert_close(got, want, tolerance):
@@ -44,28 +49,30 @@ def assert_close(got, want, tolerance):
     np.testing.assert_allclose(got, want, rtol=0, atol=tolerance * float(jnp.abs(want).max()))
 
 
-def _xla_loss_and_grads(x, kernel, bias, weights):
+def _xla_loss_and_grads(x, kernel, bias, weights, padding):
     return jax.value_and_grad(
-        lambda v, k, b: jnp.sum(jnp.sin(layers._xla_conv2d(v, k) + b) * weights), (0, 1, 2))(
-        x, kernel, bias)
+        lambda v, k, b: jnp.sum(jnp.sin(layers._xla_conv2d(v, k, padding) + b) * weights),
+        (0, 1, 2))(x, kernel, bias)
 
 
 @needs_native
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_native_conv_values_and_gradients_equal_xla(shape, isa):
-    n, h, w, c_in, c_out, size = shape
-    keys = jax.random.split(jax.random.key(sum(shape)), 4)
+    n, h, w, c_in, c_out, size, padding = shape
+    size = size if isinstance(size, tuple) else (size, size)
+    keys = jax.random.split(jax.random.key(n * h * w + c_in + c_out), 4)
     x = jax.random.normal(keys[0], (n, h, w, c_in))
-    kernel = jax.random.normal(keys[1], (size, size, c_in, c_out))
+    kernel = jax.random.normal(keys[1], (*size, c_in, c_out))
     bias = jax.random.normal(keys[2], (c_out,))
     weights = jax.random.normal(keys[3], (n, h, w, c_out))
     assert layers._use_native(x, kernel)
-    assert_close(layers.conv2d(x, kernel), layers._xla_conv2d(x, kernel), 1e-6)
-    assert_close(layers.conv2d(x, kernel, bias), layers._xla_conv2d(x, kernel) + bias, 1e-6)
+    xla = layers._xla_conv2d(x, kernel, padding)
+    assert_close(layers.conv2d(x, kernel, padding=padding), xla, 1e-6)
+    assert_close(layers.conv2d(x, kernel, bias, padding), xla + bias, 1e-6)
     ours = jax.jit(jax.value_and_grad(
-        lambda v, k, b: jnp.sum(jnp.sin(layers.conv2d(v, k, b)) * weights), (0, 1, 2)))(
+        lambda v, k, b: jnp.sum(jnp.sin(layers.conv2d(v, k, b, padding)) * weights), (0, 1, 2)))(
         x, kernel, bias)
-    theirs = _xla_loss_and_grads(x, kernel, bias, weights)
+    theirs = _xla_loss_and_grads(x, kernel, bias, weights, padding)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
     for got, want in zip(ours[1], theirs[1], strict=True):
         assert_close(got, want, 1e-5)
@@ -107,7 +114,7 @@ def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images(is
     """Partial sums are combined in a fixed order, whichever thread computed them."""
     x = jax.random.normal(jax.random.key(0), (37, 8, 8, 16))
     grad = jax.random.normal(jax.random.key(1), (37, 8, 8, 24))
-    weight_grad = jax.jit(lambda a, b: native.conv_weight_grad(a, b, 3))
+    weight_grad = jax.jit(lambda a, b: native.conv_weight_grad(a, b, (3, 3), (1, 1)))
     first = [np.asarray(g) for g in weight_grad(x, grad)]
     for _ in range(5):
         for again, want in zip(weight_grad(x, grad), first, strict=True):
@@ -119,9 +126,7 @@ def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images(is
 
 def test_forms_that_the_native_kernels_do_not_cover_use_xla():
     x = jnp.ones((2, 4, 4, 3))
-    assert not layers._use_native(x, jnp.ones((2, 2, 3, 4)))  # even kernel: asymmetric SAME
     assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4), jnp.bfloat16))
-    assert not layers._use_native(x, jnp.ones((3, 1, 3, 4)))
 
 
 def test_native_kernels_can_be_switched_off(tmp_path):

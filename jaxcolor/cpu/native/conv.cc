@@ -1,11 +1,13 @@
-// Native CPU kernels for stride-1 SAME k×k convolutions (k odd), NHWC maps, HWIO kernels, f32,
-// registered with XLA as FFI custom calls by jaxcolor/cpu/native.py:
-// - JaxcolorConvWeightGrad: dW[kh, kw, ci, co] = Σ_{n,h,w} x[n, h+kh-r, w+kw-r, ci] · dy[n,h,w,co]
+// Native CPU kernels for stride-1 size-preserving kh×kw convolutions (zero padding pt rows above,
+// kh-1-pt below, pl columns left, kw-1-pl right: SAME for odd kernels with pt = kh/2, pl = kw/2),
+// NHWC maps, HWIO kernels, f32, registered with XLA as FFI custom calls by
+// jaxcolor/cpu/native.py:
+// - JaxcolorConvWeightGrad: dW[a, b, ci, co] = Σ_{n,h,w} x[n, h+a-pt, w+b-pl, ci] · dy[n,h,w,co]
 //   read straight from the forward pass's layout, and the bias gradient db = Σ_{n,h,w} dy. XLA:CPU
 //   computes dW as an Eigen convolution that needs x and dy transposed batch-minor first (two
 //   full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
 // - JaxcolorConv: y = conv(x, K) + b; also the input gradient (conv of dy with the flipped
-//   kernel, b = 0).
+//   kernel and padding kh-1-pt, kw-1-pl, b = 0).
 // Both use register tiles of vector accumulators and split images over XLA's intra-op thread
 // pool. The same source builds for AVX-512F (-mavx512f -mfma: 32 registers of 16 floats) and
 // for AVX2 with FMA (-mavx2 -mfma: 16 registers of 8 floats); the vector layer below is the
@@ -80,7 +82,7 @@ inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
 constexpr int64_t kWeightGradParts = 8;  // partial weight gradients (see ConvWeightGradImpl)
 
 struct Shape {
-  int64_t n, h, w, ci, co, k;
+  int64_t n, h, w, ci, co, kh, kw, pt, pl;  // kernel kh×kw; padding pt above, pl left
 };
 
 // The two register-tile steps both kernels share: load VECS vectors at p (the last one masked),
@@ -112,13 +114,15 @@ template <int ROWS, int VECS>
 void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1, int kh,
           int kw, int64_t c0, int64_t o0, Mask last_mask, float* out) {
   alignas(64) float sums[ROWS][VECS][kLanes] = {};
-  const int64_t r = s.k / 2, co = s.co, ci = s.ci;
-  const int64_t w_lo = std::max<int64_t>(0, r - kw), w_hi = std::min<int64_t>(s.w, s.w + r - kw);
-  const int64_t h_lo = std::max<int64_t>(0, r - kh), h_hi = std::min<int64_t>(s.h, s.h + r - kh);
+  const int64_t co = s.co, ci = s.ci;
+  const int64_t w_lo = std::max<int64_t>(0, s.pl - kw);
+  const int64_t w_hi = std::min<int64_t>(s.w, s.w + s.pl - kw);
+  const int64_t h_lo = std::max<int64_t>(0, s.pt - kh);
+  const int64_t h_hi = std::min<int64_t>(s.h, s.h + s.pt - kh);
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t h = h_lo; h < h_hi; ++h) {
       const float* dyp = dy + ((n * s.h + h) * s.w + w_lo) * co + o0;
-      const float* xp = x + ((n * s.h + h + kh - r) * s.w + w_lo + kw - r) * ci + c0;
+      const float* xp = x + ((n * s.h + h + kh - s.pt) * s.w + w_lo + kw - s.pl) * ci + c0;
       Vec acc[ROWS][VECS];
 #pragma GCC unroll 8
       for (int i = 0; i < ROWS; ++i)
@@ -135,7 +139,7 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
         for (int j = 0; j < VECS; ++j) store_aligned(sums[i][j], acc[i][j]);
     }
   }
-  float* o = out + ((kh * s.k + kw) * s.ci + c0) * s.co + o0;
+  float* o = out + ((kh * s.kw + kw) * s.ci + c0) * s.co + o0;
   for (int i = 0; i < ROWS; ++i)
     for (int j = 0; j < VECS; ++j) {
       float* p = o + i * s.co + kLanes * j;
@@ -158,12 +162,12 @@ void tile_rows(int rows, const float* x, const float* dy, const Shape& s, int64_
   }
 }
 
-// Adds the weight gradient of images [n0, n1) into out (k·k·ci·co floats) and the bias
+// Adds the weight gradient of images [n0, n1) into out (kh·kw·ci·co floats) and the bias
 // gradient (Σ dy per output channel) into out_bias (co floats), while the chunk is in cache.
 void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1,
                 float* out, float* out_bias) {
-  for (int kh = 0; kh < s.k; ++kh)
-    for (int kw = 0; kw < s.k; ++kw)
+  for (int kh = 0; kh < s.kh; ++kh)
+    for (int kw = 0; kw < s.kw; ++kw)
       for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
         const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
         const int vecs = width > kLanes ? 2 : 1;
@@ -216,20 +220,27 @@ int worker_count(ffi::ThreadPool& pool, int64_t chunks) {
   return static_cast<int>(std::clamp<int64_t>(pool.num_threads(), 1, std::max<int64_t>(1, chunks)));
 }
 
+// Whether padding (pt, pl) lies inside a kh×kw kernel, so that every output pixel reads its own
+// input pixel's neighbourhood (the only layout both kernels handle).
+bool padding_fits(int64_t kh, int64_t kw, int64_t pt, int64_t pl) {
+  return kh >= 1 && kw >= 1 && pt >= 0 && pt < kh && pl >= 0 && pl < kw;
+}
+
 ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                               ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw,
-                              ffi::ResultBuffer<ffi::F32> db) {
+                              ffi::ResultBuffer<ffi::F32> db, int64_t pad_top,
+                              int64_t pad_left) {
   const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
   if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || xd[0] != gd[0] ||
-      xd[1] != gd[1] || xd[2] != gd[2] || wd[0] != wd[1] || wd[0] % 2 != 1 ||
+      xd[1] != gd[1] || xd[2] != gd[2] || !padding_fits(wd[0], wd[1], pad_top, pad_left) ||
       wd[2] != xd[3] || wd[3] != gd[3] || db->element_count() != gd[3]) {
     return ffi::Error::InvalidArgument(
-        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (k,k,Ci,Co), k odd, "
-        "db (Co)");
+        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
+        "db (Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  const Shape s{xd[0], xd[1], xd[2], xd[3], gd[3], wd[0]};
+  const Shape s{xd[0], xd[1], xd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left};
   // Each part's partial: the weight gradient, then the bias gradient.
-  const int64_t weights = s.k * s.k * s.ci * s.co, size = weights + s.co;
+  const int64_t weights = s.kh * s.kw * s.ci * s.co, size = weights + s.co;
   // About 256 KiB of x and dy per chunk (one 32×32 image, several small ones): L2-resident
   // while every tile of the chunk streams it.
   const int64_t image_bytes = std::max<int64_t>(1, s.h * s.w * (s.ci + s.co) * 4);
@@ -266,7 +277,7 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward convolution y[n,h,w,co] = Σ x[n, h+kh-r, w+kw-r, ci] · K[kh, kw, ci, co] (also the
+// Forward convolution y[n,h,w,co] = Σ x[n, h+a-pt, w+b-pl, ci] · K[a, b, ci, co] (also the
 // input gradient: the convolution of dy with the flipped, transposed kernel). Register tile:
 // kPixels output pixels of a row × 2·kLanes output channels; each image is first copied into a
 // zero-padded scratch map so that the tile loop has no bounds checks.
@@ -283,10 +294,10 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* 
   for (int p = 0; p < PIXELS; ++p)
 #pragma GCC unroll 2
     for (int j = 0; j < VECS; ++j) acc[p][j] = start[j];
-  for (int64_t kh = 0; kh < s.k; ++kh) {
-    for (int64_t kw = 0; kw < s.k; ++kw) {
+  for (int64_t kh = 0; kh < s.kh; ++kh) {
+    for (int64_t kw = 0; kw < s.kw; ++kw) {
       const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
-      const float* kp = kernel + (kh * s.k + kw) * ci * co + o0;
+      const float* kp = kernel + (kh * s.kw + kw) * ci * co + o0;
       for (int64_t c = 0; c < ci; ++c, kp += co) {
         Vec g[VECS];
         load_vectors<VECS>(kp, last_mask, g);
@@ -319,12 +330,12 @@ void conv_tile_pixels(int pixels, const float* xpad, int64_t pw, const float* ke
 // y for images [n0, n1).
 void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
               int64_t n0, int64_t n1, float* y) {
-  const int64_t r = s.k / 2, pw = s.w + 2 * r, ph = s.h + 2 * r;
+  const int64_t pw = s.w + s.kw - 1, ph = s.h + s.kh - 1;
   thread_local std::vector<float> xpad;
   xpad.assign(ph * pw * s.ci, 0.0f);
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t h = 0; h < s.h; ++h)
-      std::memcpy(&xpad[((h + r) * pw + r) * s.ci], x + (n * s.h + h) * s.w * s.ci,
+      std::memcpy(&xpad[((h + s.pt) * pw + s.pl) * s.ci], x + (n * s.h + h) * s.w * s.ci,
                   s.w * s.ci * sizeof(float));
     for (int64_t h = 0; h < s.h; ++h) {
       float* yrow = y + (n * s.h + h) * s.w * s.co;
@@ -346,15 +357,17 @@ void convolve(const float* x, const float* kernel, const float* bias, const Shap
 }
 
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                    ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y) {
+                    ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t pad_top,
+                    int64_t pad_left) {
   const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
-  if (xd.size() != 4 || kd.size() != 4 || yd.size() != 4 || kd[0] != kd[1] ||
-      kd[0] % 2 != 1 || kd[2] != xd[3] || yd[0] != xd[0] || yd[1] != xd[1] ||
-      yd[2] != xd[2] || yd[3] != kd[3] || bias.element_count() != kd[3]) {
+  if (xd.size() != 4 || kd.size() != 4 || yd.size() != 4 ||
+      !padding_fits(kd[0], kd[1], pad_top, pad_left) || kd[2] != xd[3] || yd[0] != xd[0] ||
+      yd[1] != xd[1] || yd[2] != xd[2] || yd[3] != kd[3] || bias.element_count() != kd[3]) {
     return ffi::Error::InvalidArgument(
-        "conv: expected x (N,H,W,Ci), kernel (k,k,Ci,Co), bias (Co), y (N,H,W,Co), k odd");
+        "conv: expected x (N,H,W,Ci), kernel (kh,kw,Ci,Co), bias (Co), y (N,H,W,Co), "
+        "0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0]};
+  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left};
   const float* xp = x.typed_data();
   const float* kp = kernel.typed_data();
   const float* bp = bias.typed_data();
@@ -373,7 +386,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
                               ffi::Ffi::Bind()
@@ -381,4 +396,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left"));
