@@ -18,6 +18,9 @@ cli.define_flags(default_model="unet_transpose")
 flags.DEFINE_string("models", "pool_upsample,conv_transpose,unet_transpose",
                     "The nets compared at --batch_size.")
 flags.DEFINE_string("batch_sizes", "50", "Other batch sizes to train --model with.")
+flags.DEFINE_string("compare_with", None, "Comma-separated results.json files of the older "
+                    "edition's runs (default: q2_classification's and q3_unet's beside "
+                    "--output_dir).")
 
 
 def main(argv: list[str]) -> None:
@@ -31,8 +34,10 @@ def main(argv: list[str]) -> None:
 
     def answer(runs: list[RunOutput], out: Path) -> str:
         rows = [run.row for run in runs]
-        sources = [str(Path(cfg.output_dir).parent / name / "results.json")
-                   for name in ("q2_classification", "q3_unet")]
+        sources = (app.parse_list("compare_with", flags.FLAGS.compare_with, str)
+                   if flags.FLAGS.compare_with else
+                   [str(Path(cfg.output_dir).parent / name / "results.json")
+                    for name in ("q2_classification", "q3_unet")])
         earlier = [row for source in sources for row in read_rows(Path(source))
                    if row.get("model") in ("cnn", "unet") and row.get("task") == cfg.task]
         return "\n".join([

@@ -14,7 +14,7 @@ from jaxcolor.runner import Hooks, cli, run_grid
 EXPERIMENT = "q8_recipe"
 cli.define_flags(default_model="unet_transpose")
 flags.DEFINE_string("seeds", "0,1,2", "Training seeds of every ingredient.")
-flags.DEFINE_string("ingredients", ",".join(q8.INGREDIENTS),
+flags.DEFINE_string("ingredients", "constant,cosine,cosine_hflip",
                     f"Ingredients to run, of: {', '.join(q8.INGREDIENTS)}.")
 
 

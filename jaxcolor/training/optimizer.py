@@ -11,18 +11,22 @@ from jaxcolor.errors import UserError
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def adam(learning_rate: float, schedule: str = "constant", total_steps: int = 0,
-         warmup_steps: int = 0) -> optax.GradientTransformation:
-    """Adam at ``learning_rate``, or with ``schedule="cosine"`` along optax's warm-up cosine
-    schedule: from 0 up to ``learning_rate`` over ``warmup_steps``, then down to 0 at
-    ``total_steps``."""
+def learning_rate(peak: float, schedule: str = "constant", total_steps: int = 0,
+                  warmup_steps: int = 0) -> float | optax.Schedule:
+    """``peak`` (constant), or with ``schedule="cosine"`` optax's warm-up cosine schedule: from
+    0 up to ``peak`` over ``warmup_steps``, then down to 0 at ``total_steps``."""
     if schedule == "constant":
-        return optax.adam(learning_rate)
+        return peak
     if schedule != "cosine":
         raise UserError(f"--lr_schedule={schedule!r} is unknown; use one of "
                         f"{', '.join(LR_SCHEDULES)}.")
     if not 0 <= warmup_steps < total_steps:
         raise UserError(f"the warm-up ({warmup_steps} steps) must be shorter than the run "
                         f"({total_steps} steps); lower --warmup_epochs.")
-    return optax.adam(optax.warmup_cosine_decay_schedule(
-        0.0, learning_rate, warmup_steps, total_steps, 0.0))
+    return optax.warmup_cosine_decay_schedule(0.0, peak, warmup_steps, total_steps, 0.0)
+
+
+def adam(peak: float, schedule: str = "constant", total_steps: int = 0, warmup_steps: int = 0
+         ) -> optax.GradientTransformation:
+    """Adam at the :func:`learning_rate` of these arguments."""
+    return optax.adam(learning_rate(peak, schedule, total_steps, warmup_steps))

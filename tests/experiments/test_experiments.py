@@ -398,3 +398,33 @@ def test_another_experiment_s_output_dir_is_refused_and_its_results_kept(q2_outp
         f"error: --output_dir={q2_dir} holds the results of q2_classification; this run "
         f"(q3_unet) would replace them. Use another --output_dir.")
     assert (q2_dir / "results.json").read_text() == before
+
+
+def test_q8_compares_the_newer_edition_s_nets_with_q2_and_checks_padding(q2_outputs, tmp_path):
+    out = tmp_path / "q8_newer_edition"
+    result = run_script("q8_newer_edition", *TINY, "--batch_sizes=16", f"--output_dir={out}",
+                        f"--compare_with={q2_outputs / 'first' / 'results.json'}")
+    assert result.returncode == 0, result.stderr
+    rows = assert_outputs(out, ["pool_upsample", "conv_transpose", "unet_transpose",
+                                "unet_transpose"])
+    assert [row["batch_size"] for row in rows] == [32, 32, 32, 16]
+    text = (out / "results.md").read_text()
+    assert "| 4 | 1 | 0 | 32 → 16, 16 → 32 | 32 → 17, 16 → 31 |" in text  # kernel 4, run
+    assert "Batch size against validation loss (unet_transpose" in text
+    assert "Strided and transposed convolutions" in text
+    assert "| cnn |" in text  # q2's CNN rows beside the newer nets
+
+
+def test_q8_recipe_reports_each_ingredient_over_seeds(tmp_path):
+    out = tmp_path / "q8_recipe"
+    result = run_script("q8_recipe", *TINY, "--seeds=0,1", "--ingredients=constant,cosine",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [(row["lr_schedule"], row["seed"]) for row in rows] == [
+        ("constant", 0), ("constant", 1), ("cosine", 0), ("cosine", 1)]
+    assert rows[0]["val_accuracy"] != rows[2]["val_accuracy"]  # the schedule changed training
+    text = (out / "results.md").read_text()
+    assert "| constant | 0, 1 |" in text and "| cosine | 0, 1 |" in text
+    bad = run_script("q8_recipe", *TINY, "--ingredients=cosine,adamw", f"--output_dir={out}")
+    assert bad.returncode != 0 and "unknown adamw" in bad.stderr
