@@ -25,14 +25,15 @@ def build(name, images, ab_bins_file=None):
     return tasks.make_task_data(task, images[:8], images[8:])
 
 
+@pytest.mark.parametrize("model_name", ["cnn", "unet_transpose"])
 @pytest.mark.parametrize("name", list(tasks.TASKS))
-def test_every_task_builds_arrays_a_model_and_renders_rgb(name, images):
+def test_every_task_builds_arrays_a_model_and_renders_rgb(name, model_name, images):
     task_data = build(name, images)
     task = task_data.task
     assert task.name == name and task_data.train_inputs.shape[:3] == (8, 32, 32)
     assert task_data.train_inputs.dtype == np.float32 and task_data.in_channels in (1, 3)
-    model = build_model(ModelSpec("cnn", num_filters=4, kernel=3, num_outputs=task.num_outputs,
-                                  **task.head(4)))
+    model = build_model(ModelSpec(model_name, num_filters=4, kernel=3,
+                                  num_outputs=task.num_outputs, **task.head(4)))
     variables = model.init(jax.random.key(0), task_data.test_inputs[:2])
     outputs = model.apply(variables, task_data.test_inputs[:2])
     assert outputs.shape == (2, 32, 32, task.num_outputs)
@@ -127,6 +128,11 @@ def test_cheap_head_changes_only_the_last_block_and_classifier():
     assert variables["params"]["block5"]["Conv_0"]["kernel"].shape == (3, 3, 16, 8)
     assert variables["params"]["final"]["kernel"].shape == (1, 1, 9, 100)
     assert model.apply(variables, jnp.zeros((2, 16, 16, 1))).shape == (2, 16, 16, 100)
+    newer = build_model(ModelSpec("unet_transpose", num_filters=8, kernel=3, num_outputs=100,
+                                  head_features=8, final_kernel=1))
+    variables = newer.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+    assert variables["params"]["block4"]["kernel"].shape == (3, 3, 16, 8)
+    assert variables["params"]["final"]["kernel"].shape == (1, 1, 9, 100)
 
 
 def test_soft_encoded_objective_is_the_weighted_soft_cross_entropy():
