@@ -428,3 +428,21 @@ def test_q8_recipe_reports_each_ingredient_over_seeds(tmp_path):
     assert "| constant | 0, 1 |" in text and "| cosine | 0, 1 |" in text
     bad = run_script("q8_recipe", *TINY, "--ingredients=cosine,adamw", f"--output_dir={out}")
     assert bad.returncode != 0 and "unknown adamw" in bad.stderr
+
+
+def test_q0_trains_from_scratch_offline_and_checks_backprop(tmp_path):
+    out = tmp_path / "q0"
+    result = run_script("q0_from_scratch", "--dataset=digits", "--epochs=3", "--hidden=16",
+                        "--regression_steps=3000", "--logistic_steps=300",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    linear, logistic, net = json.loads((out / "results.json").read_text())
+    assert linear["weights_max_abs_difference"] < 1e-3 * linear["weights_max_abs"]
+    assert logistic["test_accuracy"] > 90 and logistic["gradient_max_relative_error"] < 1e-5
+    assert net["model"] == "network_64-16-10" and len(net["history"]) == 3
+    assert net["test_accuracy"] > 80 and net["backprop_max_relative_error"] < 1e-5
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "misclassified.png").stat().st_size > 1000
+    assert "BP1–BP4 vs jax.grad" in (out / "results.md").read_text()
+    bad = run_script("q0_from_scratch", "--dataset=digits", "--epochs=0", f"--output_dir={out}")
+    assert bad.returncode != 0 and "--epochs=0 must be a positive integer" in bad.stderr
