@@ -92,7 +92,9 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     model = build_model(model_spec(cfg, data.task))
     log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
         f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
-        f"seed {cfg.seed}")
+        f"seed {cfg.seed}" + ("" if cfg.lr_schedule == "constant" else
+                              f", {cfg.lr_schedule} schedule, {cfg.warmup_epochs} warm-up epochs")
+        + (", hflip" if cfg.hflip else ""))
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
     snapshots: dict[int, TrainState] = {}
 
