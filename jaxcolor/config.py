@@ -49,6 +49,8 @@ class ExperimentConfig:
     resume: bool = True  # continue a run from its newest checkpoint in output_dir
     epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
     tensorboard: bool = True  # event files in output_dir/tensorboard/<run>/
+    # Checkpoints in checkpoint_dir/<run>/ ("": output_dir/checkpoints), local or gs://.
+    checkpoint_dir: str = ""
 
     def replace(self, **changes) -> ExperimentConfig:
         """A copy with ``changes``, validated like every config."""

@@ -73,6 +73,9 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
                       "kernels, ~40x slower on XLA:CPU's own convolutions).")
     flags.DEFINE_boolean("tensorboard", defaults.tensorboard, "Write TensorBoard event files "
                          "to <output_dir>/tensorboard/<run>/ (tensorboard --logdir results/).")
+    flags.DEFINE_string("checkpoint_dir", None, "Checkpoints go to <this>/<run>/, a local folder "
+                        "or gs://bucket/path (preemptible cloud runs resume from it); default "
+                        "<output_dir>/checkpoints.")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
                          "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
 
@@ -92,6 +95,7 @@ def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:
         max_images=FLAGS.max_images, num_samples=FLAGS.num_samples,
         output_dir=FLAGS.output_dir or os.path.join("results", experiment),
         checkpoint_every=FLAGS.checkpoint_every, keep_checkpoints=FLAGS.keep_checkpoints,
-        resume=FLAGS.resume, epoch_loop=FLAGS.epoch_loop, tensorboard=FLAGS.tensorboard)
+        resume=FLAGS.resume, epoch_loop=FLAGS.epoch_loop, tensorboard=FLAGS.tensorboard,
+        checkpoint_dir=FLAGS.checkpoint_dir or "")
     values.update(overrides)
     return preflight(ExperimentConfig(**values))

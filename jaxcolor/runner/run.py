@@ -108,7 +108,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
         cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],
         len(data.train_inputs))
     checkpoints = Checkpoints(
-        Path(cfg.output_dir) / "checkpoints" / run_name(cfg), fingerprint,
+        f"{cfg.checkpoint_dir or Path(cfg.output_dir) / 'checkpoints'}/{run_name(cfg)}",
+        fingerprint,
         epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
             every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
     board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
+import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
 from jaxcolor.config import ExperimentConfig
@@ -82,14 +82,16 @@ class Checkpoints:
     and never deleted (reported intermediate epochs must survive a restart).
     """
 
-    def __init__(self, directory: str | Path, fingerprint: dict[str, Any], *, epochs: int,
-                 policy: CheckpointPolicy = CheckpointPolicy(),
+    def __init__(self, directory: str | os.PathLike, fingerprint: dict[str, Any], *,
+                 epochs: int, policy: CheckpointPolicy = CheckpointPolicy(),
                  keep_epochs: Sequence[int] = ()) -> None:
-        self.directory = Path(directory).absolute()
+        # Orbax's own path type: a local folder or a cloud one (gs://bucket/…).
+        path = epath.Path(directory)
+        self.directory = path if "://" in str(directory) else path.absolute()
         self.fingerprint = fingerprint
         self.policy = policy
         if not policy.resume and self.directory.exists():
-            shutil.rmtree(self.directory)
+            self.directory.rmtree()
         pinned = sorted({*keep_epochs, epochs})
         save_policies: list[Any] = [checkpoint_managers.SpecificStepsPolicy(pinned)]
         if policy.every > 0:

@@ -173,3 +173,23 @@ def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tm
     errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "conv_init 'lecun' (checkpoint) vs 'pytorch' (now)" in errors[0]
     assert (out / "results.json").read_text() == before
+
+
+def test_a_new_machine_resumes_from_a_shared_checkpoint_dir(tmp_path):
+    """As after a preemption: the first machine's results folder is gone, the checkpoints live
+    in --checkpoint_dir (a bucket on the cloud), and the same command elsewhere continues."""
+    shared = tmp_path / "bucket" / "ckpt"
+    first = run_script("q2_classification", *TINY, "--epochs=1",
+                       f"--output_dir={tmp_path / 'vm1'}", f"--checkpoint_dir={shared}")
+    assert first.returncode == 0, first.stderr
+    assert not (tmp_path / "vm1" / "checkpoints").exists()
+    assert [p.name for p in shared.iterdir()] == ["cnn_colourization_cross_entropy_bs32_lr0.001"
+                                                  "_nf4_k3_s0"]
+    second = run_script("q2_classification", *TINY, "--epochs=2",
+                        f"--output_dir={tmp_path / 'vm2'}",
+                        f"--checkpoint_dir={shared}")
+    assert second.returncode == 0, second.stderr
+    assert f"resuming after epoch 1 from {shared}/cnn_" in second.stdout
+    history = json.loads((tmp_path / "vm2" / "results.json").read_text())[0]["history"]
+    assert len(history) == 2 and history[0]["epoch"] == 1
+
