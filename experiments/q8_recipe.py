@@ -1,5 +1,6 @@
 """q8 recipe: a training recipe beyond the assignment, each ingredient over several seeds
-(constant rate, cosine decay, cosine with warm-up, cosine with random flips).
+(constant rate, cosine decay, a 3× peak after a warm-up epoch, random flips). Each ingredient
+fixes its learning rate (--learning_rate is not used).
 
     python experiments/q8_recipe.py --image_dir=../shared/data/cifar10-jpeg [--seeds=0,1,2]
 """
@@ -14,7 +15,7 @@ from jaxcolor.runner import Hooks, cli, run_grid
 EXPERIMENT = "q8_recipe"
 cli.define_flags(default_model="unet_transpose")
 flags.DEFINE_string("seeds", "0,1,2", "Training seeds of every ingredient.")
-flags.DEFINE_string("ingredients", "constant,cosine,cosine_hflip",
+flags.DEFINE_string("ingredients", ",".join(q8.INGREDIENTS),
                     f"Ingredients to run, of: {', '.join(q8.INGREDIENTS)}.")
 
 

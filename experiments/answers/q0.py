@@ -111,8 +111,8 @@ def train_network(data: Digits, hidden: Sequence[int], epochs: int, batch_size: 
     seconds = {form: _median_epoch_seconds(params, x, y, data_key, batch_size, learning_rate,
                                            form) for form in network.GRADIENTS}
     log(f"network {sizes}: hand-written backprop vs jax.grad, max relative error "
-        f"{max(errors.values()):.1e}; an epoch takes {1e3 * seconds['loop']:.1f} ms one example at a "
-        f"time, {1e3 * seconds['matrix']:.1f} ms as matrices")
+        f"{max(errors.values()):.1e}; an epoch takes {1e3 * seconds['loop']:.1f} ms one example "
+        f"at a time, {1e3 * seconds['matrix']:.1f} ms as matrices")
     history, start = [], time.perf_counter()
     for epoch in range(1, epochs + 1):
         epoch_start = time.perf_counter()

@@ -19,12 +19,14 @@ RUN_COLUMNS = [("model", "model"), ("batch_size", "batch"), ("epochs", "epochs")
                ("train_loss", "train loss"), ("val_loss", "val loss"),
                ("val_accuracy", "final val acc %"), ("best_val_accuracy", "best val acc %"),
                ("best_epoch", "best epoch"), ("train_images_per_sec", "img/s")]
-# The recipe's ingredients: name → its training settings ("constant": the assignment's).
-_ASSIGNMENT = {"lr_schedule": "constant", "warmup_epochs": 0, "hflip": False}
-INGREDIENTS = {"constant": _ASSIGNMENT,
-               "cosine": {**_ASSIGNMENT, "lr_schedule": "cosine"},
-               "cosine_warmup": {**_ASSIGNMENT, "lr_schedule": "cosine", "warmup_epochs": 1},
-               "cosine_hflip": {**_ASSIGNMENT, "lr_schedule": "cosine", "hflip": True}}
+# The recipe's ingredients, each adding to the one before: name → its training settings
+# ("constant": the assignment's). A 3× peak needs the warm-up epoch, so they come together.
+_ASSIGNMENT = {"learning_rate": 1e-3, "lr_schedule": "constant", "warmup_epochs": 0,
+               "hflip": False}
+_COSINE = {**_ASSIGNMENT, "lr_schedule": "cosine"}
+_PEAK = {**_COSINE, "learning_rate": 3e-3, "warmup_epochs": 1}
+INGREDIENTS = {"constant": _ASSIGNMENT, "cosine": _COSINE, "cosine_peak3x_warmup": _PEAK,
+               "cosine_peak3x_warmup_hflip": {**_PEAK, "hflip": True}}
 
 
 def comparison_notes(rows: list[dict[str, Any]], earlier: list[dict[str, Any]],
@@ -127,6 +129,7 @@ def batch_size_notes(rows: list[dict[str, Any]]) -> str:
 def ingredient(row: dict[str, Any]) -> str | None:
     """The recipe ingredient a results row ran with (None: not one of them)."""
     settings = {name: row.get(name, default) for name, default in _ASSIGNMENT.items()}
+    settings["learning_rate"] = round(settings["learning_rate"], 12)
     return next((name for name, wanted in INGREDIENTS.items() if settings == wanted), None)
 
 
@@ -165,6 +168,10 @@ def recipe_notes(rows: list[dict[str, Any]]) -> str:
                                ("final", "final val acc % (mean ± sd)"),
                                ("best", "best val acc %"), ("loss", "final val loss"),
                                ("delta", "Δ final vs constant (points)")]), "",
-        "Cosine decay ends the run at a learning rate of 0, so the final epoch is the settled "
-        "one rather than one noisy step of a constant-rate walk; the schedule depends on the "
-        "run's length, so a scheduled run's earlier epochs are not a shorter run's.", ""])
+        "Ingredients, each added to the one above: `cosine` decays Adam's learning rate "
+        "(1e-3) to 0 over the run; `cosine_peak3x_warmup` starts from 0, rises to 3e-3 over the "
+        "first epoch and then decays; `…_hflip` also mirrors training images left–right at "
+        "random. Cosine decay ends the run at a learning rate of 0, so the final epoch is a "
+        "settled one rather than one noisy step of a constant-rate walk; the schedule depends "
+        "on the run's length, so a scheduled run's earlier epochs are not a shorter run's.",
+        ""])
