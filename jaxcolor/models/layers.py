@@ -7,7 +7,9 @@ results do not depend on which form ran. Measured in ``benchmarks/`` (BENCHMARKS
 - :func:`maxpool2x`: max-pooling whose backward pass avoids XLA's select-and-scatter;
 - :class:`BatchNorm`: flax's BatchNorm (training statistics, running averages, parameters)
   with a fused backward pass and, on CPU, per-channel sums as matrix products;
-- :func:`conv2d`: on CPU, native convolution kernels that need no layout changes.
+- :func:`conv2d`: on CPU, native convolution kernels that need no layout changes;
+- :func:`conv_stride2`, :func:`conv_transpose2x`: PyTorch's stride-2 convolution and
+  transposed convolution, on CPU as one exact stride-1 convolution per pixel phase.
 """
 
 from __future__ import annotations
@@ -160,18 +162,20 @@ def _native_conv2d_backward(padding, residual, grad):
 _native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
 
 
-def _phase_taps(size: int, offset: Callable[[int, int], int | None]) -> np.ndarray:
-    """(2, K, size) 0/1 matrix: for each row parity p of the phase decomposition, which tap
-    (offset − half, K = 2·half + 1) of a stride-1 kernel at half resolution each of the
-    ``size`` taps of the original kernel becomes; ``offset(p, t)`` is that offset in rows, or
-    None where tap t does not touch parity p."""
-    placed = [(parity, t, offset(parity, t)) for parity in range(2) for t in range(size)]
-    placed = [(parity, t, d) for parity, t, d in placed if d is not None]
-    half = max(abs(d) for _, _, d in placed)
-    taps = np.zeros((2, 2 * half + 1, size), np.float32)
-    for parity, t, d in placed:
-        taps[parity, d + half, t] = 1.0
-    return taps
+def _tap_matrix(size: int, offset: Callable[[int, int], int | None], parity: int,
+                span: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+    """(rows, ``size``) 0/1 matrix of one phase (row parity) of a phase decomposition: row j
+    holds the taps of the original kernel that read offset low + j at half resolution
+    (``offset(parity, t)``, None where tap t does not touch the phase). Offsets span ``span``,
+    by default the taps' own range widened to include 0 (so a convolution keeps the size).
+    Returns the matrix and low."""
+    placed = {t: offset(parity, t) for t in range(size)}
+    placed = {t: d for t, d in placed.items() if d is not None}
+    low, high = span or (min([0, *placed.values()]), max([0, *placed.values()]))
+    taps = np.zeros((high - low + 1, size), np.float32)
+    for t, d in placed.items():
+        taps[d - low, t] = 1.0
+    return taps, low
 
 
 def _upsampled_offset(size: int) -> Callable[[int, int], int]:
@@ -196,14 +200,6 @@ def _strided_offset(size: int) -> Callable[[int, int], int | None]:
     return lambda parity, t: None if (t - padding - parity) % 2 else (t - padding - parity) // 2
 
 
-def _output_phase_kernel(kernel: jax.Array, taps: np.ndarray) -> jax.Array:
-    """(K, K, in, 4·out): the 4 output phases' kernels stacked along the output channels."""
-    size, _, in_channels, out_channels = kernel.shape
-    t = jnp.asarray(taps, kernel.dtype)
-    return jnp.einsum("pak,qbl,klio->abipqo", t, t, kernel).reshape(
-        t.shape[1], t.shape[1], in_channels, 4 * out_channels)
-
-
 def _depth_to_space(phases: jax.Array) -> jax.Array:
     """(N, H, W, 4·C) with channels (row parity, column parity, C) → (N, 2H, 2W, C)."""
     n, h, w, c4 = phases.shape
@@ -226,10 +222,14 @@ def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = 
         return upsample2x(conv2d(x, kernel, bias))
     if size % 2 == 0:  # SAME padding is asymmetric for even kernels: no phase form here
         return conv2d(upsample2x(x), kernel, bias)
+    _, _, in_channels, out_channels = kernel.shape
+    half = (size // 2 + 1) // 2  # every phase within offsets ±half
+    t = jnp.asarray(np.stack([_tap_matrix(size, _upsampled_offset(size), parity, (-half, half))[0]
+                              for parity in range(2)]), kernel.dtype)
+    phase_kernel = jnp.einsum("pak,qbl,klio->abipqo", t, t, kernel).reshape(
+        2 * half + 1, 2 * half + 1, in_channels, 4 * out_channels)
     phase_bias = None if bias is None else jnp.tile(bias, 4)  # each phase's channels
-    return _depth_to_space(conv2d(
-        x, _output_phase_kernel(kernel, _phase_taps(size, _upsampled_offset(size))),
-        phase_bias))
+    return _depth_to_space(conv2d(x, phase_kernel, phase_bias))
 
 
 def stride2_padding(size: int) -> tuple[int, int]:
@@ -251,17 +251,10 @@ def _phase_kernel(kernel: jax.Array, offset: Callable[[int, int], int | None],
     """The stride-1 kernel of one phase (row, column parity) and its padding: exactly the taps
     of ``kernel`` that touch the phase, ordered by their offset (``offset(parity, tap)`` rows
     at half resolution), the range widened to include offset 0 so the output keeps its size."""
-    matrices, padding = [], []
-    for parity in parities:
-        placed = {t: offset(parity, t) for t in range(kernel.shape[0])}
-        placed = {t: d for t, d in placed.items() if d is not None}
-        low, high = min([0, *placed.values()]), max([0, *placed.values()])
-        taps = np.zeros((high - low + 1, kernel.shape[0]), np.float32)
-        for t, d in placed.items():
-            taps[d - low, t] = 1.0
-        matrices.append(jnp.asarray(taps, kernel.dtype))
-        padding.append(-low)
-    return jnp.einsum("ak,bl,klio->abio", *matrices, kernel), (padding[0], padding[1])
+    (rows, top), (columns, left) = (_tap_matrix(kernel.shape[0], offset, parity)
+                                    for parity in parities)
+    return (jnp.einsum("ak,bl,klio->abio", jnp.asarray(rows, kernel.dtype),
+                       jnp.asarray(columns, kernel.dtype), kernel), (-top, -left))
 
 
 PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -310,9 +303,7 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
     offset = _transposed_offset(size)
     phases = [conv2d(x, phase_kernel, bias, padding) for phase_kernel, padding in
               (_phase_kernel(kernel, offset, parities) for parities in PARITIES)]
-    n, h, w, c = phases[0].shape
-    return jnp.stack(phases, axis=3).reshape(n, h, w, 2, 2, c).transpose(
-        0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, c)
+    return _depth_to_space(jnp.concatenate(phases, axis=-1))
 
 
 # A layer's input: feature maps concatenated along channels, each at the layer's resolution
