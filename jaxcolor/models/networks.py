@@ -124,7 +124,7 @@ class PoolUpsampleNet(CNN):
 class StridedBlock(nn.Module):
     """A stride-2 convolution ("down") or transposed convolution ("up") with PyTorch's
     padding for the kernel (:func:`~jaxcolor.models.layers.stride2_padding`) → BatchNorm →
-    ReLU. Parameters named like ``nn.Conv``'s under ``Conv_0``; the transposed kernel is
+    ReLU. The block holds the convolution's ``kernel`` and ``bias``; the transposed kernel is
     (k, k, in, out), PyTorch's (in, out, k, k) weight transposed, initialised as PyTorch does."""
 
     features: int

@@ -77,7 +77,8 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
                         "or gs://bucket/path (preemptible cloud runs resume from it); default "
                         "<output_dir>/checkpoints.")
     flags.DEFINE_boolean("resume", defaults.resume, "Continue each run from its newest "
-                         "checkpoint in --output_dir; --noresume deletes them and starts afresh.")
+                         "checkpoint (in --checkpoint_dir); --noresume deletes them and starts "
+                         "afresh.")
 
 
 def config_from_flags(experiment: str, **overrides) -> ExperimentConfig:

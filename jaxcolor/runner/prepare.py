@@ -15,7 +15,7 @@ from jaxcolor.errors import UserError
 from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.runner.run import Log, log_line
 from jaxcolor.tasks import TaskData, build_task, check_task, make_task_data
-from jaxcolor.training import EPOCH_LOOPS, LR_SCHEDULES, parallel
+from jaxcolor.training import EPOCH_LOOPS, optimizer, parallel
 
 
 def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -29,9 +29,7 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.epoch_loop not in EPOCH_LOOPS:
         raise UserError(f"--epoch_loop={cfg.epoch_loop!r} is unknown; use one of "
                         f"{', '.join(EPOCH_LOOPS)}.")
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        raise UserError(f"--lr_schedule={cfg.lr_schedule!r} is unknown; use one of "
-                        f"{', '.join(LR_SCHEDULES)}.")
+    optimizer.check_schedule(cfg.lr_schedule)
     check_task(cfg.task, cfg.loss)
     if cfg.ab_bins_file:
         lab.load_ab_bins(cfg.ab_bins_file)

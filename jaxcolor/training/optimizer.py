@@ -11,15 +11,20 @@ from jaxcolor.errors import UserError
 LR_SCHEDULES = ("constant", "cosine")
 
 
+def check_schedule(schedule: str) -> None:
+    """A UserError naming the flag when ``schedule`` is not one of :data:`LR_SCHEDULES`."""
+    if schedule not in LR_SCHEDULES:
+        raise UserError(f"--lr_schedule={schedule!r} is unknown; use one of "
+                        f"{', '.join(LR_SCHEDULES)}.")
+
+
 def learning_rate(peak: float, schedule: str = "constant", total_steps: int = 0,
                   warmup_steps: int = 0) -> float | optax.Schedule:
     """``peak`` (constant), or with ``schedule="cosine"`` optax's warm-up cosine schedule: from
     0 up to ``peak`` over ``warmup_steps``, then down to 0 at ``total_steps``."""
+    check_schedule(schedule)
     if schedule == "constant":
         return peak
-    if schedule != "cosine":
-        raise UserError(f"--lr_schedule={schedule!r} is unknown; use one of "
-                        f"{', '.join(LR_SCHEDULES)}.")
     if not 0 <= warmup_steps < total_steps:
         raise UserError(f"the warm-up ({warmup_steps} steps) must be shorter than the run "
                         f"({total_steps} steps); lower --warmup_epochs.")
