@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxcolor.models import ModelSpec, build_model
@@ -42,12 +43,14 @@ def comparison_notes(rows: list[dict[str, Any]], earlier: list[dict[str, Any]],
     pool, strided = by_model.get("pool_upsample"), by_model.get("conv_transpose")
     if pool and strided:
         gain = strided["best_val_accuracy"] - pool["best_val_accuracy"]
+        sizes = [parameter_count(row) for row in (strided, pool)]
         lines += [
             f"Strided and transposed convolutions {'beat' if gain > 0 else 'do not beat'} "
             f"max-pooling and nearest upsampling here: best validation accuracy "
             f"{strided['best_val_accuracy']:.1f}% vs {pool['best_val_accuracy']:.1f}% "
             f"({gain:+.1f} points), validation loss {strided['val_loss']:.4f} vs "
-            f"{pool['val_loss']:.4f}, with the same number of parameters. Max-pooling keeps one "
+            f"{pool['val_loss']:.4f}, with {sizes[0]:,} and {sizes[1]:,} parameters. Max-pooling "
+            "keeps one "
             "value of four and nearest upsampling copies one into four, both fixed; a stride-2 "
             "convolution learns how to summarise each neighbourhood and a transposed one learns "
             "a different kernel for each of the four output positions, so the decoder can place "
@@ -66,6 +69,15 @@ def _strided_sizes(kernel: int, padding: int, output_padding: int) -> str:
     up = lax.conv_general_dilated(jnp.zeros((1, 16, 16, 1)), weights, (1, 1), [(low, high)] * 2,
                                   lhs_dilation=(2, 2), dimension_numbers=numbers)
     return f"32 → {down.shape[1]}, 16 → {up.shape[1]}"
+
+
+def parameter_count(row: dict[str, Any]) -> int:
+    """The number of parameters of a colourization row's model (grey input, one output per
+    colour)."""
+    model = build_model(ModelSpec(row["model"], num_filters=row["num_filters"],
+                                  kernel=row["kernel"], num_outputs=row.get("num_colours", 24)))
+    shapes = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes["params"]))
 
 
 def padding_checks(kernels: tuple[int, ...] = (3, 4, 5)) -> list[dict[str, Any]]:
