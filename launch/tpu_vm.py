@@ -125,7 +125,7 @@ def commands(step: str, args: argparse.Namespace) -> list[list[str]]:
                                  f"tar -xzf jaxcolor.tar.gz -C {REMOTE_DIR}")]
     if step == "install":
         return [on_workers(args, f"cd {REMOTE_DIR} && pip install -U 'jax[tpu]' && "
-                                 f"pip install -e .")]
+                                 f"pip install -e '.[cloud]'")]
     if step == "start":
         return [on_workers(args, start_script(args))]
     if step in ("status", "wait"):

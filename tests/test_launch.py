@@ -148,7 +148,7 @@ def test_skypilot_tasks_are_valid_and_resume_from_the_bucket(name):
     assert set(task) <= SKYPILOT_TASK_KEYS and set(task["resources"]) <= SKYPILOT_RESOURCE_KEYS
     assert task["resources"]["use_spot"] is True
     assert task["resources"]["job_recovery"]["strategy"] == "FAILOVER"
-    assert "pip install -e ." in task["setup"]
+    assert "pip install -e \".[cloud]\"" in task["setup"]
     assert "--distributed" in task["run"]
     assert "--checkpoint_dir=$BUCKET/jaxcolor/checkpoints" in task["run"]
     try:
