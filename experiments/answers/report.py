@@ -64,7 +64,7 @@ def build_results_markdown(results_dir: Path, relative_to: Path, note: str = "",
             target = publish_dir / folder.name
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(folder, target, ignore=shutil.ignore_patterns(
-                ".*", "checkpoints", "*.msgpack"))  # models stay out of the repository
+                ".*", "checkpoints", "tensorboard", "*.msgpack"))  # models and logs stay out
             folder = target
         link = Path(os.path.relpath(folder, relative_to)).as_posix()
         if not all("model" in row for row in rows):  # not a training table: inline its text
