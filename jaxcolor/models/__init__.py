@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import flax.linen as nn
-
 from jaxcolor.errors import UserError
 from jaxcolor.models.layers import CONV_INITS, prepare_kernels
 from jaxcolor.models.networks import (
     CNN,
     MODELS,
+    ColourNet,
     ConvTransposeNet,
     PoolUpsampleNet,
     RegressionCNN,
@@ -22,8 +21,9 @@ from jaxcolor.models.networks import (
     UNetTranspose,
 )
 
-__all__ = ["CNN", "CONV_INITS", "MODELS", "ConvTransposeNet", "ModelSpec", "PoolUpsampleNet",
-           "RegressionCNN", "UNet", "UNetTranspose", "build_model", "prepare_kernels"]
+__all__ = ["CNN", "CONV_INITS", "MODELS", "ColourNet", "ConvTransposeNet", "ModelSpec",
+           "PoolUpsampleNet", "RegressionCNN", "UNet", "UNetTranspose", "build_model",
+           "prepare_kernels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ModelSpec:
     final_kernel: int = 0
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
+def build_model(spec: ModelSpec) -> ColourNet:
     """The flax module of ``spec`` (a UserError for an unknown model name)."""
     if spec.model not in MODELS:
         raise UserError(f"--model={spec.model!r} is unknown; use one of {', '.join(MODELS)}.")

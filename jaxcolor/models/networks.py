@@ -66,15 +66,15 @@ class ConvBlock(nn.Module):
         return x
 
 
-class CNN(nn.Module):
-    """Five conv blocks (down, down, same, up, up) and a final conv → per-pixel outputs.
+class ColourNet(nn.Module):
+    """The settings every net here shares (what :class:`~jaxcolor.models.ModelSpec` fixes).
 
     ``num_outputs`` is the per-pixel output width (the colour classes, 3 for RGB, 2 for ab, or
     the ab bins). As in the reference, the last block is ``num_outputs`` wide and the final conv
     is k×k. For hundreds of outputs (the Lab ab bins) that costs ~Q²·k² per pixel, so
     ``head_features`` (the last block's width; 0 = ``num_outputs``) and ``final_kernel``
     (0 = ``kernel``) give a cheap head instead: e.g. NF wide and a 1×1 classifier, as in Zhang
-    et al.'s network."""
+    et al.'s network. ``skip_connections``: the U-Net variant of a net."""
 
     num_filters: int = 32
     num_outputs: int = 24
@@ -83,6 +83,11 @@ class CNN(nn.Module):
     head_features: int = 0
     final_kernel: int = 0
     skip_connections: ClassVar[bool] = False
+
+
+class CNN(ColourNet):
+    """Five conv blocks (down, down, same, up, up) and a final conv → per-pixel outputs."""
+
     middle_block: ClassVar[bool] = True
 
     @nn.compact
@@ -147,18 +152,10 @@ class StridedBlock(nn.Module):
         return x
 
 
-class ConvTransposeNet(nn.Module):
+class ConvTransposeNet(ColourNet):
     """The newer edition's net: two stride-2 convolutions down (NF, 2NF), two stride-2
     transposed convolutions up (NF, then ``num_outputs``), each followed by BatchNorm and ReLU,
-    and a final k×k convolution. ``head_features``/``final_kernel`` as in :class:`CNN`."""
-
-    num_filters: int = 32
-    num_outputs: int = 24
-    kernel: int = 3
-    conv_init: str = "pytorch"
-    head_features: int = 0
-    final_kernel: int = 0
-    skip_connections: ClassVar[bool] = False
+    and a final k×k convolution."""
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -180,7 +177,7 @@ class UNetTranspose(ConvTransposeNet):
     skip_connections: ClassVar[bool] = True
 
 
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[ColourNet]] = {
     "cnn": CNN, "unet": UNet, "regression_cnn": RegressionCNN,
     "pool_upsample": PoolUpsampleNet, "conv_transpose": ConvTransposeNet,
     "unet_transpose": UNetTranspose}
