@@ -93,7 +93,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
         f"{cfg.learning_rate:g}, NF {cfg.num_filters}, kernel {cfg.kernel}, {cfg.epochs} epochs, "
         f"seed {cfg.seed}" + ("" if cfg.lr_schedule == "constant" else
-                              f", {cfg.lr_schedule} schedule, {cfg.warmup_epochs} warm-up epochs")
+                              f", {cfg.lr_schedule} schedule with a {cfg.warmup_epochs}-epoch "
+                              f"warm-up")
         + (", hflip" if cfg.hflip else ""))
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
     snapshots: dict[int, TrainState] = {}
