@@ -145,9 +145,9 @@ def ingredient(row: dict[str, Any]) -> str | None:
     return next((name for name, wanted in INGREDIENTS.items() if settings == wanted), None)
 
 
-def _mean_sd(values: list[float]) -> str:
-    spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.2f}{spread}"
+def _mean_sd(values: list[float], digits: int = 2) -> str:
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
 def recipe_notes(rows: list[dict[str, Any]]) -> str:
@@ -169,10 +169,17 @@ def recipe_notes(rows: list[dict[str, Any]]) -> str:
             "ingredient": name, "seeds": ", ".join(str(r["seed"]) for r in runs),
             "final": _mean_sd(final),
             "best": _mean_sd([r["best_val_accuracy"] for r in runs]),
-            "loss": _mean_sd([r["val_loss"] for r in runs]),
+            "loss": _mean_sd([r["val_loss"] for r in runs], 4),
+            "mean": statistics.mean(final),
+            "sd": statistics.stdev(final) if len(final) > 1 else None,
             "delta": (f"{statistics.mean(final) - baseline:+.2f}" if baseline is not None
                       else None)})
     first = rows[0]
+    best = max(table, key=lambda row: row["mean"])
+    spread = ([f"Over the seeds the final accuracy's standard deviation is "
+               f"{table[0]['sd']:.2f} points for `{table[0]['ingredient']}` and "
+               f"{best['sd']:.2f} for `{best['ingredient']}`."]
+              if table[0]["sd"] is not None and best["sd"] is not None else [])
     return "\n".join([
         f"## The training recipe, ingredient by ingredient ({first['model']}, batch "
         f"{first['batch_size']}, {first['epochs']} epochs, measured)", "",
@@ -180,6 +187,7 @@ def recipe_notes(rows: list[dict[str, Any]]) -> str:
                                ("final", "final val acc % (mean ± sd)"),
                                ("best", "best val acc %"), ("loss", "final val loss"),
                                ("delta", "Δ final vs constant (points)")]), "",
+        f"Best mean final accuracy: `{best['ingredient']}`, {best['mean']:.2f}%.", *spread, "",
         "Ingredients, each added to the one above: `cosine` decays Adam's learning rate "
         "(1e-3) to 0 over the run; `cosine_peak3x_warmup` starts from 0, rises to 3e-3 over the "
         "first epoch and then decays; `…_hflip` also mirrors training images left–right at "
