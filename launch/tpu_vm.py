@@ -13,9 +13,10 @@ experiment runs under ``setsid nohup`` with a log per worker (``~/jaxcolor-run.l
 laptop that sleeps or a dropped connection does not stop it: ``status`` says whether it runs
 (epochs done, last lines), ``logs`` follows worker 0's log, ``wait`` polls until it ends.
 ``all`` deletes the VM when a step after ``create`` fails (``--keep`` keeps it and prints the
-delete command). ``--spot --queued`` asks for a Spot VM through queued resources; after a
-preemption, the same ``all`` command creates a new one and the experiment resumes from its
-checkpoints when ``--checkpoint_dir`` is on Cloud Storage.
+delete command). ``--spot --queued`` asks for a Spot VM through queued resources. ``create``
+uses a running VM of that name and replaces a preempted one, so after a preemption the same
+``all`` command runs again and the experiment resumes from its checkpoints when
+``--checkpoint_dir`` is on Cloud Storage.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ def commands(step: str, args: argparse.Namespace) -> list[list[str]]:
                            f"--node-id={args.name}", f"--accelerator-type={args.accelerator_type}",
                            f"--runtime-version={args.runtime_version}",
                            *(["--spot"] if args.spot else [])),
-                    gcloud(args, "queued-resources", "describe", args.name,
-                           "--format=value(state.state)")]
+                    describe_command(args)]
         return [tpu(args, "create", args.name, f"--accelerator-type={args.accelerator_type}",
                     f"--version={args.runtime_version}", *(["--spot"] if args.spot else []))]
     if step == "upload":
@@ -156,17 +156,56 @@ def execute(command: list[str], args: argparse.Namespace, capture: bool = False)
     return result.stdout or ""
 
 
-def run_step(step: str, args: argparse.Namespace) -> None:
-    if step == "wait":
-        return wait(args)
-    create = commands(step, args)
-    if step == "create" and args.queued:  # ask, then wait until the VM is there
-        execute(create[0], args)
-        while not args.dry_run and execute(create[1], args, capture=True).strip() != "ACTIVE":
+def describe_command(args: argparse.Namespace) -> list[str]:
+    if args.queued:
+        return gcloud(args, "queued-resources", "describe", args.name,
+                      "--format=value(state.state)")
+    return tpu(args, "describe", args.name, "--format=value(state)")
+
+
+RUNNING_STATES = ("READY", "ACTIVE")  # a TPU VM's, a queued resource's
+
+
+def existing_state(args: argparse.Namespace) -> str | None:
+    """The state of the VM (or queued resource) ``--name``, None where there is none."""
+    command = describe_command(args)
+    print("+ " + shlex.join(command), flush=True)
+    if args.dry_run:
+        return None
+    result = subprocess.run(command, capture_output=True, text=True)
+    return (result.stdout.strip() or "UNKNOWN") if result.returncode == 0 else None
+
+
+def create(args: argparse.Namespace) -> bool:
+    """Create the VM; True when this call created it. A running one of that name is used as it
+    is; a preempted or failed one (a Spot VM's fate) is deleted first, so the same command
+    works again after a preemption."""
+    state = existing_state(args)
+    if state in RUNNING_STATES:
+        print(f"the VM {args.name} exists ({state}): using it", flush=True)
+        return False
+    if state is not None:
+        print(f"the VM {args.name} exists but is {state} (preempted?): deleting it first",
+              flush=True)
+        execute(delete_command(args), args)
+    ask = commands("create", args)
+    execute(ask[0], args)
+    if args.queued:  # wait until the queued resource holds the VM
+        while not args.dry_run and execute(ask[1], args, capture=True).strip() != "ACTIVE":
             time.sleep(args.poll)
-        return
-    for command in create:
+    return True
+
+
+def run_step(step: str, args: argparse.Namespace) -> bool:
+    """Run one step; True when it created the VM."""
+    if step == "create":
+        return create(args)
+    if step == "wait":
+        wait(args)
+        return False
+    for command in commands(step, args):
         execute(command, args)
+    return False
 
 
 def wait(args: argparse.Namespace) -> None:
@@ -189,8 +228,7 @@ def main(argv: list[str]) -> int:
     steps = ALL if args.step == "all" else (args.step,)
     try:
         for step in steps:
-            run_step(step, args)
-            created = created or step == "create"
+            created = run_step(step, args) or created
     except StepFailedError as failure:
         step_message = f"error: step '{step}' failed: {failure}"
         if step == "create":

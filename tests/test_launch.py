@@ -13,13 +13,20 @@ from conftest import REPO
 FAKE_GCLOUD = r'''#!/usr/bin/env python3
 import json, os, sys
 args = sys.argv[1:]
+with open(os.environ["FAKE_GCLOUD_LOG"]) as log:
+    earlier = [json.loads(line)[3] for line in log]  # the verbs called so far
 with open(os.environ["FAKE_GCLOUD_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
 fail = os.environ.get("FAKE_GCLOUD_FAIL")
 if fail and fail in " ".join(args):
     sys.exit(1)
-if "describe" in args:
-    print("ACTIVE")
+if "describe" in args:  # a VM exists once created, or as FAKE_GCLOUD_EXISTING until deleted
+    if "create" in earlier:
+        print("ACTIVE" if "queued-resources" in args else "READY")
+    elif os.environ.get("FAKE_GCLOUD_EXISTING") and "delete" not in earlier:
+        print(os.environ["FAKE_GCLOUD_EXISTING"])
+    else:
+        sys.exit(1)
 elif any(a.startswith("--command=") and "jaxcolor-run.status ]" in a for a in args):
     print(os.environ.get("FAKE_GCLOUD_STATUS", "finished, exit status 0"))
     print("epochs logged: 25")
@@ -36,11 +43,12 @@ def gcloud(tmp_path):
     (bin_dir / "gcloud").chmod(0o755)
     log = tmp_path / "calls.jsonl"
 
-    def run(*argv, fail=None, status=None):
+    def run(*argv, fail=None, status=None, existing=None):
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                "FAKE_GCLOUD_LOG": str(log)}
         env.update({"FAKE_GCLOUD_FAIL": fail} if fail else {})
         env.update({"FAKE_GCLOUD_STATUS": status} if status else {})
+        env.update({"FAKE_GCLOUD_EXISTING": existing} if existing else {})
         log.write_text("")
         result = subprocess.run([sys.executable, str(REPO / "launch" / "tpu_vm.py"), *COMMON,
                                  f"--results={tmp_path / 'results'}", *argv],
@@ -59,8 +67,9 @@ def verbs(calls):
 def test_all_runs_detached_waits_fetches_and_deletes(gcloud):
     result, calls = gcloud("all", "--", "experiments/q3_unet.py", "--batch_sizes=256")
     assert result.returncode == 0, result.stderr
-    assert verbs(calls) == ["create", "scp", "ssh", "ssh", "ssh", "ssh", "scp", "scp", "delete"]
-    start = next(a for a in calls[4] if a.startswith("--command="))  # the start step's
+    assert verbs(calls) == ["describe", "create", "scp", "ssh", "ssh", "ssh", "ssh", "scp", "scp",
+                            "delete"]
+    start = next(a for a in calls[5] if a.startswith("--command="))  # the start step's
     assert "setsid nohup bash -c" in start and "> ~/jaxcolor-run.log 2>&1 < /dev/null &" in start
     assert "experiments/q3_unet.py --batch_sizes=256 --distributed" in start
     assert "echo $? > ~/jaxcolor-run.status" in start
@@ -85,7 +94,7 @@ def test_keep_keeps_the_vm_and_prints_how_to_delete_it(gcloud):
 
 def test_a_refused_create_claims_no_vm(gcloud):
     result, calls = gcloud("all", fail="create")
-    assert result.returncode == 1 and verbs(calls) == ["create"]
+    assert result.returncode == 1 and verbs(calls) == ["describe", "create"]
     assert "no VM was created" in result.stderr and "still exist" not in result.stderr
 
 
@@ -94,6 +103,21 @@ def test_a_failed_experiment_is_fetched_before_the_vm_goes(gcloud):
     assert result.returncode == 1
     assert verbs(calls)[-4:] == ["ssh", "scp", "scp", "delete"]  # wait, fetch ×2, delete
     assert "the experiment failed (finished, exit status 1)" in result.stderr
+
+
+def test_after_a_preemption_the_same_command_replaces_the_vm(gcloud):
+    result, calls = gcloud("all", "--spot", existing="PREEMPTED")
+    assert result.returncode == 0, result.stderr
+    assert verbs(calls)[:3] == ["describe", "delete", "create"]
+    assert "exists but is PREEMPTED (preempted?): deleting it first" in result.stdout
+
+
+def test_a_running_vm_is_used_and_a_failure_then_names_it(gcloud):
+    result, calls = gcloud("all", existing="READY", fail="pip install")
+    assert result.returncode == 1 and "create" not in verbs(calls)
+    assert "the VM colour exists (READY): using it" in result.stdout
+    assert "delete" not in verbs(calls)  # not this command's to delete
+    assert "the VM colour may still exist: delete it with: gcloud" in result.stderr
 
 
 def test_status_and_logs_read_the_detached_run(gcloud):
@@ -108,8 +132,8 @@ def test_status_and_logs_read_the_detached_run(gcloud):
 def test_spot_through_queued_resources(gcloud):
     result, calls = gcloud("all", "--spot", "--queued")
     assert result.returncode == 0, result.stderr
-    assert verbs(calls)[:2] == ["queued-create", "queued-describe"]
-    assert "--spot" in calls[0] and "--node-id=colour" in calls[0]
+    assert verbs(calls)[:3] == ["queued-describe", "queued-create", "queued-describe"]
+    assert "--spot" in calls[1] and "--node-id=colour" in calls[1]
     assert calls[-1][2:5] == ["queued-resources", "delete", "colour"] and "--force" in calls[-1]
 
 
@@ -123,7 +147,8 @@ def test_dry_run_prints_every_gcloud_step_and_runs_nothing():
     assert all(line.startswith("+ ") for line in result.stdout.splitlines())
     commands = [shlex.split(line[2:]) for line in result.stdout.splitlines()]
     gcloud = [c for c in commands if c[0] == "gcloud"]
-    assert gcloud[0][4:] == ["create", "colour", "--accelerator-type=v4-32",
+    assert gcloud[0][4:6] == ["describe", "colour"]
+    assert gcloud[1][4:] == ["create", "colour", "--accelerator-type=v4-32",
                              "--version=tpu-ubuntu2204-base", "--zone=us-central2-b"]
     ssh = [c for c in gcloud if c[4] == "ssh"]
     assert len(ssh) == 4  # unpack, install, start, wait's status
