@@ -202,38 +202,3 @@ def test_a_new_machine_resumes_from_a_shared_checkpoint_dir(tmp_path):
     assert len(history) == 2 and history[0]["epoch"] == 1
 
 
-
-@pytest.fixture
-def fake_gcs(monkeypatch):
-    """A Cloud Storage emulator on localhost with a bucket named "bucket": Orbax's path layer
-    (etils.epath → gcsfs) and its array writer (TensorStore's GCS driver) both talk to it."""
-    pytest.importorskip("gcsfs")
-    server_module = pytest.importorskip("gcp_storage_emulator.server")
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("localhost", 0))
-        port = probe.getsockname()[1]
-    server = server_module.create_server("localhost", port, in_memory=True,
-                                         default_bucket="bucket")
-    server.start()
-    url = f"http://localhost:{port}"
-    for name, value in (("STORAGE_EMULATOR_HOST", url), ("TENSORSTORE_GCS_HTTP_URL", url),
-                        ("GOOGLE_CLOUD_PROJECT", "test")):
-        monkeypatch.setenv(name, value)
-    yield
-    server.stop()
-
-
-def test_checkpoints_on_cloud_storage_resume_a_run(fake_gcs, tmp_path):
-    """--checkpoint_dir=gs://…: a first machine trains an epoch, a second one with an empty
-    results folder continues from the bucket."""
-    first = run_script("q2_classification", *TINY, "--epochs=1",
-                       f"--output_dir={tmp_path / 'vm1'}", "--checkpoint_dir=gs://bucket/ckpt")
-    assert first.returncode == 0, first.stderr
-    second = run_script("q2_classification", *TINY, "--epochs=2",
-                        f"--output_dir={tmp_path / 'vm2'}", "--checkpoint_dir=gs://bucket/ckpt")
-    assert second.returncode == 0, second.stderr
-    assert "resuming after epoch 1 from gs://bucket/ckpt/cnn_" in second.stdout
-    history = json.loads((tmp_path / "vm2" / "results.json").read_text())[0]["history"]
-    assert [record["epoch"] for record in history] == [1, 2]
