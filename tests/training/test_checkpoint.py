@@ -200,5 +200,3 @@ def test_a_new_machine_resumes_from_a_shared_checkpoint_dir(tmp_path):
     assert f"resuming after epoch 1 from {shared}/cnn_" in second.stdout
     history = json.loads((tmp_path / "vm2" / "results.json").read_text())[0]["history"]
     assert len(history) == 2 and history[0]["epoch"] == 1
-
-
