@@ -33,9 +33,28 @@ def reference_for(row: dict[str, Any]) -> str:
     return REFERENCES.get(key, "")
 
 
+def settings_of(row: dict[str, Any]) -> str | None:
+    """The settings that tell a row from its neighbours, where they differ from the defaults
+    (NF 32, kernel 3, seed 0, constant learning rate, no flips); None when none do."""
+    parts = []
+    if row.get("num_filters", 32) != 32:
+        parts.append(f"NF {row['num_filters']}")
+    if row.get("kernel", 3) != 3:
+        parts.append(f"kernel {row['kernel']}")
+    if row.get("seed", 0):
+        parts.append(f"seed {row['seed']}")
+    if row.get("lr_schedule", "constant") != "constant":
+        warmup = row.get("warmup_epochs", 0)
+        parts.append(row["lr_schedule"] + (f", {warmup}-epoch warm-up" if warmup else ""))
+    if row.get("hflip"):
+        parts.append("hflip")
+    return ", ".join(parts) or None
+
+
 REPORT_COLUMNS = [
-    ("model", "model"), ("task", "task"), ("batch_size", "batch"), ("epochs", "epochs"),
-    ("learning_rate", "lr"), ("train_loss", "train loss"), ("val_loss", "val loss"),
+    ("model", "model"), ("task", "task"), ("settings", "settings"), ("batch_size", "batch"),
+    ("epochs", "epochs"), ("learning_rate", "lr"), ("train_loss", "train loss"),
+    ("val_loss", "val loss"),
     ("val_accuracy", "val acc %"), ("best_val_accuracy", "best val acc % (epoch)"),
     ("train_images_per_sec", "train img/s"), ("wall_seconds", "wall s"),
     ("reference", "reference (ASSIGNMENT.md)"),
@@ -78,6 +97,7 @@ def build_results_markdown(results_dir: Path, relative_to: Path, note: str = "",
         for row in rows:
             best = row.get("best_val_accuracy")
             table_rows.append({**row, "reference": reference_for(row) or None,
+                               "settings": settings_of(row),
                                "best_val_accuracy": None if best is None else
                                f"{best:.2f} ({row.get('best_epoch')})"})
         sections += [f"## {folder.name}", "", markdown_table(table_rows, REPORT_COLUMNS), "",
