@@ -50,8 +50,8 @@ def comparison_notes(rows: list[dict[str, Any]], earlier: list[dict[str, Any]],
             f"{strided['best_val_accuracy']:.1f}% vs {pool['best_val_accuracy']:.1f}% "
             f"({gain:+.1f} points), validation loss {strided['val_loss']:.4f} vs "
             f"{pool['val_loss']:.4f}, with {sizes[0]:,} and {sizes[1]:,} parameters. Max-pooling "
-            "keeps one "
-            "value of four and nearest upsampling copies one into four, both fixed; a stride-2 "
+            "keeps one value of four and nearest upsampling copies one into four, both fixed; "
+            "a stride-2 "
             "convolution learns how to summarise each neighbourhood and a transposed one learns "
             "a different kernel for each of the four output positions, so the decoder can place "
             "colour edges between pixels instead of in 2×2 blocks.", ""]
