@@ -141,7 +141,6 @@ def batch_size_notes(rows: list[dict[str, Any]]) -> str:
 def ingredient(row: dict[str, Any]) -> str | None:
     """The recipe ingredient a results row ran with (None: not one of them)."""
     settings = {name: row.get(name, default) for name, default in _ASSIGNMENT.items()}
-    settings["learning_rate"] = round(settings["learning_rate"], 12)
     return next((name for name, wanted in INGREDIENTS.items() if settings == wanted), None)
 
 
