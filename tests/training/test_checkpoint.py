@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 from conftest import REPO, fit_task, model_for, run_script, tiny_colour_task
+from etils import epath
 
 from jaxcolor.errors import UserError
 from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints
@@ -183,20 +184,37 @@ def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tm
     assert (out / "results.json").read_text() == before
 
 
-def test_a_new_machine_resumes_from_a_shared_checkpoint_dir(tmp_path):
+@pytest.fixture(params=["folder", "gs"])
+def shared_checkpoint_dir(request, tmp_path, monkeypatch):
+    """Where every machine finds the checkpoints: a local folder, or a Cloud Storage bucket on
+    a local stand-in (reached by Orbax's path layer, etils.epath → gcsfs, and by its array
+    writer, TensorStore's GCS driver)."""
+    if request.param == "folder":
+        yield tmp_path / "bucket" / "ckpt"
+        return
+    import cloud_storage
+
+    with cloud_storage.serve("bucket") as url:
+        for name, value in (("STORAGE_EMULATOR_HOST", url), ("TENSORSTORE_GCS_HTTP_URL", url),
+                            ("GOOGLE_CLOUD_PROJECT", "test")):
+            monkeypatch.setenv(name, value)
+        yield "gs://bucket/ckpt"
+
+
+def test_a_new_machine_resumes_from_a_shared_checkpoint_dir(shared_checkpoint_dir, tmp_path):
     """As after a preemption: the first machine's results folder is gone, the checkpoints live
     in --checkpoint_dir (a bucket on the cloud), and the same command elsewhere continues."""
-    shared = tmp_path / "bucket" / "ckpt"
     first = run_script("q2_classification", *TINY, "--epochs=1",
-                       f"--output_dir={tmp_path / 'vm1'}", f"--checkpoint_dir={shared}")
+                       f"--output_dir={tmp_path / 'vm1'}",
+                       f"--checkpoint_dir={shared_checkpoint_dir}")
     assert first.returncode == 0, first.stderr
     assert not (tmp_path / "vm1" / "checkpoints").exists()
-    assert [p.name for p in shared.iterdir()] == ["cnn_colourization_cross_entropy_bs32_lr0.001"
-                                                  "_nf4_k3_s0"]
+    run = "cnn_colourization_cross_entropy_bs32_lr0.001_nf4_k3_s0"
+    assert [p.name for p in epath.Path(shared_checkpoint_dir).iterdir()] == [run]
     second = run_script("q2_classification", *TINY, "--epochs=2",
                         f"--output_dir={tmp_path / 'vm2'}",
-                        f"--checkpoint_dir={shared}")
+                        f"--checkpoint_dir={shared_checkpoint_dir}")
     assert second.returncode == 0, second.stderr
-    assert f"resuming after epoch 1 from {shared}/cnn_" in second.stdout
+    assert f"resuming after epoch 1 from {shared_checkpoint_dir}/{run}" in second.stdout
     history = json.loads((tmp_path / "vm2" / "results.json").read_text())[0]["history"]
-    assert len(history) == 2 and history[0]["epoch"] == 1
+    assert [record["epoch"] for record in history] == [1, 2]
