@@ -89,7 +89,7 @@ def main() -> None:
             times = [milliseconds(jax.jit(f, compiler_options=options), *inputs,
                                   repeats=args.repeats) for f, inputs in (
                 (native.conv, (x, kernel, bias)),
-                (lambda x, w, b, g: jax.vjp(layers._native_conv2d, x, w, b)[1](g)[0],
+                (lambda x, w, b, g: jax.vjp(layers.conv2d, x, w, b)[1](g)[0],
                  (x, kernel, bias, grad)),
                 (lambda x, g: native.conv_weight_grad(x, g, (3, 3), (1, 1)), (x, grad)))]
             print(f"| {size} | {c_in}→{c_out} | native kernels | " + " | ".join(

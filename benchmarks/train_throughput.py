@@ -6,16 +6,17 @@ images and labels (``--data=random``). The choice matters for PyTorch: its CPU k
 ~1.5× faster on real images than on random ones here (its max-pooling branches on the data;
 denormals cost it too), while XLA's compiled steps take the same time on both.
 
-For each model and batch size: JAX train-step images/s (after compilation; median of repeats),
-compile seconds, eval images/s, achieved GFLOP/s (XLA's FLOP count of the step) next to a
-measured matmul peak; ``--xla_convolutions`` adds jaxcolor with XLA's convolutions instead of
-its native CPU kernels, ``--xla_defaults`` with XLA's default compiler options too. Then, when
-torch is installed, the PyTorch eager train step (same shapes, Adam, cross-entropy) and the
-JAX/PyTorch ratio. Optionally the data preparation time (load, k-means, labelling) of a
-category from an image folder. Runs on whatever device JAX and torch see first (CPU here; CUDA
-when present). Prints a Markdown table; ``--json`` saves the rows. The process keeps freed host
-memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch runs under it too, and
-gains from it less: ``benchmarks/host_memory.py``).
+For each model and batch size: JAX train-step images/s (after compilation; the median of
+``--repeats`` rounds, each timing every configuration of the model once, so that the machine's slow
+spells fall on both frameworks alike), compile seconds, eval images/s, achieved GFLOP/s (XLA's FLOP
+count of the step) next to a measured matmul peak; ``--xla_convolutions`` adds jaxcolor with XLA's
+convolutions instead of its native CPU kernels, ``--xla_defaults`` with XLA's default compiler
+options too. Then, when torch is installed, the PyTorch eager train step (same shapes, Adam,
+cross-entropy) and the JAX/PyTorch ratio. Optionally the data preparation time (load, k-means,
+labelling) of a category from an image folder. Runs on whatever device JAX and torch see first (CPU
+here; CUDA when present). Prints a Markdown table; ``--json`` saves the rows. The process keeps
+freed host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch runs under it
+too, and gains from it less: ``benchmarks/host_memory.py``).
 
     python benchmarks/train_throughput.py [--models=cnn,unet,conv_transpose,unet_transpose]
         [--batch_sizes=100,50] [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
@@ -33,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -61,13 +63,22 @@ UPSAMPLING_MODELS = ("cnn", "unet", "pool_upsample")  # the nets with nearest up
 
 
 def median_seconds(run, repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return interleaved_median_seconds([run], repeats)[0]
+
+
+def interleaved_median_seconds(runs: list, repeats: int) -> list[float]:
+    """Median seconds of each of ``runs`` over ``repeats`` rounds that time every run once,
+    after one warm-up each: a slow spell of a shared machine falls on all of them alike, so
+    their ratios hold where their absolute rates do not."""
+    for run in runs:
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, spent in zip(runs, times, strict=True):
+            start = time.perf_counter()
+            run()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def matmul_gflops(repeats: int) -> float:
@@ -108,8 +119,10 @@ JAX_VARIANTS = {"jaxcolor": "jax", "xla_defaults": "jax (XLA defaults)",
 
 
 def jax_row(name: str, batch: int, steps: int, repeats: int,
-            data: tuple[np.ndarray, np.ndarray], variant: str = "jaxcolor") -> dict:
-    """JAX's row on ``data`` (steps·batch images, labels) for one of ``JAX_VARIANTS``."""
+            data: tuple[np.ndarray, np.ndarray], variant: str = "jaxcolor"
+            ) -> tuple[dict, Callable[[], None]]:
+    """JAX's row on ``data`` (steps·batch images, labels) for one of ``JAX_VARIANTS``, and the
+    function that runs its ``steps`` train steps (timed by the caller)."""
     count = steps * batch
     inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
@@ -138,10 +151,8 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
             holder["state"], loss = step(holder["state"], inputs, targets, order, i)
         loss.block_until_ready()
 
-    train_rate = count / median_seconds(run_steps, repeats)
-    row = {"framework": JAX_VARIANTS[variant], "model": name,
-           "batch": batch, "train_images_per_sec": train_rate,
-           "compile_seconds": compile_seconds, "gflops_per_sec": flops * train_rate / batch / 1e9}
+    row = {"framework": JAX_VARIANTS[variant], "model": name, "batch": batch,
+           "compile_seconds": compile_seconds, "step_flops": flops}
     if variant == "jaxcolor":
         eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
         batches = train.device_batches([np.asarray(inputs[0]), np.asarray(targets[0])], batch,
@@ -149,12 +160,14 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
         row["eval_images_per_sec"] = count / median_seconds(
             lambda: jax.block_until_ready(train.evaluate(eval_step, holder["state"], batches)),
             repeats)
-    return row
+    return row, run_steps
 
 
 def torch_row(name: str, batch: int, steps: int, repeats: int,
-              data: tuple[np.ndarray, np.ndarray], variant: str = "reference") -> dict | None:
-    """PyTorch's row on ``data`` for one of :data:`TORCH_VARIANTS`."""
+              data: tuple[np.ndarray, np.ndarray], variant: str = "reference"
+              ) -> tuple[dict, Callable[[], None]] | None:
+    """PyTorch's row on ``data`` for one of :data:`TORCH_VARIANTS`, and the function that runs
+    its ``steps`` train steps."""
     try:
         import torch
     except ImportError:
@@ -183,10 +196,9 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
             optimizer.step()
         loss.item()  # waits for the device
 
-    rate = steps * batch / median_seconds(run_steps, repeats)
-    return {"framework": f"torch {torch.__version__} eager ({TORCH_VARIANTS[variant]})",
-            "model": name, "batch": batch, "variant": variant,
-            "train_images_per_sec": rate, "threads": torch.get_num_threads()}
+    return ({"framework": f"torch {torch.__version__} eager ({TORCH_VARIANTS[variant]})",
+             "model": name, "batch": batch, "variant": variant,
+             "threads": torch.get_num_threads()}, run_steps)
 
 
 def data_prep_seconds(image_dir: str) -> float:
@@ -237,21 +249,27 @@ def main() -> None:
     rows = []
     for name in args.models.split(","):
         for batch in batch_sizes:
-            first = len(rows)
-            for variant in ("xla_defaults", "xla_convolutions"):
-                if getattr(args, variant):
-                    rows.append(jax_row(name, batch, args.steps, args.repeats, data, variant))
-            rows.append(jax_row(name, batch, args.steps, args.repeats, data))
-            ours = rows[-1]
+            timed = [jax_row(name, batch, args.steps, args.repeats, data, variant)
+                     for variant in ("xla_defaults", "xla_convolutions") if getattr(args, variant)]
+            timed.append(jax_row(name, batch, args.steps, args.repeats, data))
+            ours = timed[-1][0]
             for variant in TORCH_VARIANTS:
                 if variant == "channels_last_bn_first" and name not in UPSAMPLING_MODELS:
                     continue  # no upsampling to reorder
                 reference = torch_row(name, batch, args.steps, args.repeats, data, variant)
                 if reference is not None:
-                    ours[f"jax_over_torch_{variant}"] = (ours["train_images_per_sec"]
-                                                         / reference["train_images_per_sec"])
-                    rows.append(reference)
-            print(json.dumps(rows[first:]), flush=True)
+                    timed.append(reference)
+            seconds = interleaved_median_seconds([run for _, run in timed], args.repeats)
+            for (row, _), spent in zip(timed, seconds, strict=True):
+                row["train_images_per_sec"] = args.steps * batch / spent
+                if "step_flops" in row:
+                    row["gflops_per_sec"] = row.pop("step_flops") * args.steps / spent / 1e9
+            for row, _ in timed:
+                if "variant" in row:  # PyTorch's
+                    ours[f"jax_over_torch_{row['variant']}"] = (
+                        ours["train_images_per_sec"] / row["train_images_per_sec"])
+            rows.extend(row for row, _ in timed)
+            print(json.dumps([row for row, _ in timed]), flush=True)
 
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
           "| JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values()) + ") |\n"

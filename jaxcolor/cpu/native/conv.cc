@@ -20,6 +20,7 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "xla/ffi/api/ffi.h"
@@ -28,56 +29,88 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-// The vector layer: Vec holds kLanes floats; Mask selects the first lanes of one. Register
-// tiles: kRows input channels (weight gradient) or kPixels output pixels (convolution) × two
-// vectors of output channels, so that the accumulators, two loaded vectors and a broadcast fit
-// the register file (AVX-512: 16 + 3 of 32; AVX2: 12 + 3 of 16).
+// The vector layer: Lanes<V> loads, stores and multiplies vectors V of Lanes<V>::kCount floats;
+// a Mask selects the first lanes of one. Vec is the widest vector the build targets. Register
+// tiles: kRows input channels (weight gradient) or kPixels output pixels (convolution) × up to
+// two vectors of output channels, so that the accumulators, two loaded vectors and a broadcast
+// fit the register file (AVX-512: 16 + 3 of 32; AVX2: 12 + 3 of 16). A tile's last vector is a
+// Narrow one where the output channels left fill it (AVX-512: 24 channels as 16 + 8 lanes):
+// AMD's Zen 4 runs a 512-bit multiply-add as two 256-bit halves, masked lanes included, so a
+// 24-channel layer takes 3/4 of the multiply-adds (forward 7.6 → 6.2 ms for 32×32, 25 → 24
+// channels, batch 100: `python benchmarks/conv_layers.py`, BENCHMARKS.md).
+template <class V>
+struct Lanes;
+
+// 256-bit vectors: the AVX2 build's Vec, the AVX-512 build's Narrow.
+template <>
+struct Lanes<__m256> {
+  using Mask = __m256i;
+  static constexpr int kCount = 8;
+  static Mask first(int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  // Plain loads and stores where every lane is selected: AMD's masked stores are microcoded.
+  static bool all(Mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
+  static __m256 load_masked(const float* p, Mask m) {
+    return all(m) ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+  }
+  static void store_masked(float* p, Mask m, __m256 v) {
+    if (all(m)) {
+      _mm256_storeu_ps(p, v);
+    } else {
+      _mm256_maskstore_ps(p, m, v);
+    }
+  }
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 load_aligned(const float* p) { return _mm256_load_ps(p); }
+  static void store_aligned(float* p, __m256 v) { _mm256_store_ps(p, v); }
+  static __m256 broadcast(float a) { return _mm256_set1_ps(a); }
+  static __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+  static __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+};
+
 #if defined(__AVX512F__)
+template <>
+struct Lanes<__m512> {
+  using Mask = __mmask16;
+  static constexpr int kCount = 16;
+  static Mask first(int64_t count) { return static_cast<Mask>((1u << count) - 1); }
+  static __m512 load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_masked(float* p, Mask m, __m512 v) { _mm512_mask_storeu_ps(p, m, v); }
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  static __m512 load_aligned(const float* p) { return _mm512_load_ps(p); }
+  static void store_aligned(float* p, __m512 v) { _mm512_store_ps(p, v); }
+  static __m512 broadcast(float a) { return _mm512_set1_ps(a); }
+  static __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
+  static __m512 add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+};
 using Vec = __m512;
-using Mask = __mmask16;
-constexpr int kLanes = 16;
+using Narrow = __m256;
 constexpr int kRows = 8;
 constexpr int kPixels = 8;
-inline Mask first_lanes(int64_t count) { return static_cast<Mask>((1u << count) - 1); }
-inline Vec load_masked(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-inline void store_masked(float* p, Mask m, Vec v) { _mm512_mask_storeu_ps(p, m, v); }
-inline Vec load(const float* p) { return _mm512_loadu_ps(p); }
-inline Vec load_aligned(const float* p) { return _mm512_load_ps(p); }
-inline void store_aligned(float* p, Vec v) { _mm512_store_ps(p, v); }
-inline Vec broadcast(float a) { return _mm512_set1_ps(a); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline Vec add(Vec a, Vec b) { return _mm512_add_ps(a, b); }
-#elif defined(__AVX2__) && defined(__FMA__)
-using Vec = __m256;
-using Mask = __m256i;
-constexpr int kLanes = 8;
-constexpr int kRows = 6;
-constexpr int kPixels = 6;
-inline Mask first_lanes(int64_t count) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-// Plain loads and stores where every lane is selected: AMD's masked stores are microcoded.
-inline bool all_lanes(Mask m) { return _mm256_movemask_ps(_mm256_castsi256_ps(m)) == 0xFF; }
-inline Vec load_masked(const float* p, Mask m) {
-  return all_lanes(m) ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
-}
-inline void store_masked(float* p, Mask m, Vec v) {
-  if (all_lanes(m)) {
-    _mm256_storeu_ps(p, v);
+// A broadcast as a Last vector: itself, or its lower half (no instruction).
+template <class Last>
+inline Last narrow(__m512 v) {
+  if constexpr (std::is_same_v<Last, __m512>) {
+    return v;
   } else {
-    _mm256_maskstore_ps(p, m, v);
+    return _mm512_castps512_ps256(v);
   }
 }
-inline Vec load(const float* p) { return _mm256_loadu_ps(p); }
-inline Vec load_aligned(const float* p) { return _mm256_load_ps(p); }
-inline void store_aligned(float* p, Vec v) { _mm256_store_ps(p, v); }
-inline Vec broadcast(float a) { return _mm256_set1_ps(a); }
-inline Vec fmadd(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline Vec add(Vec a, Vec b) { return _mm256_add_ps(a, b); }
+#elif defined(__AVX2__) && defined(__FMA__)
+using Vec = __m256;
+using Narrow = __m256;  // no narrower tail worth it
+constexpr int kRows = 6;
+constexpr int kPixels = 6;
+template <class Last>
+inline Last narrow(__m256 v) { return v; }
 #else
 #error "build with -mavx512f -mfma or -mavx2 -mfma"
 #endif
+
+using V = Lanes<Vec>;
+constexpr int kLanes = V::kCount;
 
 constexpr int64_t kWeightGradParts = 8;  // partial weight gradients (see ConvWeightGradImpl)
 
@@ -85,35 +118,84 @@ struct Shape {
   int64_t n, h, w, ci, co, kh, kw, pt, pl;  // kernel kh×kw; padding pt above, pl left
 };
 
-// The two register-tile steps both kernels share: load VECS vectors at p (the last one masked),
-// then acc[i][j] += a[i·stride] · g[j] for ROWS broadcast scalars a.
-template <int VECS>
-__attribute__((always_inline)) inline void load_vectors(const float* p, Mask last_mask,
-                                                        Vec (&g)[VECS]) {
-#pragma GCC unroll 2
-  for (int j = 0; j < VECS; ++j)
-    g[j] = (j == VECS - 1) ? load_masked(p + kLanes * j, last_mask) : load(p + kLanes * j);
-}
+// The output-channel vectors of one register-tile row: FULL (0 or 1) whole Vec vectors, then a
+// Last vector whose first lanes (a mask) are used.
+template <int FULL, class Last>
+struct Group {
+  using L = Lanes<Last>;
+  using Mask = typename L::Mask;
+  Vec full[FULL > 0 ? FULL : 1];
+  Last last;
 
-template <int ROWS, int VECS>
-__attribute__((always_inline)) inline void outer_product_add(const float* a, int64_t stride,
-                                                             const Vec (&g)[VECS],
-                                                             Vec (&acc)[ROWS][VECS]) {
-#pragma GCC unroll 8
-  for (int i = 0; i < ROWS; ++i) {
-    const Vec scalar = broadcast(a[i * stride]);
+  __attribute__((always_inline)) static Group load(const float* p, Mask m) {
+    Group g;
 #pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j) acc[i][j] = fmadd(scalar, g[j], acc[i][j]);
+    for (int j = 0; j < FULL; ++j) g.full[j] = V::load(p + kLanes * j);
+    g.last = L::load_masked(p + kLanes * FULL, m);
+    return g;
+  }
+  // From / to a scratch row of (FULL + 1)·kLanes floats, 64-byte aligned.
+  __attribute__((always_inline)) static Group load_aligned(const float* p) {
+    Group g;
+#pragma GCC unroll 2
+    for (int j = 0; j < FULL; ++j) g.full[j] = V::load_aligned(p + kLanes * j);
+    g.last = L::load_aligned(p + kLanes * FULL);
+    return g;
+  }
+  __attribute__((always_inline)) void store_aligned(float* p) const {
+#pragma GCC unroll 2
+    for (int j = 0; j < FULL; ++j) V::store_aligned(p + kLanes * j, full[j]);
+    L::store_aligned(p + kLanes * FULL, last);
+  }
+  __attribute__((always_inline)) void store(float* p, Mask m) const {
+#pragma GCC unroll 2
+    for (int j = 0; j < FULL; ++j) V::store_masked(p + kLanes * j, V::first(kLanes), full[j]);
+    L::store_masked(p + kLanes * FULL, m, last);
+  }
+  // this += a · g for a scalar a.
+  __attribute__((always_inline)) void multiply_add(float a, const Group& g) {
+    const Vec scalar = V::broadcast(a);
+#pragma GCC unroll 2
+    for (int j = 0; j < FULL; ++j) full[j] = V::fmadd(scalar, g.full[j], full[j]);
+    last = L::fmadd(narrow<Last>(scalar), g.last, last);
+  }
+  // p[...] += this (the used lanes).
+  __attribute__((always_inline)) void add_to(float* p, Mask m) const {
+#pragma GCC unroll 2
+    for (int j = 0; j < FULL; ++j) V::store_masked(p + kLanes * j, V::first(kLanes),
+                                                   V::add(V::load(p + kLanes * j), full[j]));
+    L::store_masked(p + kLanes * FULL, m, L::add(L::load_masked(p + kLanes * FULL, m), last));
+  }
+};
+
+// Runs Body<FULL, Last>::run(mask, args...) with the vectors that cover `width` (1 to
+// 2·kLanes) output channels: a Narrow last vector where the channels left fill one exactly
+// (a partly used one would need AVX2's masked loads and stores, slower than AVX-512's masks).
+template <template <int, class> class Body, class... Args>
+void for_width(int64_t width, Args... args) {
+  const int64_t tail = width > kLanes ? width - kLanes : width;
+  const bool narrow_tail = !std::is_same_v<Narrow, Vec> && tail == Lanes<Narrow>::kCount;
+  if (width > kLanes) {
+    if (narrow_tail) {
+      Body<1, Narrow>::run(Lanes<Narrow>::first(tail), args...);
+    } else {
+      Body<1, Vec>::run(V::first(tail), args...);
+    }
+  } else if (narrow_tail) {
+    Body<0, Narrow>::run(Lanes<Narrow>::first(tail), args...);
+  } else {
+    Body<0, Vec>::run(V::first(tail), args...);
   }
 }
 
-// Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0..o0+kLanes·VECS, the last vector masked)
-// of images [n0, n1) into out. Accumulators live in registers over one image row and in
-// `sums` between rows (GCC keeps them in memory if they live across the row loop).
-template <int ROWS, int VECS>
+// Adds the tile (kh, kw, channels c0..c0+ROWS, outputs o0.. (FULL + 1 vectors)) of images
+// [n0, n1) into out. Accumulators live in registers over one image row and in `sums` between
+// rows (GCC keeps them in memory if they live across the row loop).
+template <int ROWS, int FULL, class Last>
 void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1, int kh,
-          int kw, int64_t c0, int64_t o0, Mask last_mask, float* out) {
-  alignas(64) float sums[ROWS][VECS][kLanes] = {};
+          int kw, int64_t c0, int64_t o0, typename Lanes<Last>::Mask last_mask, float* out) {
+  using G = Group<FULL, Last>;
+  alignas(64) float sums[ROWS][FULL + 1][kLanes] = {};
   const int64_t co = s.co, ci = s.ci;
   const int64_t w_lo = std::max<int64_t>(0, s.pl - kw);
   const int64_t w_hi = std::min<int64_t>(s.w, s.w + s.pl - kw);
@@ -123,44 +205,39 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
     for (int64_t h = h_lo; h < h_hi; ++h) {
       const float* dyp = dy + ((n * s.h + h) * s.w + w_lo) * co + o0;
       const float* xp = x + ((n * s.h + h + kh - s.pt) * s.w + w_lo + kw - s.pl) * ci + c0;
-      Vec acc[ROWS][VECS];
+      G acc[ROWS];
 #pragma GCC unroll 8
-      for (int i = 0; i < ROWS; ++i)
-#pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j) acc[i][j] = load_aligned(sums[i][j]);
+      for (int i = 0; i < ROWS; ++i) acc[i] = G::load_aligned(sums[i][0]);
       for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += ci) {
-        Vec g[VECS];
-        load_vectors<VECS>(dyp, last_mask, g);
-        outer_product_add<ROWS, VECS>(xp, 1, g, acc);
+        const G g = G::load(dyp, last_mask);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; ++i) acc[i].multiply_add(xp[i], g);
       }
 #pragma GCC unroll 8
-      for (int i = 0; i < ROWS; ++i)
-#pragma GCC unroll 2
-        for (int j = 0; j < VECS; ++j) store_aligned(sums[i][j], acc[i][j]);
+      for (int i = 0; i < ROWS; ++i) acc[i].store_aligned(sums[i][0]);
     }
   }
   float* o = out + ((kh * s.kw + kw) * s.ci + c0) * s.co + o0;
-  for (int i = 0; i < ROWS; ++i)
-    for (int j = 0; j < VECS; ++j) {
-      float* p = o + i * s.co + kLanes * j;
-      const Mask m = (j == VECS - 1) ? last_mask : first_lanes(kLanes);
-      store_masked(p, m, add(load_masked(p, m), load_aligned(sums[i][j])));
-    }
+  for (int i = 0; i < ROWS; ++i) G::load_aligned(sums[i][0]).add_to(o + i * s.co, last_mask);
 }
 
-// tile<rows, VECS> for a run-time rows in 1..R (the last channel block may be narrower).
-template <int VECS, int R = kRows>
-void tile_rows(int rows, const float* x, const float* dy, const Shape& s, int64_t n0,
-               int64_t n1, int kh, int kw, int64_t c0, int64_t o0, Mask mask,
-               float* out) {
-  if constexpr (R >= 1) {
-    if (rows == R) {
-      tile<R, VECS>(x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
-    } else {
-      tile_rows<VECS, R - 1>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
+// tile<rows, FULL, Last> for a run-time rows in 1..kRows (the last channel block may be
+// narrower).
+template <int FULL, class Last>
+struct WeightGradTile {
+  template <int R = kRows>
+  static void run(typename Lanes<Last>::Mask mask, int rows, const float* x, const float* dy,
+                  const Shape* s, int64_t n0, int64_t n1, int kh, int kw, int64_t c0,
+                  int64_t o0, float* out) {
+    if constexpr (R >= 1) {
+      if (rows == R) {
+        tile<R, FULL, Last>(x, dy, *s, n0, n1, kh, kw, c0, o0, mask, out);
+      } else {
+        run<R - 1>(mask, rows, x, dy, s, n0, n1, kh, kw, c0, o0, out);
+      }
     }
   }
-}
+};
 
 // Adds the weight gradient of images [n0, n1) into out (kh·kw·ci·co floats) and the bias
 // gradient (Σ dy per output channel) into out_bias (co floats), while the chunk is in cache.
@@ -168,27 +245,19 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
                 float* out, float* out_bias) {
   for (int kh = 0; kh < s.kh; ++kh)
     for (int kw = 0; kw < s.kw; ++kw)
-      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
-        const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
-        const int vecs = width > kLanes ? 2 : 1;
-        const int64_t tail = width - kLanes * (vecs - 1);
-        const Mask mask = first_lanes(tail);
+      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes)
         for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
           const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
-          if (vecs == 2) {
-            tile_rows<2>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
-          } else {
-            tile_rows<1>(rows, x, dy, s, n0, n1, kh, kw, c0, o0, mask, out);
-          }
+          for_width<WeightGradTile>(std::min<int64_t>(2 * kLanes, s.co - o0), rows, x, dy, &s,
+                                    n0, n1, kh, kw, c0, o0, out);
         }
-      }
   for (int64_t o0 = 0; o0 < s.co; o0 += kLanes) {
-    const Mask mask = first_lanes(std::min<int64_t>(kLanes, s.co - o0));
-    Vec sum = load_masked(out_bias + o0, mask);
+    const V::Mask mask = V::first(std::min<int64_t>(kLanes, s.co - o0));
+    Vec sum = V::load_masked(out_bias + o0, mask);
     for (const float* p = dy + n0 * s.h * s.w * s.co + o0, *end = dy + n1 * s.h * s.w * s.co;
          p < end; p += s.co)
-      sum = add(sum, load_masked(p, mask));
-    store_masked(out_bias + o0, mask, sum);
+      sum = V::add(sum, V::load_masked(p, mask));
+    V::store_masked(out_bias + o0, mask, sum);
   }
 }
 
@@ -282,50 +351,49 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 // kPixels output pixels of a row × 2·kLanes output channels; each image is first copied into a
 // zero-padded scratch map so that the tile loop has no bounds checks.
 
-template <int PIXELS, int VECS>
+template <int PIXELS, int FULL, class Last>
 void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* bias,
-               const Shape& s, int64_t h, int64_t w0, int64_t o0, Mask last_mask,
-               float* y) {
+               const Shape& s, int64_t h, int64_t w0, int64_t o0,
+               typename Lanes<Last>::Mask last_mask, float* y) {
+  using G = Group<FULL, Last>;
   const int64_t ci = s.ci, co = s.co;
-  Vec acc[PIXELS][VECS];
-  Vec start[VECS];
-  load_vectors<VECS>(bias + o0, last_mask, start);
+  const G start = G::load(bias + o0, last_mask);
+  G acc[PIXELS];
 #pragma GCC unroll 8
-  for (int p = 0; p < PIXELS; ++p)
-#pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j) acc[p][j] = start[j];
+  for (int p = 0; p < PIXELS; ++p) acc[p] = start;
   for (int64_t kh = 0; kh < s.kh; ++kh) {
     for (int64_t kw = 0; kw < s.kw; ++kw) {
       const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
       const float* kp = kernel + (kh * s.kw + kw) * ci * co + o0;
       for (int64_t c = 0; c < ci; ++c, kp += co) {
-        Vec g[VECS];
-        load_vectors<VECS>(kp, last_mask, g);
-        outer_product_add<PIXELS, VECS>(xp + c, ci, g, acc);
+        const G g = G::load(kp, last_mask);
+#pragma GCC unroll 8
+        for (int p = 0; p < PIXELS; ++p) acc[p].multiply_add(xp[c + p * ci], g);
       }
     }
   }
   float* yp = y + w0 * co + o0;
 #pragma GCC unroll 8
-  for (int p = 0; p < PIXELS; ++p)
-#pragma GCC unroll 2
-    for (int j = 0; j < VECS; ++j)
-      store_masked(yp + p * co + kLanes * j, (j == VECS - 1) ? last_mask : first_lanes(kLanes),
-                   acc[p][j]);
+  for (int p = 0; p < PIXELS; ++p) acc[p].store(yp + p * co, last_mask);
 }
 
-template <int VECS, int P = kPixels>
-void conv_tile_pixels(int pixels, const float* xpad, int64_t pw, const float* kernel,
-                      const float* bias, const Shape& s, int64_t h, int64_t w0, int64_t o0,
-                      Mask mask, float* y) {
-  if constexpr (P >= 1) {
-    if (pixels == P) {
-      conv_tile<P, VECS>(xpad, pw, kernel, bias, s, h, w0, o0, mask, y);
-    } else {
-      conv_tile_pixels<VECS, P - 1>(pixels, xpad, pw, kernel, bias, s, h, w0, o0, mask, y);
+// conv_tile<pixels, FULL, Last> for a run-time pixels in 1..kPixels (a row's last tile may be
+// narrower).
+template <int FULL, class Last>
+struct ConvTile {
+  template <int P = kPixels>
+  static void run(typename Lanes<Last>::Mask mask, int pixels, const float* xpad, int64_t pw,
+                  const float* kernel, const float* bias, const Shape* s, int64_t h,
+                  int64_t w0, int64_t o0, float* y) {
+    if constexpr (P >= 1) {
+      if (pixels == P) {
+        conv_tile<P, FULL, Last>(xpad, pw, kernel, bias, *s, h, w0, o0, mask, y);
+      } else {
+        run<P - 1>(mask, pixels, xpad, pw, kernel, bias, s, h, w0, o0, y);
+      }
     }
   }
-}
+};
 
 // y for images [n0, n1).
 void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
@@ -339,19 +407,12 @@ void convolve(const float* x, const float* kernel, const float* bias, const Shap
                   s.w * s.ci * sizeof(float));
     for (int64_t h = 0; h < s.h; ++h) {
       float* yrow = y + (n * s.h + h) * s.w * s.co;
-      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes) {
-        const int64_t width = std::min<int64_t>(2 * kLanes, s.co - o0);
-        const int vecs = width > kLanes ? 2 : 1;
-        const Mask mask = first_lanes(width - kLanes * (vecs - 1));
+      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes)
         for (int64_t w0 = 0; w0 < s.w; w0 += kPixels) {
           const int pixels = static_cast<int>(std::min<int64_t>(kPixels, s.w - w0));
-          if (vecs == 2) {
-            conv_tile_pixels<2>(pixels, xpad.data(), pw, kernel, bias, s, h, w0, o0, mask, yrow);
-          } else {
-            conv_tile_pixels<1>(pixels, xpad.data(), pw, kernel, bias, s, h, w0, o0, mask, yrow);
-          }
+          for_width<ConvTile>(std::min<int64_t>(2 * kLanes, s.co - o0), pixels, xpad.data(),
+                              static_cast<int64_t>(pw), kernel, bias, &s, h, w0, o0, yrow);
         }
-      }
     }
   }
 }
