@@ -11,7 +11,7 @@ from absl import flags
 
 from answers import q0
 from jaxcolor import app
-from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
+from jaxcolor.results import prepare_output_dir, write_results, write_text_atomic
 from jaxcolor.scratch.datasets import DATASETS
 
 flags.DEFINE_enum("dataset", "mnist", list(DATASETS), "Digits for the network: mnist (tfds, "
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> None:
                                    f.seed, print)
     q0.write_figures(out, linear_costs, linear["closed_form_loss"], logistic_costs, net,
                      params, data)
-    write_json_atomic(out / "results.json", [linear, logistic, net])
+    write_results(out, [linear, logistic, net])
     write_text_atomic(out / "results.md", q0.notes(linear, logistic, net))
     print(f"wrote {Path(out) / 'results.md'}, results.json, curves.png and misclassified.png")
 

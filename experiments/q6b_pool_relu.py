@@ -12,7 +12,7 @@ from jaxcolor import app
 from jaxcolor.results import (
     markdown_table,
     prepare_output_dir,
-    write_json_atomic,
+    write_results,
     write_text_atomic,
 )
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
         row["forward_speedup"] = row["pool_after_relu_forward_ms"] / row[
             "relu_after_pool_forward_ms"]
         print(row, flush=True)
-    write_json_atomic(Path(out) / "results.json", rows)
+    write_results(Path(out), rows)
     commute = all(row["max_abs_diff"] == 0.0 and row["max_abs_grad_diff"] == 0.0 for row in rows)
     text = ["# q6(b) — max-pooling and ReLU commute", "", markdown_table(rows, [
         ("shape", "input NHWC"), ("max_abs_diff", "max abs Δ output"),

@@ -16,7 +16,7 @@ from absl import flags
 from answers import q7 as comparison
 from jaxcolor import app
 from jaxcolor.errors import UserError
-from jaxcolor.results import write_json_atomic, write_text_atomic
+from jaxcolor.results import write_results, write_text_atomic
 
 flags.DEFINE_string("results_dir", "results", "Folder holding the q7 result folders.")
 flags.DEFINE_string("output_dir", "results/q7_over_seeds", "Where results.md/.json go.")
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     out = Path(flags.FLAGS.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "results.md", "\n".join(lines))
-    write_json_atomic(out / "results.json", records)
+    write_results(out, records)
     print(f"wrote {out / 'results.md'} and results.json ({len(groups)} group(s) of seeds)")
 
 

@@ -17,7 +17,7 @@ from jaxcolor.charrnn import flags as charrnn_flags
 from jaxcolor.results import (
     markdown_table,
     prepare_output_dir,
-    write_json_atomic,
+    write_results,
     write_text_atomic,
 )
 
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> None:
            "steps_done": progress.step, "chars_seen": progress.chars_seen,
            "smooth_loss": progress.smooth_loss, "held_out_loss": held_out,
            "chars_per_sec": progress.chars_per_sec, "wall_seconds": progress.seconds}
-    write_json_atomic(Path(out) / "results.json", [row])
+    write_results(Path(out), [row])
     write_text_atomic(Path(out) / "results.md", "\n".join([
         "# r0 — char-RNN training", "", markdown_table([row], [
             ("optimizer", "optimizer"), ("learning_rate", "lr"), ("batch_size", "batch"),

@@ -15,7 +15,7 @@ from jaxcolor.charrnn.analysis import sample_statistics
 from jaxcolor.results import (
     markdown_table,
     prepare_output_dir,
-    write_json_atomic,
+    write_results,
     write_text_atomic,
 )
 
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
         text = vocab.decode(chars)
         rows.append({"experiment": EXPERIMENT, "temperature": temperature,
                      **sample_statistics(text), "sample": text})
-    write_json_atomic(Path(out) / "results.json", rows)
+    write_results(Path(out), rows)
     table = markdown_table(rows, [("temperature", "temperature"),
                                   ("distinct_char_ratio", "distinct chars / char"),
                                   ("distinct_words", "distinct words / word"),

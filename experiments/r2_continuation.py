@@ -11,7 +11,7 @@ from absl import flags
 from jaxcolor import app, charrnn
 from jaxcolor.charrnn import flags as charrnn_flags
 from jaxcolor.errors import UserError
-from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
+from jaxcolor.results import prepare_output_dir, write_results, write_text_atomic
 
 EXPERIMENT = "r2_continuation"  # its rows' name and default results folder
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> None:
         chars, _ = charrnn.sample(params, h, last, key, f.length, alpha=1.0 / f.temperature)
         rows.append({"experiment": EXPERIMENT, "sample": i, "prompt": f.prompt,
                      "continuation": vocab.decode(chars)})
-    write_json_atomic(Path(out) / "results.json", rows)
+    write_results(Path(out), rows)
     text = [f"# r2 — continuations of {f.prompt!r} (temperature {f.temperature:g})", ""]
     text += [f"### sample {r['sample']}\n\n```\n{f.prompt}{r['continuation']}\n```\n"
              for r in rows]

@@ -13,7 +13,7 @@ from jaxcolor import app, charrnn
 from jaxcolor.charrnn import flags as charrnn_flags
 from jaxcolor.charrnn.analysis import hidden_after, typical_state, unit_attribution
 from jaxcolor.errors import UserError
-from jaxcolor.results import prepare_output_dir, write_json_atomic, write_text_atomic
+from jaxcolor.results import prepare_output_dir, write_results, write_text_atomic
 
 EXPERIMENT = "r3_colon_newline"  # its rows' name and default results folder
 
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
                   params, vocab.encode(text[: 20_000]))}
     results = {name: unit_attribution(params, vocab, hidden_after(params, char, h), f.top_units)
                for name, h in states.items()}
-    write_json_atomic(Path(out) / "results.json", [
+    write_results(Path(out), [
         {"experiment": EXPERIMENT, "state": k, **v} for k, v in results.items()])
     lines = [f"# r3 — what follows {f.char!r}", "",
              "A unit raises a character's score by activation × weight: for a negative "

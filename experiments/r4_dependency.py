@@ -16,7 +16,7 @@ from jaxcolor.charrnn.analysis import find_dependencies, unit_attribution
 from jaxcolor.results import (
     markdown_table,
     prepare_output_dir,
-    write_json_atomic,
+    write_results,
     write_text_atomic,
 )
 
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> None:
         lines += explain(params, vocab, dependency)
     if not found:
         lines += ["No context met the thresholds; lower --min_count or train longer.", ""]
-    write_json_atomic(Path(out) / "results.json",
+    write_results(Path(out),
                       [{"experiment": EXPERIMENT, **row} for row in found])
     write_text_atomic(Path(out) / "results.md", "\n".join(lines))
     print("\n".join(lines), flush=True)

@@ -1,17 +1,25 @@
-"""Results files of every script: the output folder, atomic writes of results.json (rows) and
-results.md, Markdown tables."""
+"""Results files of every script: the output folder, atomic writes of results.json (rows, each
+stamped with its provenance) and results.md, Markdown tables."""
 
 from __future__ import annotations
 
+import datetime
+import functools
+import importlib.metadata
 import json
 import math
 import os
+import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+
 from jaxcolor.errors import UserError
+
+VERSIONED = ("jax", "jaxlib", "flax", "optax")
 
 
 def prepare_output_dir(path: str, experiment: str | None = None) -> Path:
@@ -47,6 +55,38 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_results(out: Path, rows: Sequence[dict[str, Any]]) -> None:
+    """``out``/results.json: ``rows``, each with :func:`provenance`."""
+    write_json_atomic(out / "results.json", [{**row, **provenance()} for row in rows])
+
+
+def provenance() -> dict[str, Any]:
+    """What produced a result: :func:`code_commit`, library versions, backend, device, date."""
+    return {"commit": code_commit(),
+            "versions": {name: importlib.metadata.version(name) for name in VERSIONED},
+            "backend": jax.default_backend(), "device_kind": jax.devices()[0].device_kind,
+            "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")}
+
+
+@functools.cache
+def code_commit() -> str | None:
+    """The commit of jaxcolor's git checkout, ``-dirty`` when tracked files differ from it (None
+    outside a checkout). Read once per process: a run reports the code it started with."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != root:
+            return None  # installed inside some other repository
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "HEAD") + ("-dirty" if changed else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -58,7 +58,7 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], notes: str =
     """results.json, results.md and training_curve.png of ``runs``; results.md links each run's
     sample grid (:func:`write_samples`)."""
     rows = [run.row for run in runs]
-    tables.write_json_atomic(out / "results.json", rows)
+    tables.write_results(out, rows)
     plots.training_curves([(run.label, run.row["history"]) for run in runs],
                           out / "training_curve.png")
     figures = ["![training curve](training_curve.png)"]

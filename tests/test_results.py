@@ -1,0 +1,60 @@
+"""Every results.json row says what produced it: commit, library versions, backend, date."""
+
+import importlib.metadata
+import json
+import subprocess
+from pathlib import Path
+
+import jax
+
+from jaxcolor import results
+from jaxcolor.results import provenance, write_results
+
+
+def test_rows_carry_the_commit_versions_backend_and_date(tmp_path):
+    write_results(tmp_path, [{"experiment": "a", "val_accuracy": 50.0}, {"experiment": "a"}])
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [row["experiment"] for row in rows] == ["a", "a"] and rows[0]["val_accuracy"] == 50.0
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(results.__file__).parents[1]).stdout.strip()
+    for row in rows:
+        assert row["commit"] in (head, f"{head}-dirty")
+        assert row["versions"] == {name: importlib.metadata.version(name)
+                                   for name in ("jax", "jaxlib", "flax", "optax")}
+        assert row["backend"] == jax.default_backend() == "cpu"
+        assert row["device_kind"] == jax.devices()[0].device_kind
+        assert len(row["date"]) == 10 and row["date"][4] == "-"
+
+
+def test_a_changed_tracked_file_marks_the_commit_dirty(tmp_path, monkeypatch):
+    """The mark comes from git's view of tracked files (a scratch repository stands in)."""
+    repo = tmp_path / "repo"
+    (repo / "jaxcolor").mkdir(parents=True)
+    module = repo / "jaxcolor" / "results.py"
+    module.write_text("x = 1\n")
+    for command in (["init", "-q"], ["add", "."],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", "-C", str(repo), *command], check=True)
+    monkeypatch.setattr(results, "__file__", str(module))
+    results.code_commit.cache_clear()
+    try:
+        clean = results.code_commit()
+        module.write_text("x = 2\n")
+        results.code_commit.cache_clear()
+        assert results.code_commit() == f"{clean}-dirty" and len(clean) == 40
+        (repo / "untracked.txt").write_text("new")
+        module.write_text("x = 1\n")
+        results.code_commit.cache_clear()
+        assert results.code_commit() == clean  # untracked files (results/, logs) do not count
+    finally:
+        results.code_commit.cache_clear()
+
+
+def test_outside_a_git_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
+    (tmp_path / "jaxcolor").mkdir()
+    monkeypatch.setattr(results, "__file__", str(tmp_path / "jaxcolor" / "results.py"))
+    results.code_commit.cache_clear()
+    try:
+        assert provenance()["commit"] is None
+    finally:
+        results.code_commit.cache_clear()
