@@ -1,0 +1,97 @@
+"""Every published result from one commit: runs each published experiment at its published
+settings in dependency order (skipping what is done at this commit, resuming what was
+interrupted), then rebuilds RESULTS.md and docs/results.
+
+    python experiments/reproduce.py [--list] [--only=q3,q7] [--results_dir=results]
+"""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+from absl import flags
+
+from jaxcolor import app
+from jaxcolor.errors import UserError
+from jaxcolor.results import code_commit
+from jaxcolor.runner.sweep import Run, check_order, is_done, run_sweep, select, with_needs
+
+flags.DEFINE_bool("list", False, "Print each run's command line and run nothing.")
+flags.DEFINE_list("only", [], "Runs to make (names, or questions: q7 = every q7_* run), with "
+                  "the runs they need that are not done.")
+flags.DEFINE_string("results_dir", "results", "Folder of the runs' folders.")
+flags.DEFINE_string("image_dir", "../shared/data/cifar10-jpeg",
+                    "CIFAR-10 image folder of the published runs ('' for tfds).")
+flags.DEFINE_bool("allow_dirty", False, "Run although tracked files differ from the commit.")
+
+CHAR_RNN = ("--checkpoint={results}/r0_char_rnn/model.npz",)
+FOUR_DEVICES = (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),)
+Q7_RUNS = [Run(f"q7_lab{'_hflip' if flip else ''}{f'_seed{seed}' if seed else ''}", "q7_lab",
+               ("--hflip",) * flip + (f"--seed={seed}",) * bool(seed), minutes=7)
+           for flip in (0, 1) for seed in (0, 1, 2)]
+# In dependency order; minutes: expected on a 2-core CPU (for the time left).
+RUNS = [
+    Run("q0_from_scratch", "q0_from_scratch", minutes=0.5),
+    Run("q1_regression", "q1_regression", minutes=6),
+    Run("q2_classification", "q2_classification", minutes=2.5),
+    Run("q3_unet", "q3_unet", ("--batch_sizes=100,50",), ("q2_classification",), minutes=5),
+    Run("q3_unet_2ep_1device", "q3_unet", ("--epochs=2",), ("q2_classification",), 0.5),
+    Run("q3_unet_2ep_4devices", "q3_unet", ("--epochs=2",), ("q2_classification",), 0.5,
+        FOUR_DEVICES),
+    Run("q4_super_resolution", "q4_super_resolution", minutes=5),
+    Run("q5_activations", "q5_activations", minutes=1.5),
+    Run("q6a_hyperparameters", "q6a_hyperparameters", minutes=12),
+    Run("q6b_pool_relu", "q6b_pool_relu", minutes=6),
+    Run("q6c_perceptual", "q6c_perceptual",
+        needs=("q2_classification", "q3_unet", "q4_super_resolution"), minutes=5),
+    Run("q6d_large_images", "q6d_large_images", minutes=3),
+    *Q7_RUNS,
+    Run("q7_lab_nf64", "q7_lab", ("--num_filters=64",), minutes=12),
+    Run("q7_lab_plain", "q7_lab", ("--loss=cross_entropy",), minutes=7),
+    Run("q7_lab_all_5ep", "q7_lab", ("--category=all", "--epochs=5"), minutes=14),
+    Run("q7_over_seeds", "q7_over_seeds", ("--results_dir={results}",),
+        tuple(run.name for run in Q7_RUNS), minutes=0.2),
+    Run("q8_newer_edition", "q8_newer_edition", needs=("q2_classification", "q3_unet"),
+        minutes=8),
+    Run("q8_recipe", "q8_recipe", minutes=20),
+    Run("r0_char_rnn", "r0_train_char_rnn",
+        ("--optimizer=adam", "--learning_rate=0.002", "--batch_size=32", "--steps=15000"),
+        minutes=5),
+    *(Run(name, name, CHAR_RNN, ("r0_char_rnn",), minutes=0.3) for name in
+      ("r1_temperature", "r2_continuation", "r3_colon_newline", "r4_dependency")),
+]
+IMAGELESS = ("q0_from_scratch", "q6b_pool_relu", "q7_over_seeds", "r0_train_char_rnn",
+             "r1_temperature", "r2_continuation", "r3_colon_newline", "r4_dependency")
+
+
+def with_images(runs: list[Run], image_dir: str) -> list[Run]:
+    """The runs of scripts that train on CIFAR-10 read ``image_dir`` ('' : tfds)."""
+    return [dataclasses.replace(run, args=(*run.args, f"--image_dir={image_dir}"))
+            if image_dir and run.script not in IMAGELESS else run for run in runs]
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    check_order(RUNS)
+    cfg, results = flags.FLAGS, Path(flags.FLAGS.results_dir)
+    runs = with_images(RUNS, cfg.image_dir)
+    if cfg.list:
+        print("\n".join(run.command_line(cfg.results_dir) for run in select(runs, cfg.only)))
+        return
+    commit = code_commit()
+    if commit is None or (commit.endswith("-dirty") and not cfg.allow_dirty):
+        raise UserError("the results must come from one commit: run from a git checkout with "
+                        "no uncommitted changes to tracked files (or pass --allow_dirty).")
+    run_sweep(with_needs(select(runs, cfg.only), runs, results, commit), results, commit,
+              log=lambda line: print(line, flush=True))
+    if missing := [run.name for run in runs if not is_done(run, results, commit)]:
+        print(f"RESULTS.md not rebuilt: {len(missing)} published runs are not done at this "
+              f"commit ({', '.join(missing)}).")
+        return
+    subprocess.run([sys.executable, str(Path(__file__).with_name("report.py")),
+                    f"--results_dir={cfg.results_dir}"], check=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
