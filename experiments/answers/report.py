@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -61,30 +62,86 @@ REPORT_COLUMNS = [
 ]
 
 
-def build_results_markdown(results_dir: Path, relative_to: Path, note: str = "",
-                           publish_dir: Path | None = None) -> str:
-    """One section per experiment folder: its rows beside the reference numbers, and figures.
+# Copied to the published folder: tables, JSON and figures; never models, logs or checkpoints.
+UNPUBLISHED = shutil.ignore_patterns(".*", "checkpoints", "tensorboard", "*.msgpack", "*.npz",
+                                     "*.log")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
-    With ``publish_dir``, each experiment's folder (tables, JSON, figures) is copied there and
-    linked from the copy, so the report's links survive in a repository that ignores results/.
-    """
+
+def experiment_folders(results_dir: Path) -> list[Path]:
+    return sorted(path.parent for path in results_dir.glob("*/results.json"))
+
+
+def publish(results_dir: Path, publish_dir: Path) -> None:
+    """``publish_dir`` becomes a copy of ``results_dir``'s experiment folders (the report links
+    the copies, versioned in a repository that ignores results/); folders of experiments no
+    longer in ``results_dir`` are removed."""
+    names = {folder.name for folder in experiment_folders(results_dir)}
+    for folder in experiment_folders(publish_dir):
+        if folder.name not in names:
+            shutil.rmtree(folder)
+    for folder in experiment_folders(results_dir):
+        shutil.rmtree(publish_dir / folder.name, ignore_errors=True)
+        shutil.copytree(folder, publish_dir / folder.name, ignore=UNPUBLISHED)
+
+
+def publishing_differences(results_dir: Path, publish_dir: Path) -> list[str]:
+    """Where ``publish_dir`` is not what :func:`publish` would make of ``results_dir``."""
+    differences = []
+    for folder in sorted({*experiment_folders(results_dir), *experiment_folders(publish_dir)},
+                         key=lambda path: path.name):
+        source, copy = results_dir / folder.name, publish_dir / folder.name
+        ignored = UNPUBLISHED(str(source), [p.name for p in source.iterdir()]
+                              if source.is_dir() else [])
+        wanted = {p.name for p in source.iterdir() if p.is_file() and p.name not in ignored} \
+            if source.is_dir() else set()
+        present = {p.name for p in copy.iterdir() if p.is_file()} if copy.is_dir() else set()
+        differences += [f"{copy / name}: missing" for name in sorted(wanted - present)]
+        differences += [f"{copy / name}: not in {source}" for name in sorted(present - wanted)]
+        differences += [f"{copy / name}: differs from {source / name}"
+                        for name in sorted(wanted & present)
+                        if (source / name).read_bytes() != (copy / name).read_bytes()]
+    return differences
+
+
+def missing_links(markdown_path: Path) -> list[str]:
+    """Links and images of a Markdown file whose targets do not exist."""
+    return [target for target in LINK.findall(markdown_path.read_text())
+            if "://" not in target and not (markdown_path.parent / target).exists()]
+
+
+def provenance_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Which code, libraries and machine made the rows: one commit, or how they are mixed."""
+    commits = sorted({str(row.get("commit")) for row in rows})
+    if len(commits) == 1 and commits[0] != "None":
+        row = rows[0]
+        versions = ", ".join(f"{name} {version}" for name, version in row["versions"].items())
+        dates = sorted({r["date"] for r in rows})
+        return [f"Made by `python experiments/reproduce.py` at commit `{commits[0]}` "
+                f"({dates[0]}{' to ' + dates[-1] if len(dates) > 1 else ''}): {versions}; "
+                f"{row['backend']} ({row['device_kind']}). Data: CIFAR-10 as JPEG files "
+                "(`--image_dir=../shared/data/cifar10-jpeg`), category horse unless a table says "
+                "otherwise."]
+    unrecorded = sum(row.get("commit") is None for row in rows)
+    recorded = [commit for commit in commits if commit != "None"]
+    return [f"**Not one sweep:** these rows come from {len(recorded)} recorded commit(s)"
+            f"{' (' + ', '.join(c[:12] for c in recorded) + ')' if recorded else ''} and "
+            f"{unrecorded} rows record none (made before rows carried their provenance). "
+            "`python experiments/reproduce.py` makes them all again from one commit."]
+
+
+def build_results_markdown(results_dir: Path, relative_to: Path) -> str:
+    """One section per experiment folder of ``results_dir``: its rows beside the reference
+    numbers, and figures, linked relative to ``relative_to``; a header says what made them."""
+    folders = [(folder, read_rows(folder / "results.json"))
+               for folder in experiment_folders(results_dir)]
+    folders = [(folder, rows) for folder, rows in folders if rows]
     sections = ["# Results", "",
                 "Generated by `python experiments/report.py` from `results/*/results.json`. "
                 "Each row is a run made with this repository; the reference column quotes "
-                "`ASSIGNMENT.md` (original PyTorch code on lossless CIFAR-10).", ""]
-    if note:
-        sections += [note, ""]
-    for path in sorted(results_dir.glob("*/results.json")):
-        rows = read_rows(path)
-        if not rows:
-            continue
-        folder = path.parent
-        if publish_dir is not None:
-            target = publish_dir / folder.name
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(folder, target, ignore=shutil.ignore_patterns(
-                ".*", "checkpoints", "tensorboard", "*.msgpack"))  # models and logs stay out
-            folder = target
+                "`ASSIGNMENT.md` (original PyTorch code on lossless CIFAR-10).", "",
+                *provenance_lines([row for _, rows in folders for row in rows]), ""]
+    for folder, rows in folders:
         link = Path(os.path.relpath(folder, relative_to)).as_posix()
         if not all("model" in row for row in rows):  # not a training table: inline its text
             body = (folder / "results.md").read_text() if (folder / "results.md").exists() else ""
