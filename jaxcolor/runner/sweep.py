@@ -114,7 +114,9 @@ def run_sweep(runs: Sequence[Run], results: Path, commit: str,
     expected_total = sum(60 * run.minutes for run in todo)
     expected_done = spent_total = 0.0
     for index, run in enumerate(todo, 1):
-        pace = spent_total / expected_done if expected_done else 1.0
+        # Measured over expected time so far, from a prior of 5 expected minutes taken at face
+        # value: one short run that beat its estimate does not rescale the whole sweep.
+        pace = (spent_total + 300) / (expected_done + 300)
         left = pace * (expected_total - expected_done)
         log(f"[{index}/{len(todo)}] {run.name} (about {_minutes(pace * 60 * run.minutes)}; "
             f"sweep about {_minutes(left)} left): {run.command_line(str(results))}")
