@@ -1,9 +1,10 @@
 """A sweep: experiment scripts run one after another in dependency order, each into
 ``<results_dir>/<name>``, so that one commit produces every published result.
 
-A run is done when its results.json rows all carry this commit; a folder left by other code
-(or by hand) is cleared before its run starts, and a run interrupted at this commit resumes from
-its checkpoints (a marker file records the commit that started it). Progress and the time left
+A marker file in each run's folder records the commit that started the run, and "done" when the
+run finished (a grid writes results.json after each of its runs, so an interrupted one leaves
+rows too). A folder left by other code (or by hand) is cleared before its run starts; a run
+interrupted at this commit resumes from its checkpoints. Progress and the time left
 come from each run's expected minutes, scaled by how the finished runs compared with theirs.
 """
 
@@ -20,9 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from jaxcolor.errors import UserError
-from jaxcolor.results import read_rows
 
-MARKER = ".sweep-commit"  # in a run's folder: the commit that started it
+MARKER = ".sweep-commit"  # in a run's folder: the commit that started it, then "done"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -71,8 +71,8 @@ def select(runs: Sequence[Run], only: Sequence[str]) -> list[Run]:
 
 
 def is_done(run: Run, results: Path, commit: str) -> bool:
-    rows = read_rows(results / run.name / "results.json")
-    return bool(rows) and all(row.get("commit") == commit for row in rows)
+    marker = results / run.name / MARKER
+    return marker.exists() and marker.read_text().split() == [commit, "done"]
 
 
 def with_needs(chosen: Sequence[Run], runs: Sequence[Run], results: Path,
@@ -91,7 +91,7 @@ def _prepare_folder(run: Run, results: Path, commit: str, log: Callable[[str], N
     """Clear a folder another commit (or a hand-made run) wrote; mark it as this commit's."""
     folder = results / run.name
     marker = folder / MARKER
-    if folder.exists() and (not marker.exists() or marker.read_text().strip() != commit):
+    if folder.exists() and (not marker.exists() or marker.read_text().split()[:1] != [commit]):
         log(f"{run.name}: clearing {folder} (written by other code; this sweep is at "
             f"{commit[:12]})")
         shutil.rmtree(folder)
@@ -130,6 +130,7 @@ def run_sweep(runs: Sequence[Run], results: Path, commit: str,
         if code != 0:
             raise UserError(f"{run.name} failed (exit {code}) after {_minutes(spent)}; the same "
                             "command skips the finished runs and resumes this one.")
+        (results / run.name / MARKER).write_text(f"{commit}\ndone\n")
         spent_total += spent
         expected_done += 60 * run.minutes
         log(f"{run.name} done in {_minutes(spent)}")

@@ -49,11 +49,12 @@ def test_a_sweep_runs_skips_what_is_done_and_redoes_what_other_code_wrote(tmp_pa
     for run in runs:
         rows = json.loads((tmp_path / run.name / "results.json").read_text())
         assert rows and {row["commit"] for row in rows} == {commit}
+        assert (tmp_path / run.name / MARKER).read_text() == f"{commit}\ndone\n"
     lines.clear()
     run_sweep(runs, tmp_path, commit, log=lines.append)
     assert lines == ["2 of 2 runs already done at this commit: skipped"]
 
-    (tmp_path / "q3_unet" / MARKER).write_text("another commit\n")
+    (tmp_path / "q3_unet" / MARKER).write_text("another\ndone\n")
     stale = tmp_path / "q3_unet" / "results.json"
     stale.write_text(json.dumps([{"experiment": "q3_unet", "commit": "another commit"}]))
     lines.clear()
@@ -61,6 +62,14 @@ def test_a_sweep_runs_skips_what_is_done_and_redoes_what_other_code_wrote(tmp_pa
     assert lines[0] == "1 of 2 runs already done at this commit: skipped"
     assert any(line.startswith("q3_unet: clearing") for line in lines)
     assert {row["commit"] for row in json.loads(stale.read_text())} == {commit}
+
+    (tmp_path / "q2_classification" / MARKER).write_text(f"{commit}\n")  # started, not done
+    lines.clear()
+    run_sweep(runs, tmp_path, commit, log=lines.append)
+    assert lines[0] == "1 of 2 runs already done at this commit: skipped"
+    assert lines[1].startswith("[1/1] q2_classification (")
+    assert lines[-1].startswith("q2_classification done in")
+    assert not any("clearing" in line for line in lines)  # resumed from its checkpoints
 
     with pytest.raises(UserError, match=r"q2_bad failed \(exit 2\)"):
         run_sweep([Run("q2_bad", "q2_classification", (*TINY, "--batch_size=0"))], tmp_path,
