@@ -11,6 +11,7 @@ def test_settings_name_what_differs_from_the_defaults():
                         "warmup_epochs": 1, "hflip": True}) == (
         "NF 16, kernel 5, seed 2, cosine, 1-epoch warm-up, hflip")
     assert settings_of({"lr_schedule": "cosine"}) == "cosine"
+    assert settings_of({"category": "all", "seed": 1}) == "seed 1, category all"
 
 
 def test_results_md_is_what_the_report_writes_from_docs_results(monkeypatch):
@@ -21,9 +22,9 @@ def test_results_md_is_what_the_report_writes_from_docs_results(monkeypatch):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def _experiment(folder, accuracy, commit="abc"):
+def _experiment(folder, accuracy, commit="abc", experiment=None):
     folder.mkdir(parents=True)
-    row = {"experiment": folder.name, "model": "cnn", "val_accuracy": accuracy,
+    row = {"experiment": experiment or folder.name, "model": "cnn", "val_accuracy": accuracy,
            "commit": commit, "versions": {"jax": "0.1"}, "backend": "cpu",
            "device_kind": "cpu", "date": "2026-11-24"}
     (folder / "results.json").write_text(json.dumps([row]))
@@ -56,7 +57,12 @@ def test_publishing_copies_results_and_check_finds_every_difference(tmp_path, mo
     assert "RESULTS.md: links to missing docs/results/q3_b/curve.png" in checked.stdout
 
     _experiment(tmp_path / "results" / "q4_c", 46.0, commit="def")
+    _experiment(tmp_path / "results" / "q2_a_seed1", 42.0, experiment="q2_a")  # a variant
     assert run_script("report").returncode == 0
-    assert "**Not one sweep:** these rows come from 2 recorded commit(s) (abc, def)" in (
-        tmp_path / "RESULTS.md").read_text()
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "**Not one sweep:** these rows come from 2 recorded commit(s) (abc, def)" in text
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        "## q2_a (and 1 variant)", "## q3_b", "## q4_c"]
+    assert "| q2_a_seed1 | cnn |" in text
+    assert "[q2_a_seed1](docs/results/q2_a_seed1/results.md)" in text
     assert run_script("report", "--check").returncode == 0
