@@ -73,7 +73,7 @@ def provenance() -> dict[str, Any]:
 @functools.cache
 def code_commit() -> str | None:
     """The commit of jaxcolor's git checkout, ``-dirty`` when tracked files differ from it (None
-    outside a checkout). Read once per process: a run reports the code it started with."""
+    outside a checkout). Read once per process, at import."""
     root = Path(__file__).resolve().parents[1]
 
     def git(*args: str) -> str:
@@ -87,6 +87,9 @@ def code_commit() -> str | None:
         return git("rev-parse", "HEAD") + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return None
+
+
+code_commit()  # read when the code is loaded: a commit made while a run goes on is not its code
 
 
 def write_json_atomic(path: Path, value: Any) -> None:

@@ -3,6 +3,7 @@
 import importlib.metadata
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -58,3 +59,12 @@ def test_outside_a_git_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
         assert provenance()["commit"] is None
     finally:
         results.code_commit.cache_clear()
+
+
+def test_the_commit_is_read_when_the_code_is_loaded():
+    """A commit made while a run goes on is not the code it runs: the run reports the commit
+    its modules were imported from."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import jaxcolor.results as r; print(r.code_commit.cache_info()"
+         ".currsize)"], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "1"
