@@ -42,8 +42,9 @@ def main(argv: list[str]) -> None:
         for problem in problems:
             print(problem)
         if problems:
-            raise UserError(f"{len(problems)} differences (listed above); "
-                            "python experiments/report.py writes them again.")
+            raise UserError(f"{len(problems)} differences (listed above); python "
+                            f"experiments/report.py --results_dir={results_dir} writes them "
+                            "again.")
         print(f"{output} and {source} are what the report writes")
         return
     if copying:
