@@ -28,36 +28,36 @@ flags.DEFINE_bool("allow_dirty", False, "Run although tracked files differ from 
 CHAR_RNN = ("--checkpoint={results}/r0_char_rnn/model.npz",)
 FOUR_DEVICES = (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),)
 # q7 over three training seeds; its ablations (flips, widths, the plain loss, all classes) are
-# single commands in README, not published runs: each q7 run takes ~11 minutes here.
+# single commands in README, not published runs: each q7 run takes 12–13 minutes here.
 Q7_RUNS = [Run(f"q7_lab{f'_seed{seed}' if seed else ''}", "q7_lab",
-               (f"--seed={seed}",) * bool(seed), minutes=11.5) for seed in (0, 1, 2)]
-# In dependency order; minutes: expected on a 2-core CPU (for the time left): measured for
-# q2–q4, q6a and q7_lab (one sweep of 7d3c3ac), the others from their earlier runs.
+               (f"--seed={seed}",) * bool(seed), minutes=12.5) for seed in (0, 1, 2)]
+# In dependency order; minutes: expected on a 2-core CPU (for the time left), as measured in
+# the sweep of ce566fe (1 h 32 min in all).
 RUNS = [
     Run("q0_from_scratch", "q0_from_scratch", ("--dataset=digits",), minutes=0.2),
-    Run("q1_regression", "q1_regression", minutes=6),
-    Run("q2_classification", "q2_classification", minutes=2.5),
+    Run("q1_regression", "q1_regression", minutes=2),
+    Run("q2_classification", "q2_classification", minutes=1.5),
     Run("q3_unet", "q3_unet", ("--batch_sizes=100,50",), ("q2_classification",), minutes=4),
     Run("q3_unet_2ep_1device", "q3_unet", ("--epochs=2",), ("q2_classification",), 0.5),
     Run("q3_unet_2ep_4devices", "q3_unet", ("--epochs=2",), ("q2_classification",), 0.5,
         FOUR_DEVICES),
-    Run("q4_super_resolution", "q4_super_resolution", minutes=3.5),
-    Run("q5_activations", "q5_activations", minutes=1.5),
+    Run("q4_super_resolution", "q4_super_resolution", minutes=3),
+    Run("q5_activations", "q5_activations", minutes=1.2),
     Run("q6a_hyperparameters", "q6a_hyperparameters", minutes=10),
-    Run("q6b_pool_relu", "q6b_pool_relu", minutes=6),
+    Run("q6b_pool_relu", "q6b_pool_relu", minutes=0.1),
     Run("q6c_perceptual", "q6c_perceptual",
-        needs=("q2_classification", "q3_unet", "q4_super_resolution"), minutes=5),
-    Run("q6d_large_images", "q6d_large_images", minutes=3),
+        needs=("q2_classification", "q3_unet", "q4_super_resolution"), minutes=3),
+    Run("q6d_large_images", "q6d_large_images", minutes=2),
     *Q7_RUNS,
     Run("q7_over_seeds", "q7_over_seeds", ("--results_dir={results}",),
         tuple(run.name for run in Q7_RUNS), minutes=0.2),
     Run("q8_newer_edition", "q8_newer_edition", needs=("q2_classification", "q3_unet"),
-        minutes=8),
+        minutes=6),
     Run("q8_recipe", "q8_recipe", minutes=20),
     Run("r0_char_rnn", "r0_train_char_rnn",
         ("--optimizer=adam", "--learning_rate=0.002", "--batch_size=32", "--steps=15000"),
-        minutes=5),
-    *(Run(name, name, CHAR_RNN, ("r0_char_rnn",), minutes=0.3) for name in
+        minutes=2),
+    *(Run(name, name, CHAR_RNN, ("r0_char_rnn",), minutes=0.1) for name in
       ("r1_temperature", "r2_continuation", "r3_colon_newline", "r4_dependency")),
 ]
 IMAGELESS = ("q0_from_scratch", "q6b_pool_relu", "q7_over_seeds", "r0_train_char_rnn",
