@@ -1,10 +1,13 @@
 """The scripts' entry point: JAX's persistent compilation cache, per machine."""
 
+import gc
+import sys
 from pathlib import Path
 
 import pytest
 
 from jaxcolor import app
+from jaxcolor.errors import UserError
 
 
 @pytest.fixture
@@ -57,3 +60,24 @@ def test_a_stop_outside_training_is_one_line_and_status_130(capsys):
 
     assert app.run_main(stopped, []) == app.INTERRUPTED_STATUS == 130
     assert capsys.readouterr().err.startswith("interrupted; the same command goes on")
+
+
+def test_run_freezes_the_imported_objects_and_exits_with_the_status_of_main(config_updates,
+                                                                           monkeypatch):
+    """app.run hands the garbage collector's objects of the imports to gc.freeze before main
+    (it stops rescanning them) and again before exiting (teardown skips them), and exits with
+    run_main's status: 2 for a UserError."""
+    frozen_in_main = []
+
+    def main(argv):
+        frozen_in_main.append(gc.get_freeze_count())
+        raise UserError("bad input")
+
+    monkeypatch.setattr(sys, "argv", ["script"])
+    monkeypatch.setattr(app.signal, "signal", lambda signum, handler: None)
+    try:
+        with pytest.raises(SystemExit) as stop:
+            app.run(main)
+    finally:
+        gc.unfreeze()
+    assert stop.value.code == 2 and frozen_in_main[0] > 0

@@ -11,7 +11,10 @@ optimisation off: their compile time is their cost (q3's gradient norms of two f
 also merged into one program: 6.4 → 2.4 s, ``python benchmarks/reporting.py``; same values
 within float rounding, tested).
 Training's own programs keep the default level: at level 0 a lecun-initialised state already
-differs in the last bit.
+differs in the last bit, and a train step at level 2 computes other last bits. A model's initial
+state is the same to the bit at level 2 as at the default 3 (every model and initialiser, tested),
+and level 3 is most of its compile time (a UNet's state: 2.2 → 0.9 s, ``python
+benchmarks/compile_levels.py``), so state initialisation compiles at level 2.
 GPU and TPU compiles keep XLA's defaults.
 """
 
@@ -27,6 +30,8 @@ import jax.numpy as jnp
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 # ... and for programs that run once: no LLVM optimisation passes.
 ONE_SHOT_CPU_OPTIONS = {**CPU_OPTIONS, "xla_backend_optimization_level": 0}
+# ... and for a model's initial state: LLVM's default level instead of XLA's aggressive one.
+INIT_CPU_OPTIONS = {**CPU_OPTIONS, "xla_backend_optimization_level": 2}
 
 
 @functools.cache
@@ -41,6 +46,13 @@ def one_shot_options(backend: str | None = None) -> dict[str, Any] | None:
     """Like :func:`step_options`, for a program that runs once: :data:`ONE_SHOT_CPU_OPTIONS` on
     CPU (else the step options)."""
     return _if_known(ONE_SHOT_CPU_OPTIONS, backend) or step_options(backend)
+
+
+@functools.cache
+def init_options(backend: str | None = None) -> dict[str, Any] | None:
+    """Like :func:`step_options`, for the program that builds a model's initial state:
+    :data:`INIT_CPU_OPTIONS` on CPU (the same values, compiled faster; else the step options)."""
+    return _if_known(INIT_CPU_OPTIONS, backend) or step_options(backend)
 
 
 def _if_known(options: dict[str, Any], backend: str | None) -> dict[str, Any] | None:

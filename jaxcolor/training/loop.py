@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxcolor.cpu import host_memory
+from jaxcolor.cpu import compiler, host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.training import optimizer, parallel
@@ -96,7 +96,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
 
     sample_shape = (1, *train[0].shape[1:])
     state = jax.jit(lambda key: create_train_state(model, tx, jnp.zeros(sample_shape), key),
-                    out_shardings=parallel.replicated(mesh))(jax.random.key(seed))
+                    out_shardings=parallel.replicated(mesh),
+                    compiler_options=compiler.init_options())(jax.random.key(seed))
     history: list[EpochRecord] = []
     if checkpoints is not None:
         state, history = resume(checkpoints, state, epochs, log)

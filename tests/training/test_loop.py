@@ -197,8 +197,8 @@ def test_cpu_steps_compile_without_ynnpack(tiny_task, monkeypatch):
 
 def test_one_shot_compiles_give_the_values_of_optimised_ones():
     """compiled_once (no LLVM optimisation on CPU) changes compile time, not values beyond float
-    rounding: a UNet's loss gradient against a compile at XLA's default level (2; the tests'
-    own XLA_FLAGS set level 0, so it is asked for explicitly)."""
+    rounding: a UNet's loss gradient against a compile at level 2 (the tests' own XLA_FLAGS set
+    level 0, so it is asked for explicitly)."""
     assert compiler.one_shot_options("gpu") is None
     assert compiler.one_shot_options() == compiler.ONE_SHOT_CPU_OPTIONS
     model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5))
@@ -218,6 +218,28 @@ def test_one_shot_compiles_give_the_values_of_optimised_ones():
     for got, want in zip(jax.tree.leaves(train.compiled_once(gradient)(variables["params"])),
                          jax.tree.leaves(optimised(variables["params"])), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("conv_init", ["pytorch", "lecun"])
+def test_initial_states_compiled_for_speed_are_the_same_to_the_bit(conv_init):
+    """fit builds the initial state with compiler.init_options (level 2 on CPU): the same bits
+    as XLA's default level 3 (asked for explicitly: the tests' XLA_FLAGS set level 0, which
+    changes a lecun init's last bits), parameters, optimizer state and PRNG key alike."""
+    assert compiler.init_options("gpu") is None
+    assert compiler.init_options() == compiler.INIT_CPU_OPTIONS
+    model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5,
+                                  conv_init=conv_init))
+    tx = optax.adam(1e-3)
+
+    def initial_state(options):
+        state = jax.jit(lambda key: train_state.create_train_state(
+            model, tx, jnp.zeros((1, 8, 8, 1)), key), compiler_options=options)(
+            jax.random.key(0))
+        return jax.tree.leaves(state.replace(rng=jax.random.key_data(state.rng)))
+
+    default = initial_state({**compiler.CPU_OPTIONS, "xla_backend_optimization_level": 3})
+    for got, want in zip(initial_state(compiler.init_options()), default, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_mirror_where_mirrors_only_the_chosen_images():
