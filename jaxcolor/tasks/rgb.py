@@ -29,7 +29,7 @@ def greyscale(images: np.ndarray) -> np.ndarray:
 
 def colour_labels(images: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Nearest-palette-colour class (int32) of every pixel, computed in JAX."""
-    return np.asarray(colours.nearest_colour(colours.to_unit_float(images), jnp.asarray(palette)))
+    return np.asarray(colours.nearest_colour(images, jnp.asarray(palette)))
 
 
 def downsample4x(images: np.ndarray) -> np.ndarray:

@@ -27,11 +27,18 @@ def test_kmeans_is_seeded():
 
 
 def test_nearest_colour_matches_brute_force_numpy():
+    """Over more pixels than one chunk and not a multiple of it; uint8 pixels as their floats."""
     rng = np.random.default_rng(2)
-    pixels = rng.random((7, 5, 4, 3), dtype=np.float32)
+    pixels = rng.random((3, 50, 40, 3), dtype=np.float32)
+    assert pixels[..., 0].size % colours.LABEL_CHUNK != 0 and pixels[..., 0].size > \
+        colours.LABEL_CHUNK
     palette = rng.random((24, 3), dtype=np.float32)
     brute = np.argmin(((pixels[..., None, :] - palette) ** 2).sum(-1), axis=-1)
     np.testing.assert_array_equal(np.asarray(colours.nearest_colour(pixels, palette)), brute)
+    images = rng.integers(0, 256, (2, 40, 60, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        np.asarray(colours.nearest_colour(images, palette)),
+        np.asarray(colours.nearest_colour(colours.to_unit_float(images), palette)))
 
 
 def test_renderings_decode_the_colour_distribution():
