@@ -12,9 +12,10 @@ also merged into one program: 6.4 → 2.4 s, ``python benchmarks/reporting.py``;
 within float rounding, tested).
 Training's own programs keep the default level: at level 0 a lecun-initialised state already
 differs in the last bit, and a train step at level 2 computes other last bits. A model's initial
-state is the same to the bit at level 2 as at the default 3 (every model and initialiser, tested),
-and level 3 is most of its compile time (a UNet's state: 2.2 → 0.9 s, ``python
-benchmarks/compile_levels.py``), so state initialisation compiles at level 2.
+state is the same to the bit at level 2 as at the default 3 (UNet, CNN and unet_transpose, both
+initialisers: ``python benchmarks/compile_levels.py``; the UNet's is tested), and level 3 is most
+of its compile time (a UNet's state: 2.4 → 1.0 s there), so state initialisation compiles at
+level 2.
 GPU and TPU compiles keep XLA's defaults.
 """
 
