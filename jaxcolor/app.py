@@ -119,6 +119,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     # The imported modules' ~200k objects live as long as the process: frozen, the garbage
     # collector stops rescanning them while JAX traces and at exit (q3's start-up, i.e. imports
-    # and teardown: 2.7 → 1.9 s, python benchmarks/q3_end_to_end.py, BENCHMARKS.md).
+    # and teardown: 3.0 s on ce566fe, 1.8 s on 8da8f7d; python benchmarks/q3_end_to_end.py,
+    # BENCHMARKS.md).
     gc.freeze()
     app.run(guarded)
