@@ -1,7 +1,8 @@
-"""What XLA:CPU's backend optimisation level costs and changes: a model's initial state (what
-``fit`` builds before training) and its train step (batch 100), each compiled at XLA's default
-level (3) and at level 2 (``jaxcolor.cpu.compiler``), in fresh programs: compile seconds, step
-time, and whether the two compute the same bits (initial states; train states after 5 steps).
+"""What XLA:CPU's compile options cost and change: a model's initial state (what ``fit`` builds
+before training) and its train step (batch 100), each compiled in fresh programs with XLA's
+defaults (backend optimisation level 3, MLIR fusion emitters), at level 2, and with the LLVM
+fusion emitters (``jaxcolor.cpu.compiler``): compile seconds, step time, and whether each
+computes the same bits as the defaults (initial states; train states after 55 steps).
 
     python benchmarks/compile_levels.py [--models=unet,cnn,unet_transpose]
         [--conv_inits=pytorch,lecun] [--train_steps]
@@ -22,7 +23,12 @@ from jaxcolor.objectives import CLASSIFICATION
 from jaxcolor.training import optimizer, parallel, steps
 from jaxcolor.training.state import create_train_state
 
-LEVELS = {"default (3)": compiler.CPU_OPTIONS, "2": compiler.INIT_CPU_OPTIONS}
+# The first variant of each is the reference the others' bits are compared with.
+INIT_VARIANTS = {"defaults": compiler.CPU_OPTIONS, "level 2": compiler.INIT_CPU_OPTIONS,
+                 "level 2 + LLVM emitters": {**compiler.INIT_CPU_OPTIONS,
+                                             **compiler.LLVM_EMITTERS}}
+STEP_VARIANTS = {"defaults": compiler.CPU_OPTIONS, "level 2": compiler.INIT_CPU_OPTIONS,
+                 "LLVM emitters": {**compiler.CPU_OPTIONS, **compiler.LLVM_EMITTERS}}
 
 
 def leaves(tree) -> list[np.ndarray]:
@@ -33,6 +39,14 @@ def leaves(tree) -> list[np.ndarray]:
 
 def same_bits(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(leaves(a), leaves(b), strict=True))
+
+
+def compared(results: dict[str, tuple[str, object]]) -> str:
+    """``label: figures`` per variant, each after the first with whether its bits match it."""
+    (_, (_, reference)), *_ = results.items()
+    return "; ".join(f"{label}: {text}" + ("" if value is reference else
+                                           f", same bits: {same_bits(reference, value)}")
+                     for label, (text, value) in results.items())
 
 
 def main() -> None:
@@ -48,17 +62,15 @@ def main() -> None:
         for name in args.models.split(","):
             model = build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24,
                                           conv_init=conv_init))
-            states, seconds = {}, {}
-            for level, options in LEVELS.items():
+            results = {}
+            for label, options in INIT_VARIANTS.items():
                 start = time.perf_counter()
-                states[level] = jax.block_until_ready(jax.jit(
+                state = jax.block_until_ready(jax.jit(
                     lambda key, model=model: create_train_state(
                         model, tx, jnp.zeros((1, 32, 32, 1)), key),
                     compiler_options=options)(jax.random.key(0)))
-                seconds[level] = time.perf_counter() - start
-            print(f"initial state, {name}, {conv_init}: " + ", ".join(
-                f"level {level} {value:.2f} s" for level, value in seconds.items())
-                + f"; same bits: {same_bits(*states.values())}", flush=True)
+                results[label] = (f"{time.perf_counter() - start:.2f} s", state)
+            print(f"initial state, {name}, {conv_init}: {compared(results)}", flush=True)
     if not args.train_steps:
         return
     rng = np.random.default_rng(0)
@@ -70,7 +82,7 @@ def main() -> None:
         fresh = jax.jit(lambda key, model=model: create_train_state(
             model, tx, jnp.zeros((1, 32, 32, 1)), key))(jax.random.key(0))
         results = {}
-        for level, options in LEVELS.items():
+        for label, options in STEP_VARIANTS.items():
             start = time.perf_counter()
             step = jax.jit(steps._train_step(model, tx, CLASSIFICATION, mesh),
                            compiler_options=options).lower(
@@ -86,12 +98,9 @@ def main() -> None:
                     state, _ = step(state, inputs, targets, order, jnp.int32(i))
                 jax.block_until_ready(state)
                 times.append((time.perf_counter() - start) / 10)
-            results[level] = (compile_seconds, float(np.median(times)), state)
-        print(f"train step, {name}: " + ", ".join(
-            f"level {level} compile {c:.2f} s, step {1e3 * t:.1f} ms"
-            for level, (c, t, _) in results.items())
-            + f"; same bits after 55 steps: {same_bits(*(r[2] for r in results.values()))}",
-            flush=True)
+            results[label] = (f"compile {compile_seconds:.2f} s, step "
+                              f"{1e3 * float(np.median(times)):.1f} ms", state)
+        print(f"train step, {name} (bits after 55 steps): {compared(results)}", flush=True)
 
 
 if __name__ == "__main__":

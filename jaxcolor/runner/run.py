@@ -14,7 +14,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxcolor.colour import metrics
@@ -100,10 +99,11 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     snapshots: dict[int, TrainState] = {}
 
     def after_epoch(record: EpochRecord, state: TrainState, step_losses: np.ndarray) -> None:
+        local = parallel.local_copy(state)  # what the reporting after training predicts with
         if record.epoch in report_epochs:  # a copy here (the state is donated next step)
-            snapshots[record.epoch] = jax.tree.map(jnp.copy, parallel.local_copy(state))
+            snapshots[record.epoch] = jax.device_put(local, may_alias=False)
         if board is not None:
-            log_epoch(board, cfg, data, record, state, step_losses)
+            log_epoch(board, cfg, data, record, local, step_losses)
 
     fingerprint = run_fingerprint(
         cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],
@@ -200,7 +200,7 @@ def predict_renderings(cfg: ExperimentConfig, state: TrainState, data: TaskData,
         batch = inputs[i:i + cfg.batch_size]
         padding = [(0, cfg.batch_size - len(batch))] + [(0, 0)] * (batch.ndim - 1)
         for name, rgb in render(state, np.pad(batch, padding)).items():
-            rendered[name].append(np.asarray(rgb[:len(batch)]))
+            rendered[name].append(np.asarray(rgb)[:len(batch)])
     return {name: np.concatenate(parts) for name, parts in rendered.items()}
 
 

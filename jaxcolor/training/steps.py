@@ -158,8 +158,8 @@ def make_eval_step(model: nn.Module, objective: Objective, mesh: Mesh
 def evaluate(eval_step: Callable[..., dict[str, jax.Array]], state: TrainState,
              batches: list[tuple[jax.Array, ...]]) -> dict[str, float]:
     """Mean loss and metrics over the real (weight-1) images of padded on-device batches."""
-    totals = [eval_step(state, *batch) for batch in batches]
-    summed = jax.tree.map(lambda *values: float(sum(values)), *totals)
+    totals = jax.device_get([eval_step(state, *batch) for batch in batches])  # one host sync
+    summed = jax.tree.map(lambda *values: float(sum(values)), *totals)  # float32 adds, as XLA's
     count = summed.pop("count")
     return {name: value / count for name, value in summed.items()}
 

@@ -200,7 +200,8 @@ def test_one_shot_compiles_give_the_values_of_optimised_ones():
     rounding: a UNet's loss gradient against a compile at level 2 (the tests' own XLA_FLAGS set
     level 0, so it is asked for explicitly)."""
     assert compiler.one_shot_options("gpu") is None
-    assert compiler.one_shot_options() == compiler.ONE_SHOT_CPU_OPTIONS
+    assert compiler.one_shot_options() == {**compiler.ONE_SHOT_CPU_OPTIONS,
+                                           **compiler.LLVM_EMITTERS}
     model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5))
     inputs = jax.random.uniform(jax.random.key(0), (4, 8, 8, 1))
     targets = jax.random.randint(jax.random.key(1), (4, 8, 8), 0, 5)
@@ -222,11 +223,12 @@ def test_one_shot_compiles_give_the_values_of_optimised_ones():
 
 @pytest.mark.parametrize("conv_init", ["pytorch", "lecun"])
 def test_initial_states_compiled_for_speed_are_the_same_to_the_bit(conv_init):
-    """fit builds the initial state with compiler.init_options (level 2 on CPU): the same bits
-    as XLA's default level 3 (asked for explicitly: the tests' XLA_FLAGS set level 0, which
-    changes a lecun init's last bits), parameters, optimizer state and PRNG key alike."""
+    """fit builds the initial state with compiler.init_options (level 2 and the LLVM fusion
+    emitters on CPU): the same bits as XLA's default level 3 and MLIR emitters (level 3 asked for
+    explicitly: the tests' XLA_FLAGS set level 0, which changes a lecun init's last bits),
+    parameters, optimizer state and PRNG key alike."""
     assert compiler.init_options("gpu") is None
-    assert compiler.init_options() == compiler.INIT_CPU_OPTIONS
+    assert compiler.init_options() == {**compiler.INIT_CPU_OPTIONS, **compiler.LLVM_EMITTERS}
     model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5,
                                   conv_init=conv_init))
     tx = optax.adam(1e-3)
