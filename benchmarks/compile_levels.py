@@ -1,8 +1,9 @@
 """What XLA:CPU's compile options cost and change: a model's initial state (what ``fit`` builds
-before training) and its train step (batch 100), each compiled in fresh programs with XLA's
+before training), an epoch's example order (5,000 images, batch 50) and a train step (batch
+100), each compiled in fresh programs with XLA's
 defaults (backend optimisation level 3, MLIR fusion emitters), at level 2, and with the LLVM
 fusion emitters (``jaxcolor.cpu.compiler``): compile seconds, step time, and whether each
-computes the same bits as the defaults (initial states; train states after 55 steps).
+computes the same bits as the defaults (initial states; orders; train states after 55 steps).
 
     python benchmarks/compile_levels.py [--models=unet,cnn,unet_transpose]
         [--conv_inits=pytorch,lecun] [--train_steps]
@@ -27,6 +28,9 @@ from jaxcolor.training.state import create_train_state
 INIT_VARIANTS = {"defaults": compiler.CPU_OPTIONS, "level 2": compiler.INIT_CPU_OPTIONS,
                  "level 2 + LLVM emitters": {**compiler.INIT_CPU_OPTIONS,
                                              **compiler.LLVM_EMITTERS}}
+ORDER_VARIANTS = {"defaults": compiler.CPU_OPTIONS,
+                  "level 0 + LLVM emitters": {**compiler.ONE_SHOT_CPU_OPTIONS,
+                                              **compiler.LLVM_EMITTERS}}
 STEP_VARIANTS = {"defaults": compiler.CPU_OPTIONS, "level 2": compiler.INIT_CPU_OPTIONS,
                  "LLVM emitters": {**compiler.CPU_OPTIONS, **compiler.LLVM_EMITTERS}}
 
@@ -71,6 +75,20 @@ def main() -> None:
                     compiler_options=options)(jax.random.key(0)))
                 results[label] = (f"{time.perf_counter() - start:.2f} s", state)
             print(f"initial state, {name}, {conv_init}: {compared(results)}", flush=True)
+    results = {}
+    for label, options in ORDER_VARIANTS.items():
+        start = time.perf_counter()
+        draw = jax.jit(steps._draw_order, static_argnums=(1, 2, 3), compiler_options=options
+                       ).lower(state, 5000, 50, parallel.per_host(mesh)).compile()
+        compile_seconds = time.perf_counter() - start
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            order = jax.block_until_ready(draw(state)[1])
+            times.append(time.perf_counter() - start)
+        results[label] = (f"compile {compile_seconds:.2f} s, run "
+                          f"{1e3 * float(np.median(times)):.1f} ms", order)
+    print(f"epoch order: {compared(results)}", flush=True)
     if not args.train_steps:
         return
     rng = np.random.default_rng(0)

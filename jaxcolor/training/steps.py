@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import flax.linen as nn
@@ -114,12 +113,25 @@ def make_train_epoch(model: nn.Module, tx: optax.GradientTransformation, objecti
                     out_shardings=(everywhere, everywhere))
 
 
-@partial(jax.jit, static_argnames=("rows_per_host", "batch_per_host", "sharding"))
 def shuffle_batches(state: TrainState, rows_per_host: int, batch_per_host: int,
                     sharding: NamedSharding) -> tuple[TrainState, jax.Array]:
     """Advance the state's PRNG and draw this epoch's example order: (hosts, num_batches,
     batch_per_host) indices into each host's own rows. On one host this is one permutation of
     the data, whatever the number of devices."""
+    return _shuffle_program()(state, rows_per_host, batch_per_host, sharding)
+
+
+@functools.cache
+def _shuffle_program() -> Callable[..., tuple[TrainState, jax.Array]]:
+    """:func:`shuffle_batches` compiled as one-off programs are: integer arithmetic only, so the
+    same order, and a cold start compiles it sooner than it runs it slower (``python
+    benchmarks/compile_levels.py``)."""
+    return compiled_once(_draw_order, static_argnames=("rows_per_host", "batch_per_host",
+                                                       "sharding"))
+
+
+def _draw_order(state: TrainState, rows_per_host: int, batch_per_host: int,
+                sharding: NamedSharding) -> tuple[TrainState, jax.Array]:
     rng, shuffle_key = jax.random.split(state.rng)
     hosts = sharding.mesh.shape[parallel.HOSTS]
     keys = shuffle_key[None] if hosts == 1 else jax.random.split(shuffle_key, hosts)
