@@ -35,13 +35,15 @@ def isa(request, monkeypatch):
 # (batch, height, width, in channels, out channels, kernel size, padding (top, left) or None
 # for SAME): 1- and 3-channel inputs, widths that are not multiples of the 8-pixel tile, channel
 # counts around the 16/32-lane tiles, the 8-lane tail (24, 40; in whole tiles: 25 → 24 at width
-# 16) and the 8-channel weight-gradient tile, 1×1 and 5×5 kernels, a single image; the phase
-# forms' rectangular kernels with one-sided padding, and an even kernel.
+# 16) and the 8-channel weight-gradient tile, AVX2's 24-channel blocks (24, 48, 96: whole and
+# partial 4-row/pixel tiles), 1×1 and 5×5 kernels, a single image; the phase forms' rectangular
+# kernels with one-sided padding, and an even kernel.
 SHAPES = [(3, 8, 8, 1, 32, 3, None), (2, 7, 5, 3, 24, 3, None), (1, 9, 13, 17, 40, 3, None),
           (4, 4, 4, 9, 1, 3, None), (2, 6, 11, 33, 96, 3, None), (2, 5, 7, 6, 7, 5, None),
           (3, 4, 6, 5, 17, 1, None), (5, 16, 16, 32, 64, 3, None), (2, 7, 5, 3, 24, (2, 2), (0, 0)),
           (2, 6, 9, 17, 40, (1, 2), (0, 1)), (3, 5, 6, 9, 33, (2, 1), (1, 0)),
-          (2, 8, 8, 4, 20, (4, 4), None), (2, 4, 16, 25, 24, 3, None)]
+          (2, 8, 8, 4, 20, (4, 4), None), (2, 4, 16, 25, 24, 3, None),
+          (2, 6, 10, 24, 48, 3, None)]
 
 
 def assert_close(got, want, tolerance):

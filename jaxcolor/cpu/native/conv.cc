@@ -89,6 +89,8 @@ using Vec = __m512;
 using Narrow = __m256;
 constexpr int kRows = 8;
 constexpr int kPixels = 8;
+constexpr bool kWideBlocks = false;  // see the AVX2 build
+constexpr int kWideTile = 0;
 // A broadcast as a Last vector: itself, or its lower half (no instruction).
 template <class Last>
 inline Last narrow(__m512 v) {
@@ -103,6 +105,12 @@ using Vec = __m256;
 using Narrow = __m256;  // no narrower tail worth it
 constexpr int kRows = 6;
 constexpr int kPixels = 6;
+// Output channels in blocks of three vectors where they divide into them (24, 48, 96), with
+// tiles of kWideTile rows or pixels: 12 accumulators, where blocks of 16 + 8 leave the 8-channel
+// tile only 6, too few to cover the multiply-add's latency (a 32×32, 24 → 24 layer at batch 100:
+// `JAXCOLOR_NATIVE_ISA=avx2 python benchmarks/conv_layers.py`, BENCHMARKS.md).
+constexpr bool kWideBlocks = true;
+constexpr int kWideTile = 4;
 template <class Last>
 inline Last narrow(__m256 v) { return v; }
 #else
@@ -118,7 +126,7 @@ struct Shape {
   int64_t n, h, w, ci, co, kh, kw, pt, pl;  // kernel kh×kw; padding pt above, pl left
 };
 
-// The output-channel vectors of one register-tile row: FULL (0 or 1) whole Vec vectors, then a
+// The output-channel vectors of one register-tile row: FULL (0 to 2) whole Vec vectors, then a
 // Last vector whose first lanes (a mask) are used.
 template <int FULL, class Last>
 struct Group {
@@ -168,12 +176,31 @@ struct Group {
   }
 };
 
+// A block of output channels and the rows or pixels of its register tiles: three vectors where
+// kWideBlocks and they divide the channels, else two (the last block may be narrower).
+struct Blocking {
+  int64_t width;
+  int tile;
+};
+Blocking blocking(int64_t co, int tile) {
+  if constexpr (kWideBlocks) {
+    if (co % (3 * kLanes) == 0) return {3 * kLanes, kWideTile};
+  }
+  return {2 * kLanes, tile};
+}
+template <int FULL, int TILE>
+constexpr int kTileOf = FULL == 2 ? kWideTile : TILE;
+
 // Runs Body<FULL, Last>::run(mask, args...) with the vectors that cover `width` (1 to
-// 2·kLanes) output channels: a Narrow last vector where the channels left fill one exactly
-// (a partly used one would need AVX2's masked loads and stores, slower than AVX-512's masks)
-// and the tile is whole (kRows or kPixels: fewer Narrow instances, a faster first build).
+// 2·kLanes, or 3·kLanes with kWideBlocks) output channels: a Narrow last vector where the
+// channels left fill one exactly (a partly used one would need AVX2's masked loads and stores,
+// slower than AVX-512's masks) and the tile is whole (kRows or kPixels: fewer Narrow instances,
+// a faster first build).
 template <template <int, class> class Body, class... Args>
 void for_width(int64_t width, bool whole_tile, Args... args) {
+  if constexpr (kWideBlocks) {
+    if (width == 3 * kLanes) return Body<2, Vec>::run(V::first(kLanes), args...);
+  }
   const int64_t tail = width > kLanes ? width - kLanes : width;
   const bool narrow_tail = !std::is_same_v<Narrow, Vec> && whole_tile &&
                            tail == Lanes<Narrow>::kCount;
@@ -223,11 +250,11 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
   for (int i = 0; i < ROWS; ++i) G::load_aligned(sums[i][0]).add_to(o + i * s.co, last_mask);
 }
 
-// tile<rows, FULL, Last> for a run-time rows in 1..kRows (the last channel block may be
-// narrower).
+// tile<rows, FULL, Last> for a run-time rows in 1..kRows (kWideTile for three vectors; the last
+// channel block may be narrower).
 template <int FULL, class Last>
 struct WeightGradTile {
-  template <int R = kRows>
+  template <int R = kTileOf<FULL, kRows>>
   static void run(typename Lanes<Last>::Mask mask, int rows, const float* x, const float* dy,
                   const Shape* s, int64_t n0, int64_t n1, int kh, int kw, int64_t c0,
                   int64_t o0, float* out) {
@@ -247,10 +274,11 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
                 float* out, float* out_bias) {
   for (int kh = 0; kh < s.kh; ++kh)
     for (int kw = 0; kw < s.kw; ++kw)
-      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes)
-        for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
-          for_width<WeightGradTile>(std::min<int64_t>(2 * kLanes, s.co - o0), rows == kRows,
+      for (int64_t o0 = 0, block = blocking(s.co, kRows).width, tile = blocking(s.co, kRows).tile;
+           o0 < s.co; o0 += block)
+        for (int64_t c0 = 0; c0 < s.ci; c0 += tile) {
+          const int rows = static_cast<int>(std::min<int64_t>(tile, s.ci - c0));
+          for_width<WeightGradTile>(std::min<int64_t>(block, s.co - o0), rows == tile,
                                     rows, x, dy, &s, n0, n1, kh, kw, c0, o0, out);
         }
   for (int64_t o0 = 0; o0 < s.co; o0 += kLanes) {
@@ -379,11 +407,11 @@ void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* 
   for (int p = 0; p < PIXELS; ++p) acc[p].store(yp + p * co, last_mask);
 }
 
-// conv_tile<pixels, FULL, Last> for a run-time pixels in 1..kPixels (a row's last tile may be
-// narrower).
+// conv_tile<pixels, FULL, Last> for a run-time pixels in 1..kPixels (kWideTile for three
+// vectors; a row's last tile may be narrower).
 template <int FULL, class Last>
 struct ConvTile {
-  template <int P = kPixels>
+  template <int P = kTileOf<FULL, kPixels>>
   static void run(typename Lanes<Last>::Mask mask, int pixels, const float* xpad, int64_t pw,
                   const float* kernel, const float* bias, const Shape* s, int64_t h,
                   int64_t w0, int64_t o0, float* y) {
@@ -409,10 +437,11 @@ void convolve(const float* x, const float* kernel, const float* bias, const Shap
                   s.w * s.ci * sizeof(float));
     for (int64_t h = 0; h < s.h; ++h) {
       float* yrow = y + (n * s.h + h) * s.w * s.co;
-      for (int64_t o0 = 0; o0 < s.co; o0 += 2 * kLanes)
-        for (int64_t w0 = 0; w0 < s.w; w0 += kPixels) {
-          const int pixels = static_cast<int>(std::min<int64_t>(kPixels, s.w - w0));
-          for_width<ConvTile>(std::min<int64_t>(2 * kLanes, s.co - o0), pixels == kPixels,
+      for (int64_t o0 = 0, block = blocking(s.co, kPixels).width,
+                   tile = blocking(s.co, kPixels).tile; o0 < s.co; o0 += block)
+        for (int64_t w0 = 0; w0 < s.w; w0 += tile) {
+          const int pixels = static_cast<int>(std::min<int64_t>(tile, s.w - w0));
+          for_width<ConvTile>(std::min<int64_t>(block, s.co - o0), pixels == tile,
                               pixels, xpad.data(), static_cast<int64_t>(pw), kernel, bias, &s,
                               h, w0, o0, yrow);
         }
