@@ -314,11 +314,13 @@ Parts = Sequence[tuple[jax.Array, bool]]
 class Conv(nn.Module):
     """k×k SAME convolution with bias over the channel concatenation of ``parts``.
 
-    The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Half-resolution
-    parts go through :func:`conv_of_upsampled` with their slice of the kernel; the others are
-    concatenated and convolved once; the results are summed. The bias enters one of these
-    convolutions (the full-resolution one if any), where the native kernels add it and sum its
-    gradient in the same passes."""
+    The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Each part is
+    convolved with its slice of the kernel (half-resolution parts through
+    :func:`conv_of_upsampled`) and the results are summed: no concatenated copy, and each
+    part's gradient comes out on its own, not as a slice of the concatenation's (unet_transpose,
+    whose final convolution takes block 4 ‖ the input, trains faster: BENCHMARKS.md). The bias
+    enters the first convolution (a full-resolution one if any), where the native kernels add it
+    and sum its gradient in the same passes."""
 
     features: int
     kernel: int
@@ -335,10 +337,9 @@ class Conv(nn.Module):
         half = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
         full = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if not upsampled]
         terms = []
-        if full:
-            terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
-                                jnp.concatenate([w for _, w in full], axis=2), bias))
-        for x, w in half:  # the bias goes to the first term only
+        for x, w in full:  # the bias goes to the first term only
+            terms.append(conv2d(x, w, None if terms else bias))
+        for x, w in half:
             terms.append(conv_of_upsampled(x, w, None if terms else bias))
         return sum(terms[1:], terms[0])
 

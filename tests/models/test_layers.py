@@ -53,6 +53,32 @@ def test_conv_of_upsampled_equals_convolving_the_upsampled_map(size):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_conv_over_parts_equals_nn_conv_over_their_concatenation():
+    """Conv convolves each part with its slice of the kernel (no concatenated copy): the values
+    and gradients (parameters and every part) of nn.Conv over the concatenation, the upsampled
+    part upsampled."""
+    keys = jax.random.split(jax.random.key(0), 5)
+    a = jax.random.normal(keys[0], (2, 8, 6, 3))
+    b = jax.random.normal(keys[1], (2, 8, 6, 1))
+    half = jax.random.normal(keys[2], (2, 4, 3, 2))
+    weights = jax.random.normal(keys[3], (2, 8, 6, 5))
+    ours = layers.Conv(5, 3)
+    variables = ours.init(keys[4], [(a, False), (b, False), (half, True)])
+
+    def loss_ours(variables, a, b, half):
+        return jnp.sum(ours.apply(variables, [(a, False), (b, False), (half, True)]) * weights)
+
+    def loss_flax(variables, a, b, half):
+        concatenated = jnp.concatenate([a, b, upsample2x(half)], axis=-1)
+        return jnp.sum(nn.Conv(5, (3, 3), padding="SAME").apply(variables, concatenated)
+                       * weights)
+
+    got, want = (jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(variables, a, b, half)
+                 for loss in (loss_ours, loss_flax))
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
+
+
 def pytorch_definition(x, kernel, transposed):
     """PyTorch's stride-2 Conv2d / ConvTranspose2d (padding P, output_padding k mod 2) by
     their definitions, in loops over NHWC NumPy arrays: output pixel o = 2i − P + t of input

@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import pytest
 
 from jaxcolor.config import ExperimentConfig
@@ -13,7 +14,7 @@ TINY = dict(source="synthetic", epochs=2, batch_size=32, num_filters=4, num_colo
             num_samples=2)
 
 
-def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
+def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path, caplog):
     calls = []
 
     def after_run(run, out):
@@ -26,7 +27,8 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
 
     config = ExperimentConfig("grid", output_dir=str(tmp_path), report_epochs=(1,), **TINY)
     lines = []
-    runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end), log=lines.append)
+    with jax.log_compiles():
+        runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end), log=lines.append)
     assert calls == [("after", 1), ("after", 2), ("end", 2)]
     assert [run.row["extra"] for run in runs] == [10, 20]
     rows = json.loads((tmp_path / "results.json").read_text())
@@ -41,6 +43,9 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path):
     assert phases["train"] > 0 and phases["compile"] > 0 and phases["data"] > 0
     assert phases["total"] == pytest.approx(sum(phases[name] for name in PHASES))
     assert lines[-1].startswith("time: data ") and "× its epochs'" in lines[-1]
+    # TensorBoard's samples after each epoch, the reported epochs' metrics and sample figures
+    # share one compiled program.
+    assert sum("Compiling jit(render)" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_shared_costs_are_charged_once(tmp_path):

@@ -107,8 +107,8 @@ constexpr int kRows = 6;
 constexpr int kPixels = 6;
 // Output channels in blocks of three vectors where they divide into them (24, 48, 96), with
 // tiles of kWideTile rows or pixels: 12 accumulators, where blocks of 16 + 8 leave the 8-channel
-// tile only 6, too few to cover the multiply-add's latency (a 32×32, 24 → 24 layer at batch 100:
-// `JAXCOLOR_NATIVE_ISA=avx2 python benchmarks/conv_layers.py`, BENCHMARKS.md).
+// tile only 6, too few to cover the multiply-add's latency (the AVX2 UNet train step went from
+// 1.19× to 1.38× PyTorch channels-last: BENCHMARKS.md, "Train steps with the AVX2 kernels").
 constexpr bool kWideBlocks = true;
 constexpr int kWideTile = 4;
 template <class Last>
