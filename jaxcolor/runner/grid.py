@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,16 +30,53 @@ def _no_section(runs: list[RunOutput], out: Path) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Hooks:
-    """What a question adds to its grid; both run once, on the writing process.
+    """What a question adds to its grid; each runs on the writing process.
 
     ``after_run(run, out)``: called once per finished run (each reported epoch); returns extra
     fields for the run's results row and may write per-run figures into ``out``.
     ``at_end(runs, out)``: called once after every run; returns the question's Markdown
     section of results.md (its measured answer) and may write its extra files into ``out``.
+    ``alongside(task_data)``: the section's work that needs only task data (e.g. measurements of
+    freshly initialised models), called once on a background thread after the grid's first
+    trained epoch, with that run's task data, so that its compilation uses CPU time the train
+    steps leave idle; it has finished (its error raised here) before ``at_end`` is called (run
+    then, with the first run's task data, if no epoch was trained).
     """
 
     after_run: Callable[[RunOutput, Path], dict[str, Any]] = _no_extras
     at_end: Callable[[list[RunOutput], Path], str] = _no_section
+    alongside: Callable[[TaskData], None] | None = None
+
+
+class _Alongside:
+    """``hooks.alongside`` of a grid: started at most once, on a daemon thread (an interrupted
+    grid does not wait for it), and finished before the section."""
+
+    def __init__(self, work: Callable[[TaskData], None] | None) -> None:
+        self._work, self._thread, self._error = work, None, None
+
+    def start(self, data: TaskData) -> None:
+        if self._work is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, args=(data,), daemon=True,
+                                            name="alongside")
+            self._thread.start()
+
+    def _run(self, data: TaskData) -> None:
+        try:
+            self._work(data)
+        except BaseException as error:  # re-raised on the main thread by finish
+            self._error = error
+
+    def finish(self, data: TaskData) -> None:
+        """Wait for the work (run it here on ``data`` if no epoch was trained to start it)."""
+        if self._work is None:
+            return
+        if self._thread is None:
+            self._work(data)
+            return
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 PHASES = ("data", "palette", "compile", "train", "eval", "checkpoint", "reporting")
@@ -64,12 +103,14 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
     data_by_task: dict[str, TaskData] = {}
     runs: list[RunOutput] = []
     writes = parallel.is_main_process()  # one writer in multi-process runs
+    alongside = _Alongside(hooks.alongside if writes else None)
     for index, cfg in enumerate(configs):
         if len(configs) > 1:
             log(f"-- run {index + 1} of {len(configs)}")
         if cfg.task not in data_by_task:
             data_by_task[cfg.task] = prepare_task(cfg, images, log, unpaid)
-        trained = train_and_evaluate(cfg, data_by_task[cfg.task], log)
+        trained = train_and_evaluate(cfg, data_by_task[cfg.task], log, after_first_epoch=(
+            functools.partial(alongside.start, data_by_task[cfg.task])))
         phases = trained[-1].row["phases"]
         reporting_start = time.perf_counter()
         for run in trained:
@@ -84,6 +125,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
             write_outputs(out, title, runs)
         phases["reporting"] += time.perf_counter() - reporting_start
     section_start = time.perf_counter()
+    alongside.finish(data_by_task[first.task])
     section = hooks.at_end(runs, out) if writes else ""
     runs[-1].row["phases"]["reporting"] += time.perf_counter() - section_start
     trainings = [run.row for run in runs if "phases" in run.row]

@@ -79,11 +79,12 @@ class RunOutput:
         return f"{run_name(self.config)}_e{self.config.epochs}"
 
 
-def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_line
-                       ) -> list[RunOutput]:
+def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_line,
+                       after_first_epoch: Callable[[], None] | None = None) -> list[RunOutput]:
     """Train one configuration; one results row per reported epoch (the last one at least). The
     last row also gets ``phases``: this process's seconds of compile, train, eval, checkpoint and
-    reporting (test-set metrics) of the training."""
+    reporting (test-set metrics) of the training. ``after_first_epoch()`` is called once, after
+    the first epoch trained here (when the steps are compiled and running)."""
     if cfg.batch_size > len(data.train_inputs):
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(data.train_inputs)} training images; use a smaller one.")
@@ -104,6 +105,10 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
             snapshots[record.epoch] = jax.device_put(local, may_alias=False)
         if board is not None:
             log_epoch(board, cfg, data, record, local, step_losses)
+        nonlocal after_first_epoch
+        if after_first_epoch is not None:
+            after_first_epoch()
+            after_first_epoch = None
 
     fingerprint = run_fingerprint(
         cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],

@@ -1,6 +1,7 @@
 """run_grid: one data load for a grid, every config checked first, the question's hooks."""
 
 import json
+import threading
 
 import jax
 import pytest
@@ -25,10 +26,17 @@ def test_hooks_run_once_per_run_and_once_at_the_end(tmp_path, caplog):
         calls.append(("end", len(runs)))
         return "## The measured answer"
 
+    def alongside(data):
+        calls.append(("alongside", threading.current_thread().name, len(data.train_inputs)))
+
     config = ExperimentConfig("grid", output_dir=str(tmp_path), report_epochs=(1,), **TINY)
     lines = []
     with jax.log_compiles():
-        runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end), log=lines.append)
+        runs = run_grid([config], "a grid", hooks=Hooks(after_run, at_end, alongside),
+                        log=lines.append)
+    alongside_call = ("alongside", "alongside", 256)  # on its thread, with the task's data
+    assert calls.count(alongside_call) == 1 and calls.index(alongside_call) < len(calls) - 1
+    calls.remove(alongside_call)
     assert calls == [("after", 1), ("after", 2), ("end", 2)]
     assert [run.row["extra"] for run in runs] == [10, 20]
     rows = json.loads((tmp_path / "results.json").read_text())
@@ -73,3 +81,12 @@ def test_only_the_first_process_prints_log_lines(monkeypatch, capsys):
     runner.log_line("hidden")
     assert not runner.on_terminal()
     assert capsys.readouterr().out == "shown\n"
+
+
+def test_an_error_alongside_the_training_fails_the_grid(tmp_path):
+    def alongside(data):
+        raise ValueError("measurement failed")
+
+    config = ExperimentConfig("grid", output_dir=str(tmp_path), **TINY)
+    with pytest.raises(ValueError, match="measurement failed"):
+        run_grid([config], "a grid", hooks=Hooks(alongside=alongside), log=lambda line: None)
