@@ -1,8 +1,7 @@
 """What each exact layer rewrite of ``jaxcolor.models.layers`` buys in whole train steps.
 
-Compiles the CNN and UNet (or ``--models``) train step (batch 100, NF 32, 24 colours) five ways
-and times them interleaved, round after round, in one process (this machine's speed drifts
-between runs):
+Compiles the CNN and UNet train step (batch 100, NF 32, 24 colours) four ways and times them
+interleaved, round after round, in one process (this machine's speed drifts between runs):
 
 - ``reference layers``: every layer input is built at full resolution (upsampled maps
   upsampled, skips concatenated) and convolved once, flax's ``nn.BatchNorm`` — the computation
@@ -10,14 +9,10 @@ between runs):
 - ``+ upsampled-conv rewrite``: ``layers.conv_of_upsampled`` (half-resolution phase kernels);
 - ``+ fused BatchNorm``: ``layers.BatchNorm`` (closed-form backward, per-channel sums as matrix
   products on CPU);
-- ``+ native conv kernels``: ``jaxcolor.cpu.native``'s convolution and weight-gradient kernels
-  instead of XLA's convolutions (the first three use XLA's);
-- ``+ one-channel parts apart`` (what jaxcolor runs on CPU): ``layers.Conv`` convolves a
-  one-channel full-resolution part (the grey input) on its own instead of concatenating it to
-  the others (only unet_transpose's final convolution has one: block 4 ‖ the input; the other
-  models compute the same bits as in the variant before).
+- ``+ native conv kernels`` (what jaxcolor runs on CPU): ``jaxcolor.cpu.native``'s convolution and
+  weight-gradient kernels instead of XLA's convolutions (the first three use XLA's).
 
-All five compute the same function (``tests/test_models.py``, ``tests/test_layers.py``,
+All four compute the same function (``tests/test_models.py``, ``tests/test_layers.py``,
 ``tests/test_native.py``).
 Batches are real horse images with ``--image_dir`` (else random). ``--lab_bins`` times q7's
 Lab-bins UNet instead (261-class 1×1 head, class-rebalanced soft-encoded loss; needs
@@ -39,7 +34,6 @@ from pathlib import Path
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,27 +64,6 @@ class ReferenceConv(layers.Conv):
         return layers.conv2d(inputs, kernel) + bias
 
 
-class ConcatenatingConv(layers.Conv):
-    """``layers.Conv`` with every full-resolution part concatenated and convolved once, a
-    one-channel part too (each half-resolution part through ``conv_of_upsampled``)."""
-
-    @nn.compact
-    def __call__(self, parts: layers.Parts) -> jax.Array:
-        channels = [x.shape[-1] for x, _ in parts]
-        kernel = self.param("kernel", layers.CONV_INITS[self.conv_init],
-                            (self.kernel, self.kernel, sum(channels), self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        starts = np.cumsum([0, *channels])
-        slices = [kernel[:, :, start:end] for start, end in zip(starts, starts[1:], strict=False)]
-        full = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if not upsampled]
-        terms = [layers.conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
-                               jnp.concatenate([w for _, w in full], axis=2), bias)] if full else []
-        for (x, upsampled), w in zip(parts, slices, strict=True):
-            if upsampled:
-                terms.append(layers.conv_of_upsampled(x, w, None if terms else bias))
-        return sum(terms[1:], terms[0])
-
-
 def reference_layers() -> None:
     models.BatchNorm = nn.BatchNorm
     models.Conv = ReferenceConv
@@ -98,10 +71,6 @@ def reference_layers() -> None:
 
 
 def upsampled_conv_rewrite() -> None:
-    models.Conv = ConcatenatingConv
-
-
-def one_channel_parts_apart() -> None:
     models.Conv = ORIGINAL["Conv"]
 
 
@@ -118,8 +87,7 @@ ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv, "use_native": la
 VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
                                            "+ upsampled-conv rewrite": upsampled_conv_rewrite,
                                            "+ fused BatchNorm": fused_batch_norm,
-                                           "+ native conv kernels": native_kernels,
-                                           "+ one-channel parts apart": one_channel_parts_apart}
+                                           "+ native conv kernels": native_kernels}
 
 
 def lab_bins_setup(image_dir: str, count: int

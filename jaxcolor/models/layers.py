@@ -315,13 +315,10 @@ class Conv(nn.Module):
     """k×k SAME convolution with bias over the channel concatenation of ``parts``.
 
     The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Half-resolution
-    parts go through :func:`conv_of_upsampled` with their slice of the kernel; the other parts
-    are concatenated and convolved once, except one-channel parts (a grey input), convolved on
-    their own: concatenated, 24 + 1 channels leave the kernels' last vector almost empty, and
-    the copy and its gradient's slices cost more (unet_transpose's final convolution:
-    ``python benchmarks/layer_rewrites.py --models=unet_transpose``, BENCHMARKS.md). The results
-    are summed. The bias enters one of these convolutions (a full-resolution one if any), where
-    the native kernels add it and sum its gradient in the same passes."""
+    parts go through :func:`conv_of_upsampled` with their slice of the kernel; the others are
+    concatenated and convolved once; the results are summed. The bias enters one of these
+    convolutions (the full-resolution one if any), where the native kernels add it and sum its
+    gradient in the same passes."""
 
     features: int
     kernel: int
@@ -337,14 +334,11 @@ class Conv(nn.Module):
         slices = [kernel[:, :, start:end] for start, end in zip(starts, starts[1:], strict=False)]
         half = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
         full = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if not upsampled]
-        together = [(x, w) for x, w in full if x.shape[-1] > 1]
-        groups = [together] * bool(together) + [[part] for part in full if part[0].shape[-1] == 1]
         terms = []
-        for group in groups:  # the bias goes to the first term only
-            terms.append(conv2d(jnp.concatenate([x for x, _ in group], axis=-1),
-                                jnp.concatenate([w for _, w in group], axis=2),
-                                None if terms else bias))
-        for x, w in half:
+        if full:
+            terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
+                                jnp.concatenate([w for _, w in full], axis=2), bias))
+        for x, w in half:  # the bias goes to the first term only
             terms.append(conv_of_upsampled(x, w, None if terms else bias))
         return sum(terms[1:], terms[0])
 

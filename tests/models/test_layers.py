@@ -54,9 +54,8 @@ def test_conv_of_upsampled_equals_convolving_the_upsampled_map(size):
 
 
 def test_conv_over_parts_equals_nn_conv_over_their_concatenation():
-    """Conv convolves each part with its slice of the kernel (no concatenated copy): the values
-    and gradients (parameters and every part) of nn.Conv over the concatenation, the upsampled
-    part upsampled."""
+    """Conv over full- and half-resolution parts: the values and gradients (parameters and every
+    part) of nn.Conv over their concatenation, the half-resolution part upsampled."""
     keys = jax.random.split(jax.random.key(0), 5)
     a = jax.random.normal(keys[0], (2, 8, 6, 3))
     b = jax.random.normal(keys[1], (2, 8, 6, 1))
