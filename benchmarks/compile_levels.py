@@ -1,9 +1,9 @@
 """What XLA:CPU's compile options cost and change: a model's initial state (what ``fit`` builds
 before training), an epoch's example order (5,000 images, batch 50) and a train step (batch
-100), each compiled in fresh programs with XLA's
-defaults (backend optimisation level 3, MLIR fusion emitters), at level 2, and with the LLVM
-fusion emitters (``jaxcolor.cpu.compiler``): compile seconds, step time, and whether each
-computes the same bits as the defaults (initial states; orders; train states after 55 steps).
+100), each compiled in fresh programs with XLA's defaults (backend optimisation level 3, MLIR
+fusion emitters), at level 2, and with the LLVM fusion emitters (``jaxcolor.cpu.compiler``):
+compile seconds, step time, and whether each computes the same bits as the defaults (initial
+states; orders; train states after 55 steps).
 
     python benchmarks/compile_levels.py [--models=unet,cnn,unet_transpose]
         [--conv_inits=pytorch,lecun] [--train_steps]

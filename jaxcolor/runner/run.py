@@ -100,12 +100,12 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     snapshots: dict[int, TrainState] = {}
 
     def after_epoch(record: EpochRecord, state: TrainState, step_losses: np.ndarray) -> None:
+        nonlocal after_first_epoch
         local = parallel.local_copy(state)  # what the reporting after training predicts with
         if record.epoch in report_epochs:  # a copy here (the state is donated next step)
             snapshots[record.epoch] = jax.device_put(local, may_alias=False)
         if board is not None:
             log_epoch(board, cfg, data, record, local, step_losses)
-        nonlocal after_first_epoch
         if after_first_epoch is not None:
             after_first_epoch()
             after_first_epoch = None
