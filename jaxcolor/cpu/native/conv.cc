@@ -275,10 +275,10 @@ struct WeightGradTile {
 // gradient (Σ dy per output channel) into out_bias (co floats), while the chunk is in cache.
 void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1,
                 float* out, float* out_bias) {
+  const auto [block, tile] = blocking(s.co, kRows);
   for (int kh = 0; kh < s.kh; ++kh)
     for (int kw = 0; kw < s.kw; ++kw)
-      for (int64_t o0 = 0, block = blocking(s.co, kRows).width, tile = blocking(s.co, kRows).tile;
-           o0 < s.co; o0 += block)
+      for (int64_t o0 = 0; o0 < s.co; o0 += block)
         for (int64_t c0 = 0; c0 < s.ci; c0 += tile) {
           const int rows = static_cast<int>(std::min<int64_t>(tile, s.ci - c0));
           for_width<WeightGradTile>(std::min<int64_t>(block, s.co - o0), rows == tile,
@@ -434,6 +434,7 @@ struct ConvTile {
 void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
               int64_t n0, int64_t n1, float* y) {
   const int64_t pw = s.w + s.kw - 1, ph = s.h + s.kh - 1;
+  const auto [block, tile] = blocking(s.co, kPixels);
   thread_local std::vector<float> xpad;
   xpad.assign(ph * pw * s.ci, 0.0f);
   for (int64_t n = n0; n < n1; ++n) {
@@ -442,8 +443,7 @@ void convolve(const float* x, const float* kernel, const float* bias, const Shap
                   s.w * s.ci * sizeof(float));
     for (int64_t h = 0; h < s.h; ++h) {
       float* yrow = y + (n * s.h + h) * s.w * s.co;
-      for (int64_t o0 = 0, block = blocking(s.co, kPixels).width,
-                   tile = blocking(s.co, kPixels).tile; o0 < s.co; o0 += block)
+      for (int64_t o0 = 0; o0 < s.co; o0 += block)
         for (int64_t w0 = 0; w0 < s.w; w0 += tile) {
           const int pixels = static_cast<int>(std::min<int64_t>(tile, s.w - w0));
           for_width<ConvTile>(std::min<int64_t>(block, s.co - o0), pixels == tile,
