@@ -12,11 +12,14 @@ spells fall on both frameworks alike), compile seconds, eval images/s, achieved 
 count of the step) next to a measured matmul peak; ``--xla_convolutions`` adds jaxcolor with XLA's
 convolutions instead of its native CPU kernels, ``--xla_defaults`` with XLA's default compiler
 options too. Then, when torch is installed, the PyTorch eager train step (same shapes, Adam,
-cross-entropy) and the JAX/PyTorch ratio. Optionally the data preparation time (load, k-means,
-labelling) of a category from an image folder. Runs on whatever device JAX and torch see first (CPU
-here; CUDA when present). Prints a Markdown table; ``--json`` saves the rows. The process keeps
-freed host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch runs under it
-too, and gains from it less: ``benchmarks/host_memory.py``).
+cross-entropy) and the JAX/PyTorch ratio. PyTorch runs in a worker process of its own (this file
+with ``--worker=torch``), driven round by round over a pipe: in one process its OpenMP threads,
+which spin after each of its rounds, slowed the JAX round after it (UNet 1,193–1,383 img/s
+between runs of the same code). Optionally the data preparation time (load, k-means, labelling)
+of a category from an image folder. Runs on whatever device JAX and torch see first (CPU here;
+CUDA when present). Prints a Markdown table; ``--json`` saves the rows. Both processes keep freed
+host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch gains from it
+less: ``benchmarks/host_memory.py``).
 
     python benchmarks/train_throughput.py [--models=cnn,unet,conv_transpose,unet_transpose]
         [--batch_sizes=100,50] [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
@@ -27,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,15 +169,11 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     return row, run_steps
 
 
-def torch_row(name: str, batch: int, steps: int, repeats: int,
-              data: tuple[np.ndarray, np.ndarray], variant: str = "reference"
-              ) -> tuple[dict, Callable[[], None]] | None:
+def torch_row(name: str, batch: int, steps: int, data: tuple[np.ndarray, np.ndarray],
+              variant: str = "reference") -> tuple[dict, Callable[[], None]]:
     """PyTorch's row on ``data`` for one of :data:`TORCH_VARIANTS`, and the function that runs
-    its ``steps`` train steps."""
-    try:
-        import torch
-    except ImportError:
-        return None
+    its ``steps`` train steps (in the worker process)."""
+    import torch
     from torch_models import build, image_tensor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -199,6 +201,80 @@ def torch_row(name: str, batch: int, steps: int, repeats: int,
     return ({"framework": f"torch {torch.__version__} eager ({TORCH_VARIANTS[variant]})",
              "model": name, "batch": batch, "variant": variant,
              "threads": torch.get_num_threads()}, run_steps)
+
+
+def torch_variants(name: str) -> list[str]:
+    """The PyTorch configurations timed for model ``name``."""
+    return [variant for variant in TORCH_VARIANTS
+            if variant != "channels_last_bn_first" or name in UPSAMPLING_MODELS]
+
+
+def torch_worker(name: str, batch: int, steps: int, data_file: str) -> None:
+    """Serve PyTorch's rounds of one model and batch size: print the rows as one JSON line, then
+    for each variant named on stdin run its steps and print a line when they are done (the
+    caller times the round trip; the pipe adds well under a millisecond to rounds of ~1 s)."""
+    host_memory.retain_freed_memory()  # as the JAX process does
+    with np.load(data_file) as arrays:
+        data = (arrays["inputs"], arrays["targets"])
+    served = {variant: torch_row(name, batch, steps, data, variant)
+              for variant in torch_variants(name)}
+    print(json.dumps([row for row, _ in served.values()]), flush=True)
+    for line in sys.stdin:
+        served[line.strip()][1]()
+        print("done", flush=True)
+
+
+class TorchWorker(contextlib.AbstractContextManager):
+    """PyTorch's rows of one model and batch size, timed in a worker process: ``rows`` and one
+    function per row that runs that row's steps there and waits for them."""
+
+    def __init__(self, name: str, batch: int, steps: int, data_file: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker=torch", f"--models={name}",
+             f"--batch_sizes={batch}", f"--steps={steps}", f"--data_file={data_file}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.rows = json.loads(self._reply())
+        self.runs = [functools.partial(self._run, row["variant"]) for row in self.rows]
+
+    def _reply(self) -> str:
+        line = self.process.stdout.readline()
+        if not line:
+            sys.exit(f"error: the PyTorch worker exited ({self.process.wait()})")
+        return line
+
+    def _run(self, variant: str) -> None:
+        self.process.stdin.write(variant + "\n")
+        self.process.stdin.flush()
+        self._reply()
+
+    def __exit__(self, *exc_info) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def timed_rows(name: str, batch: int, args: argparse.Namespace,
+               data: tuple[np.ndarray, np.ndarray], data_file: str) -> list[dict]:
+    """The rows of one model and batch size: JAX's variants, then PyTorch's (in a worker process
+    when torch is installed), timed in interleaved rounds; JAX's row gets the ratios."""
+    timed = [jax_row(name, batch, args.steps, args.repeats, data, variant)
+             for variant in ("xla_defaults", "xla_convolutions") if getattr(args, variant)]
+    timed.append(jax_row(name, batch, args.steps, args.repeats, data))
+    ours = timed[-1][0]
+    with (TorchWorker(name, batch, args.steps, data_file)
+          if importlib.util.find_spec("torch") else contextlib.nullcontext()) as worker:
+        if worker is not None:
+            timed.extend(zip(worker.rows, worker.runs, strict=True))
+        seconds = interleaved_median_seconds([run for _, run in timed], args.repeats)
+    for (row, _), spent in zip(timed, seconds, strict=True):
+        row["train_images_per_sec"] = args.steps * batch / spent
+        if "step_flops" in row:
+            row["gflops_per_sec"] = row.pop("step_flops") * args.steps / spent / 1e9
+    for row, _ in timed:
+        if "variant" in row:  # PyTorch's
+            ours[f"jax_over_torch_{row['variant']}"] = (
+                ours["train_images_per_sec"] / row["train_images_per_sec"])
+    print(json.dumps([row for row, _ in timed]), flush=True)
+    return [row for row, _ in timed]
 
 
 def data_prep_seconds(image_dir: str) -> float:
@@ -229,7 +305,12 @@ def main() -> None:
                         help="also time JAX compiled with XLA's default options")
     parser.add_argument("--xla_convolutions", action="store_true",
                         help="also time jaxcolor with XLA's convolutions (no native kernels)")
+    parser.add_argument("--worker", choices=["torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--data_file", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "torch":
+        torch_worker(args.models, int(args.batch_sizes), args.steps, args.data_file)
+        return
     data_kind = args.data or ("real" if args.image_dir else "random")
     if data_kind == "real" and not args.image_dir:
         parser.error("--data=real needs --image_dir (the CIFAR-10 image folder)")
@@ -246,31 +327,11 @@ def main() -> None:
     data = benchmark_data(args.steps * max(batch_sizes),
                           args.image_dir if data_kind == "real" else None)
     print(f"train-step batches: {data_kind} images", flush=True)
-    rows = []
-    for name in args.models.split(","):
-        for batch in batch_sizes:
-            timed = [jax_row(name, batch, args.steps, args.repeats, data, variant)
-                     for variant in ("xla_defaults", "xla_convolutions") if getattr(args, variant)]
-            timed.append(jax_row(name, batch, args.steps, args.repeats, data))
-            ours = timed[-1][0]
-            for variant in TORCH_VARIANTS:
-                if variant == "channels_last_bn_first" and name not in UPSAMPLING_MODELS:
-                    continue  # no upsampling to reorder
-                reference = torch_row(name, batch, args.steps, args.repeats, data, variant)
-                if reference is not None:
-                    timed.append(reference)
-            seconds = interleaved_median_seconds([run for _, run in timed], args.repeats)
-            for (row, _), spent in zip(timed, seconds, strict=True):
-                row["train_images_per_sec"] = args.steps * batch / spent
-                if "step_flops" in row:
-                    row["gflops_per_sec"] = row.pop("step_flops") * args.steps / spent / 1e9
-            for row, _ in timed:
-                if "variant" in row:  # PyTorch's
-                    ours[f"jax_over_torch_{row['variant']}"] = (
-                        ours["train_images_per_sec"] / row["train_images_per_sec"])
-            rows.extend(row for row, _ in timed)
-            print(json.dumps([row for row, _ in timed]), flush=True)
-
+    with tempfile.TemporaryDirectory() as scratch:
+        data_file = str(Path(scratch) / "batches.npz")  # PyTorch's worker trains on the same
+        np.savez(data_file, inputs=data[0], targets=data[1])
+        rows = [row for name in args.models.split(",") for batch in batch_sizes
+                for row in timed_rows(name, batch, args, data, data_file)]
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
           "| JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values()) + ") |\n"
           "|---|---|---|---|---|---|---|---|")
