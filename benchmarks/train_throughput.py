@@ -12,10 +12,11 @@ spells fall on both frameworks alike), compile seconds, eval images/s, achieved 
 count of the step) next to a measured matmul peak; ``--xla_convolutions`` adds jaxcolor with XLA's
 convolutions instead of its native CPU kernels, ``--xla_defaults`` with XLA's default compiler
 options too. Then, when torch is installed, the PyTorch eager train step (same shapes, Adam,
-cross-entropy) and the JAX/PyTorch ratio. PyTorch runs in a worker process of its own (this file
-with ``--worker=torch``), driven round by round over a pipe: in one process its OpenMP threads,
-which spin after each of its rounds, slowed the JAX round after it (UNet 1,193–1,383 img/s
-between runs of the same code). Optionally the data preparation time (load, k-means, labelling)
+cross-entropy) and the JAX/PyTorch ratio. Each model and batch size is timed in fresh processes
+(this file with ``--worker=jax``, which drives ``--worker=torch`` round by round over a pipe):
+in one process, a UNet timed after the CNN ran at 1,187 img/s against 1,369 img/s timed first
+(2026-11-25, JAX alone), and PyTorch's OpenMP threads, which spin after each of its rounds, sat
+beside JAX's. Optionally the data preparation time (load, k-means, labelling)
 of a category from an image folder. Runs on whatever device JAX and torch see first (CPU here;
 CUDA when present). Prints a Markdown table; ``--json`` saves the rows. Both processes keep freed
 host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch gains from it
@@ -253,9 +254,10 @@ class TorchWorker(contextlib.AbstractContextManager):
 
 
 def timed_rows(name: str, batch: int, args: argparse.Namespace,
-               data: tuple[np.ndarray, np.ndarray], data_file: str) -> list[dict]:
-    """The rows of one model and batch size: JAX's variants, then PyTorch's (in a worker process
-    when torch is installed), timed in interleaved rounds; JAX's row gets the ratios."""
+               data: tuple[np.ndarray, np.ndarray], data_file: str) -> None:
+    """Print the rows of one model and batch size as a JSON line: JAX's variants, then
+    PyTorch's (in a worker process when torch is installed), timed in interleaved rounds;
+    JAX's row gets the ratios."""
     timed = [jax_row(name, batch, args.steps, args.repeats, data, variant)
              for variant in ("xla_defaults", "xla_convolutions") if getattr(args, variant)]
     timed.append(jax_row(name, batch, args.steps, args.repeats, data))
@@ -274,7 +276,22 @@ def timed_rows(name: str, batch: int, args: argparse.Namespace,
             ours[f"jax_over_torch_{row['variant']}"] = (
                 ours["train_images_per_sec"] / row["train_images_per_sec"])
     print(json.dumps([row for row, _ in timed]), flush=True)
-    return [row for row, _ in timed]
+
+
+def fresh_process_rows(name: str, batch: int, args: argparse.Namespace, data_file: str
+                       ) -> list[dict]:
+    """:func:`timed_rows` in a fresh process (this file with ``--worker=jax``)."""
+    command = [sys.executable, __file__, "--worker=jax", f"--models={name}",
+               f"--batch_sizes={batch}", f"--repeats={args.repeats}", f"--steps={args.steps}",
+               f"--data_file={data_file}"]
+    command += [f"--{flag}" for flag in ("xla_defaults", "xla_convolutions")
+                if getattr(args, flag)]
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        sys.exit(f"error: timing {name} at batch {batch} failed ({result.returncode})")
+    rows_line = result.stdout.splitlines()[-1]
+    print(rows_line, flush=True)
+    return json.loads(rows_line)
 
 
 def data_prep_seconds(image_dir: str) -> float:
@@ -305,11 +322,17 @@ def main() -> None:
                         help="also time JAX compiled with XLA's default options")
     parser.add_argument("--xla_convolutions", action="store_true",
                         help="also time jaxcolor with XLA's convolutions (no native kernels)")
-    parser.add_argument("--worker", choices=["torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--data_file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "torch":
         torch_worker(args.models, int(args.batch_sizes), args.steps, args.data_file)
+        return
+    if args.worker == "jax":
+        host_memory.retain_freed_memory()
+        with np.load(args.data_file) as arrays:
+            data = (arrays["inputs"], arrays["targets"])
+        timed_rows(args.models, int(args.batch_sizes), args, data, args.data_file)
         return
     data_kind = args.data or ("real" if args.image_dir else "random")
     if data_kind == "real" and not args.image_dir:
@@ -331,7 +354,7 @@ def main() -> None:
         data_file = str(Path(scratch) / "batches.npz")  # PyTorch's worker trains on the same
         np.savez(data_file, inputs=data[0], targets=data[1])
         rows = [row for name in args.models.split(",") for batch in batch_sizes
-                for row in timed_rows(name, batch, args, data, data_file)]
+                for row in fresh_process_rows(name, batch, args, data_file)]
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
           "| JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values()) + ") |\n"
           "|---|---|---|---|---|---|---|---|")
