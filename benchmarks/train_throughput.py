@@ -13,14 +13,14 @@ count of the step) next to a measured matmul peak; ``--xla_convolutions`` adds j
 convolutions instead of its native CPU kernels, ``--xla_defaults`` with XLA's default compiler
 options too. Then, when torch is installed, the PyTorch eager train step (same shapes, Adam,
 cross-entropy) and the JAX/PyTorch ratio. Each model and batch size is timed in fresh processes
-(this file with ``--worker=jax``, which drives ``--worker=torch`` round by round over a pipe):
-in one process, a UNet timed after the CNN ran at 1,187 img/s against 1,369 img/s timed first
-(2026-11-25, JAX alone), and PyTorch's OpenMP threads, which spin after each of its rounds, sat
-beside JAX's. Optionally the data preparation time (load, k-means, labelling)
-of a category from an image folder. Runs on whatever device JAX and torch see first (CPU here;
-CUDA when present). Prints a Markdown table; ``--json`` saves the rows. Both processes keep freed
-host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``; PyTorch gains from it
-less: ``benchmarks/host_memory.py``).
+(this file with ``--worker=jax``, which drives ``--worker=torch`` round by round over a pipe), so
+that no rate depends on what ran before it in the process or on the other framework's idle
+threads. This VM's slow spells still move a rate between invocations (UNet 1,168–1,326 img/s,
+2026-11-25): BENCHMARKS.md quotes the median of three. Optionally the data preparation time
+(load, k-means, labelling) of a category from an image folder. Runs on whatever device JAX and
+torch see first (CPU here; CUDA when present). Prints a Markdown table; ``--json`` saves the rows.
+All processes keep freed host memory as jaxcolor's training does (``jaxcolor.cpu.host_memory``;
+PyTorch gains from it less: ``benchmarks/host_memory.py``).
 
     python benchmarks/train_throughput.py [--models=cnn,unet,conv_transpose,unet_transpose]
         [--batch_sizes=100,50] [--repeats=5] [--steps=10] [--image_dir=../shared/data/cifar10-jpeg]
