@@ -204,6 +204,12 @@ def torch_row(name: str, batch: int, steps: int, data: tuple[np.ndarray, np.ndar
              "threads": torch.get_num_threads()}, run_steps)
 
 
+def saved_batches(data_file: str) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels the main process saved for its workers."""
+    with np.load(data_file) as arrays:
+        return arrays["inputs"], arrays["targets"]
+
+
 def torch_variants(name: str) -> list[str]:
     """The PyTorch configurations timed for model ``name``."""
     return [variant for variant in TORCH_VARIANTS
@@ -215,8 +221,7 @@ def torch_worker(name: str, batch: int, steps: int, data_file: str) -> None:
     for each variant named on stdin run its steps and print a line when they are done (the
     caller times the round trip; the pipe adds well under a millisecond to rounds of ~1 s)."""
     host_memory.retain_freed_memory()  # as the JAX process does
-    with np.load(data_file) as arrays:
-        data = (arrays["inputs"], arrays["targets"])
+    data = saved_batches(data_file)
     served = {variant: torch_row(name, batch, steps, data, variant)
               for variant in torch_variants(name)}
     print(json.dumps([row for row, _ in served.values()]), flush=True)
@@ -330,9 +335,8 @@ def main() -> None:
         return
     if args.worker == "jax":
         host_memory.retain_freed_memory()
-        with np.load(args.data_file) as arrays:
-            data = (arrays["inputs"], arrays["targets"])
-        timed_rows(args.models, int(args.batch_sizes), args, data, args.data_file)
+        timed_rows(args.models, int(args.batch_sizes), args, saved_batches(args.data_file),
+                   args.data_file)
         return
     data_kind = args.data or ("real" if args.image_dir else "random")
     if data_kind == "real" and not args.image_dir:
@@ -351,7 +355,7 @@ def main() -> None:
                           args.image_dir if data_kind == "real" else None)
     print(f"train-step batches: {data_kind} images", flush=True)
     with tempfile.TemporaryDirectory() as scratch:
-        data_file = str(Path(scratch) / "batches.npz")  # PyTorch's worker trains on the same
+        data_file = str(Path(scratch) / "batches.npz")  # what every worker trains on
         np.savez(data_file, inputs=data[0], targets=data[1])
         rows = [row for name in args.models.split(",") for batch in batch_sizes
                 for row in fresh_process_rows(name, batch, args, data_file)]
