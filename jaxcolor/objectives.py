@@ -12,7 +12,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 
 class Objective(NamedTuple):
@@ -22,8 +21,14 @@ class Objective(NamedTuple):
 
 
 def pixel_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Softmax cross-entropy of every pixel's logits against its colour class."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    """Softmax cross-entropy of every pixel's logits against its colour class:
+    logsumexp(logits) − logits[label], optax's value up to float rounding (tested). The label's
+    logit is picked by a one-hot select, whose gradient is elementwise and fuses with the
+    softmax's; optax's take_along_axis scatters into a zero array in the backward pass instead
+    (BENCHMARKS.md, the newer edition's nets)."""
+    picked = labels[..., None] == jnp.arange(logits.shape[-1])
+    return (jax.nn.logsumexp(logits, axis=-1)
+            - jnp.sum(jnp.where(picked, logits, 0.0), axis=-1))
 
 
 def pixel_accuracy(logits: jax.Array, labels: jax.Array) -> dict[str, jax.Array]:

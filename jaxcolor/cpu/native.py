@@ -3,9 +3,11 @@
 XLA:CPU computes a convolution's weight gradient as an Eigen convolution that first transposes
 the activations and the output gradient batch-minor, the largest cost left in jaxcolor's CPU
 train steps (BENCHMARKS.md). ``native/conv.cc`` holds kernels for stride-1 convolutions that
-keep the image size (any kernel size and zero padding inside it; SAME for odd kernels) and
-read and write the NHWC layout directly: the convolution plus bias (also used
-for the input gradient) and the weight and bias gradients, each threaded over images on XLA's
+keep the image size (any kernel size and zero padding inside it; SAME for odd kernels), for
+stride-2 ones that halve it and for stride-2 transposed ones that double it (PyTorch's), that
+read and write the NHWC layout directly: the convolution plus bias and the transposed
+convolution plus bias (each also the input gradient of a convolution) and the weight and bias
+gradients; and BatchNorm's per-channel sums in one pass. Each is threaded over images on XLA's
 intra-op pool.
 
 They need Linux on x86-64 with AVX-512F, or AVX2 and FMA (most laptops), and a C++17 compiler
@@ -50,7 +52,9 @@ ISAS = {"avx512": (("avx512f", "fma"), ("-mavx512f", "-mfma")),
         "avx2": (("avx2", "fma"), ("-mavx2", "-mfma"))}
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w")
 # FFI target name (suffixed with the instruction set) → handler symbol in the library.
-TARGETS = {"jaxcolor_conv": "JaxcolorConv", "jaxcolor_conv_weight_grad": "JaxcolorConvWeightGrad"}
+TARGETS = {"jaxcolor_conv": "JaxcolorConv", "jaxcolor_conv_transpose": "JaxcolorConvTranspose",
+           "jaxcolor_conv_weight_grad": "JaxcolorConvWeightGrad",
+           "jaxcolor_channel_moments": "JaxcolorChannelMoments"}
 
 
 @functools.cache
@@ -168,21 +172,47 @@ def _attributes(padding: Padding) -> dict[str, np.int64]:
     return {"pad_top": np.int64(padding[0]), "pad_left": np.int64(padding[1])}
 
 
-def conv_weight_grad(x: jax.Array, grad: jax.Array, size: tuple[int, int], padding: Padding
-                     ) -> tuple[jax.Array, jax.Array]:
-    """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a stride-1 ``size`` (kh, kw) convolution
-    with ``padding`` of NHWC float32 maps with an HWIO kernel; needs :func:`available`."""
+def conv_weight_grad(x: jax.Array, grad: jax.Array, size: tuple[int, int], padding: Padding,
+                     stride: int = 1, sums_of_x: bool = False) -> tuple[jax.Array, jax.Array]:
+    """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a ``size`` (kh, kw) convolution with
+    ``padding`` and ``stride`` (1 or 2; x is ``stride`` times grad's size) of NHWC float32 maps
+    with an HWIO kernel; needs :func:`available`. With ``sums_of_x`` the second result is x's
+    channel sums instead of grad's: with x and grad swapped, ∂/∂W (its channels swapped) and
+    ∂/∂b of a transposed convolution."""
+    sums = x.shape[-1] if sums_of_x else grad.shape[-1]
     shapes = (jax.ShapeDtypeStruct((*size, x.shape[-1], grad.shape[-1]), jnp.float32),
-              jax.ShapeDtypeStruct(grad.shape[-1:], jnp.float32))
+              jax.ShapeDtypeStruct((sums,), jnp.float32))
     return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes)(
-        x, grad, **_attributes(padding)))
+        x, grad, **_attributes(padding), stride=np.int64(stride), sums_of_x=sums_of_x))
 
 
-def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding | None = None
-         ) -> jax.Array:
-    """conv(x, kernel) + bias: stride-1 convolution of NHWC float32 maps with an HWIO kernel,
-    the output the input's size, zero ``padding`` (rows above, columns left; default SAME);
-    needs :func:`available`."""
-    shape = jax.ShapeDtypeStruct((*x.shape[:3], kernel.shape[-1]), jnp.float32)
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding | None = None,
+         stride: int = 1) -> jax.Array:
+    """conv(x, kernel) + bias: convolution of NHWC float32 maps with an HWIO kernel, zero
+    ``padding`` (rows above, columns left; default SAME) and ``stride`` 1 (the output the
+    input's size) or 2 (half of the input's even size); needs :func:`available`."""
+    n, h, w, _ = x.shape
+    shape = jax.ShapeDtypeStruct((n, h // stride, w // stride, kernel.shape[-1]), jnp.float32)
     return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape)(
-        x, kernel, bias, **_attributes(padding or centred(kernel.shape[:2])))
+        x, kernel, bias, **_attributes(padding or centred(kernel.shape[:2])),
+        stride=np.int64(stride))
+
+
+def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding
+                   ) -> jax.Array:
+    """PyTorch's stride-2 transposed convolution plus bias of NHWC float32 maps with an HWIO
+    kernel: input pixel i adds x[i]·kernel[t] to output pixel 2i − padding + t of an output
+    twice the input's size; needs :func:`available`."""
+    n, h, w, _ = x.shape
+    shape = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, kernel.shape[-1]), jnp.float32)
+    return jax.ffi.ffi_call(_target("jaxcolor_conv_transpose"), shape)(
+        x, kernel, bias, **_attributes(padding))
+
+
+def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-channel Σ a and Σ a·(b − shift) over every pixel of NHWC float32 maps a and b of one
+    shape (``shift`` per channel) in one pass, bit-for-bit reproducible; needs
+    :func:`available`."""
+    shape = jax.ShapeDtypeStruct((2, a.shape[-1]), jnp.float32)
+    sums = jax.ffi.ffi_call(_target("jaxcolor_channel_moments"), shape)(a, b, shift)
+    return sums[0], sums[1]

@@ -265,13 +265,17 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
     """PyTorch's ``Conv2d(stride=2, padding=(k−1)//2)`` of NHWC maps with an HWIO kernel:
     (N, H, W, ·) → (N, H/2, W/2, ·) for even H and W.
 
-    On CPU: the sum over the 4 input pixel phases (every other row and column) of stride-1
-    convolutions with the taps that read each phase (1×1, 1×2, 2×1 and 2×2 for k = 3: no
-    multiplication by a structural zero), so :func:`conv2d`'s native kernels and their
-    gradients run it; same values up to float rounding (tested against XLA's)."""
+    With the native CPU kernels (where :func:`conv2d` uses them): one strided native
+    convolution, its gradients native too (:func:`_native_conv_stride2`). Elsewhere on CPU: the
+    sum over the 4 input pixel phases (every other row and column) of stride-1 convolutions
+    with the taps that read each phase (1×1, 1×2, 2×1 and 2×2 for k = 3: no multiplication by a
+    structural zero), which spares XLA:CPU's strided weight gradient. Same values up to float
+    rounding (tested against XLA's)."""
     n, h, w, _ = x.shape
+    padding = stride2_padding(kernel.shape[0])[0]
+    if h % 2 == 0 and w % 2 == 0 and _use_native(x, kernel):
+        return _native_conv_stride2(x, kernel, _bias_or_zeros(bias, kernel), (padding, padding))
     if not _phase_forms() or h % 2 or w % 2:
-        padding = stride2_padding(kernel.shape[0])[0]
         y = lax.conv_general_dilated(x, kernel, (2, 2), [(padding, padding)] * 2,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
@@ -289,21 +293,84 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
     maps: (N, H, W, in) → (N, 2H, 2W, out). ``kernel`` is (k, k, in, out), PyTorch's weight
     (in, out, k, k) transposed: input pixel i adds x[i]·kernel[t] to output pixel 2i − P + t.
 
-    On CPU: each of the 4 output pixel phases is a stride-1 convolution of x with the taps that
-    reach it (1×1, 1×2, 2×1 and 2×2 for k = 3), run by :func:`conv2d`'s native kernels, and the
-    phases are interleaved; same values up to float rounding (tested against XLA's)."""
+    With the native CPU kernels (where :func:`conv2d` uses them): one native transposed
+    convolution, its gradients native too (:func:`_native_conv_transpose2x`). Elsewhere on CPU:
+    each of the 4 output pixel phases is a stride-1 convolution of x with the taps that reach it
+    (1×1, 1×2, 2×1 and 2×2 for k = 3) and the phases are interleaved. Same values up to float
+    rounding (tested against XLA's)."""
     size = kernel.shape[0]
+    padding, output_padding = stride2_padding(size)
+    if _use_native(x, kernel):
+        return _native_conv_transpose2x(x, kernel, _bias_or_zeros(bias, kernel),
+                                        (padding, padding))
     if not _phase_forms():
-        padding, output_padding = stride2_padding(size)
         low, high = size - 1 - padding, size - 1 - padding + output_padding
         y = lax.conv_general_dilated(x, jnp.flip(kernel, (0, 1)), (1, 1), [(low, high)] * 2,
                                      lhs_dilation=(2, 2),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
     offset = _transposed_offset(size)
-    phases = [conv2d(x, phase_kernel, bias, padding) for phase_kernel, padding in
+    phases = [conv2d(x, phase_kernel, bias, phase_padding) for phase_kernel, phase_padding in
               (_phase_kernel(kernel, offset, parities) for parities in PARITIES)]
     return _depth_to_space(jnp.concatenate(phases, axis=-1))
+
+
+def _bias_or_zeros(bias: jax.Array | None, kernel: jax.Array) -> jax.Array:
+    return jnp.zeros(kernel.shape[-1:], kernel.dtype) if bias is None else bias
+
+
+def _swap_channels(kernel: jax.Array) -> jax.Array:
+    """HWIO → HWOI: the kernel of the other direction (a convolution's input gradient is the
+    transposed convolution with it, and the reverse)."""
+    return kernel.transpose(0, 1, 3, 2)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _native_conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+                         padding: native.Padding) -> jax.Array:
+    return native.conv(x, kernel, bias, padding, stride=2)
+
+
+def _native_conv_stride2_forward(x, kernel, bias, padding):
+    return native.conv(x, kernel, bias, padding, stride=2), (x, kernel)
+
+
+def _native_conv_stride2_backward(padding, residual, grad):
+    """Input gradient: the transposed convolution of grad (input pixel 2i − P + t received
+    grad[i]·kernel[t]); kernel and bias gradients: one native pass reading x at stride 2."""
+    x, kernel = residual
+    grad_x = native.conv_transpose(grad, _swap_channels(kernel),
+                                   jnp.zeros(kernel.shape[2:3], grad.dtype), padding)
+    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[:2], padding, stride=2))
+
+
+_native_conv_stride2.defvjp(_native_conv_stride2_forward, _native_conv_stride2_backward)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _native_conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+                             padding: native.Padding) -> jax.Array:
+    return native.conv_transpose(x, kernel, bias, padding)
+
+
+def _native_conv_transpose2x_forward(x, kernel, bias, padding):
+    return native.conv_transpose(x, kernel, bias, padding), (x, kernel)
+
+
+def _native_conv_transpose2x_backward(padding, residual, grad):
+    """Input gradient: the stride-2 convolution of grad (input pixel i reached output pixels
+    2i − P + t); kernel and bias gradients: the stride-2 weight gradient with x and grad swapped
+    (Σ grad[2i − P + t] ⊗ x[i]) and grad's channel sums, in one native pass."""
+    x, kernel = residual
+    grad_x = native.conv(grad, _swap_channels(kernel), jnp.zeros(kernel.shape[2:3], grad.dtype),
+                         padding, stride=2)
+    swapped, grad_bias = native.conv_weight_grad(grad, x, kernel.shape[:2], padding, stride=2,
+                                                 sums_of_x=True)
+    return grad_x, _swap_channels(swapped), grad_bias
+
+
+_native_conv_transpose2x.defvjp(_native_conv_transpose2x_forward,
+                                _native_conv_transpose2x_backward)
 
 
 # A layer's input: feature maps concatenated along channels, each at the layer's resolution
@@ -362,11 +429,24 @@ def channel_sums(x: jax.Array, by_matmul: bool | None = None) -> jax.Array:
     return jnp.einsum("nm,nmc->nc", ones, per_image).sum(axis=0)
 
 
+def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array | None = None
+                    ) -> tuple[jax.Array, jax.Array]:
+    """Per-channel Σ a and Σ a·(b − shift) of NHWC maps of one shape (``shift`` per channel,
+    default 0): one native pass where :func:`conv2d` runs native kernels
+    (:func:`jaxcolor.cpu.native.channel_moments`), else :func:`channel_sums` of a and of the
+    product."""
+    shift = jnp.zeros(a.shape[-1:], a.dtype) if shift is None else shift
+    if _use_native(a, b):
+        return native.channel_moments(a, b, shift)
+    return channel_sums(a), channel_sums(a * (b - shift))
+
+
 def batch_statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Per-channel mean and (biased) variance as flax computes them (``use_fast_variance``)."""
     count = x.size // x.shape[-1]
-    mean = channel_sums(x) / count
-    return mean, jnp.maximum(0.0, channel_sums(x * x) / count - mean * mean)
+    sums, squares = channel_moments(x, x)
+    mean = sums / count
+    return mean, jnp.maximum(0.0, squares / count - mean * mean)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
@@ -387,9 +467,9 @@ def _batch_norm_forward(x, scale, bias, epsilon):
 def _batch_norm_backward(_epsilon, residual, grad):
     x, mean, inverse_std, scale = residual
     count = x.size // x.shape[-1]
+    grad_bias, centred_sums = channel_moments(grad, x, mean)
+    grad_scale = centred_sums * inverse_std
     normalised = (x - mean) * inverse_std
-    grad_bias = channel_sums(grad)
-    grad_scale = channel_sums(grad * normalised)
     grad_x = (scale * inverse_std / count) * (count * grad - grad_bias - normalised * grad_scale)
     return grad_x, grad_scale, grad_bias
 
@@ -417,7 +497,7 @@ class BatchNorm(nn.Module):
             inverse_std = lax.rsqrt(running_var.value + self.epsilon)
             return (x - running_mean.value) * (inverse_std * scale) + bias
         if not self.is_initializing():
-            mean, var = jax.lax.stop_gradient(batch_statistics(x))
+            mean, var = batch_statistics(jax.lax.stop_gradient(x))
             running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
             running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
         return batch_norm(x, scale, bias, self.epsilon)

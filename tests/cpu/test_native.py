@@ -80,6 +80,41 @@ def test_native_conv_values_and_gradients_equal_xla(shape, isa):
         assert_close(got, want, 1e-5)
 
 
+# (batch, height, width, in channels, out channels, kernel size) of the stride-2 layers (maps
+# of height × width in, height/2 × width/2 or 2·height × 2·width out): the first layer's 1
+# channel, 24-channel (8-lane) tails, partial pixel tiles, AVX2's 96-channel blocks, even
+# kernels, 1×1 kernels whose odd output phases get no tap.
+STRIDE2_SHAPES = [(3, 16, 16, 1, 32, 3), (2, 8, 8, 64, 24, 3), (2, 4, 10, 17, 40, 4),
+                  (1, 6, 14, 33, 96, 5), (2, 2, 2, 3, 7, 1), (2, 12, 6, 25, 24, 2)]
+
+
+@needs_native
+@pytest.mark.parametrize("shape", STRIDE2_SHAPES, ids=str)
+@pytest.mark.parametrize("layer", ["conv_stride2", "conv_transpose2x"])
+def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa, monkeypatch):
+    """The strided and transposed native kernels (both directions run in each layer's forward
+    and backward pass: checked in the compiled program) against XLA's strided ops."""
+    n, h, w, c_in, c_out, size = shape
+    layer = getattr(layers, layer)
+    keys = jax.random.split(jax.random.key(n * h * w + c_in + c_out + size), 4)
+    x = jax.random.normal(keys[0], (n, h, w, c_in))
+    kernel = jax.random.normal(keys[1], (size, size, c_in, c_out))
+    bias = jax.random.normal(keys[2], (c_out,))
+    weights = jax.random.normal(keys[3], jax.eval_shape(layer, x, kernel, bias).shape)
+    loss = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights),
+                                      (0, 1, 2)))
+    assert layers._use_native(x, kernel)
+    assert f"jaxcolor_conv_transpose_{isa}" in loss.lower(x, kernel, bias).as_text()
+    ours = loss(x, kernel, bias)
+    monkeypatch.setattr(layers, "_use_native", lambda x, k: False)
+    monkeypatch.setattr(layers, "_phase_forms", lambda: False)
+    theirs = jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), (0, 1, 2))(
+        x, kernel, bias)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
+    for got, want in zip(ours[1], theirs[1], strict=True):
+        assert_close(got, want, 5e-5)
+
+
 @needs_native
 @pytest.mark.parametrize("name", ["unet", "unet_transpose"])
 def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, isa, name):
@@ -124,6 +159,20 @@ def test_native_weight_gradient_is_bitwise_reproducible_and_handles_no_images(is
     empty = weight_grad(jnp.zeros((0, 8, 8, 16)), jnp.zeros((0, 8, 8, 24)))
     np.testing.assert_array_equal(empty[0], np.zeros((3, 3, 16, 24)))
     np.testing.assert_array_equal(empty[1], np.zeros(24))
+
+
+@needs_native
+def test_native_channel_moments_are_bitwise_reproducible_and_handle_no_images(isa):
+    """BatchNorm's sums: partial sums combined in a fixed order, whichever thread ran them."""
+    a = jax.random.normal(jax.random.key(0), (37, 8, 8, 24))
+    b = jax.random.normal(jax.random.key(1), (37, 8, 8, 24))
+    moments = jax.jit(lambda a, b: native.channel_moments(a, b, jnp.ones(24)))
+    first = [np.asarray(m) for m in moments(a, b)]
+    for _ in range(5):
+        for again, want in zip(moments(a, b), first, strict=True):
+            np.testing.assert_array_equal(again, want)
+    for empty in moments(jnp.zeros((0, 8, 8, 24)), jnp.zeros((0, 8, 8, 24))):
+        np.testing.assert_array_equal(empty, np.zeros(24))
 
 
 def test_forms_that_the_native_kernels_do_not_cover_use_xla():

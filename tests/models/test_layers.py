@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcolor.cpu import native
 from jaxcolor.models import layers
 from jaxcolor.models.layers import (
     BatchNorm,
@@ -101,29 +102,46 @@ def pytorch_definition(x, kernel, transposed):
     return out
 
 
+# How the stride-2 layers run: (native kernels, phase forms) as layers._use_native and
+# layers._phase_forms would answer on CPU.
+STRIDE2_FORMS = {"native kernels": (True, True), "phase forms": (False, True),
+                 "XLA's strided ops": (False, False)}
+
+
+def use_stride2_form(monkeypatch, form):
+    use_native, phase_forms = STRIDE2_FORMS[form]
+    if use_native and not native.available():
+        pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
+    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: use_native)
+    monkeypatch.setattr(layers, "_phase_forms", lambda: phase_forms)
+
+
+@pytest.mark.parametrize("form", STRIDE2_FORMS)
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("layer", [conv_stride2, conv_transpose2x])
-def test_stride2_layers_compute_pytorchs_layers_and_xlas_gradients(layer, size, monkeypatch):
-    """The phase forms (CPU) equal PyTorch's definition and XLA's strided ops (values and
-    gradients), and double/halve the image size for every kernel size."""
+def test_stride2_layers_compute_pytorchs_layers_and_xlas_gradients(layer, size, form,
+                                                                    monkeypatch):
+    """Every form (CPU: native kernels, else phase forms) equals PyTorch's definition and its
+    gradients equal XLA's strided ops', and it doubles/halves the image size for every kernel
+    size."""
     x = jax.random.normal(jax.random.key(0), (2, 6, 4, 3))
     kernel = jax.random.normal(jax.random.key(1), (size, size, 3, 5))
     bias = jax.random.normal(jax.random.key(2), (5,))
     expected = pytorch_definition(np.asarray(x, np.float64), np.asarray(kernel, np.float64),
                                   layer is conv_transpose2x) + np.asarray(bias)
-    ours = layer(x, kernel, bias)
-    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
-    weights = jax.random.normal(jax.random.key(3), ours.shape)
+    weights = jax.random.normal(jax.random.key(3), expected.shape)
 
-    def grads():
-        return jax.grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), argnums=(0, 1, 2))(
-            x, kernel, bias)
+    def value_and_grads():
+        return jax.jit(jax.value_and_grad(
+            lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), argnums=(0, 1, 2)))(x, kernel, bias)
 
-    phase_grads = grads()
-    monkeypatch.setattr(layers, "_phase_forms", lambda: False)  # XLA's strided ops
+    use_stride2_form(monkeypatch, "XLA's strided ops")
+    want = value_and_grads()
+    use_stride2_form(monkeypatch, form)
     np.testing.assert_allclose(layer(x, kernel, bias), expected, rtol=1e-5, atol=1e-5)
-    for got, want in zip(phase_grads, grads(), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    got = value_and_grads()
+    for ours, xla in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(ours, xla, rtol=1e-4, atol=1e-4)
 
 
 def test_stride2_padding_keeps_sizes_exact():
@@ -138,8 +156,32 @@ def test_channel_sums_by_matmul_match_the_reduction():
         np.testing.assert_allclose(channel_sums(x, by_matmul=by_matmul), exact, rtol=1e-6)
 
 
-def test_batch_norm_matches_flax_in_training_and_inference():
-    """Values, running averages (and none while initialising), and gradients of every input."""
+@pytest.mark.parametrize("native_sums", [True, False])
+def test_channel_moments_equal_float64_sums(native_sums, monkeypatch):
+    """One native pass (CPU) or two XLA sums: Σ a and Σ a·(b − shift) per channel, to float
+    rounding, including 24 channels (a 16 + 8-lane tail) and large means."""
+    if native_sums and not native.available():
+        pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
+    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: native_sums)
+    a = jax.random.normal(jax.random.key(0), (7, 6, 5, 24)) * 3 + 10
+    b = jax.random.normal(jax.random.key(1), (7, 6, 5, 24)) - 4
+    shift = jnp.linspace(-5.0, 5.0, 24)
+    exact = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(shift, np.float64)
+    sums, products = layers.channel_moments(a, b, shift)
+    np.testing.assert_allclose(sums, exact[0].sum(axis=(0, 1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(products, (exact[0] * (exact[1] - exact[2])).sum(axis=(0, 1, 2)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(layers.channel_moments(a, a)[1],
+                               (exact[0] ** 2).sum(axis=(0, 1, 2)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("native_sums", [True, False])
+def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypatch):
+    """Values, running averages (and none while initialising), and gradients of every input,
+    with the native kernels' sums (CPU) and with XLA's."""
+    if native_sums and not native.available():
+        pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
+    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: native_sums)
     x = jax.random.normal(jax.random.key(0), (6, 4, 4, 5)) * 2 + 1
     ours, theirs = (BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5),
                     nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5))

@@ -1,14 +1,24 @@
-// Native CPU kernels for stride-1 size-preserving kh×kw convolutions (zero padding pt rows above,
-// kh-1-pt below, pl columns left, kw-1-pl right: SAME for odd kernels with pt = kh/2, pl = kw/2),
-// NHWC maps, HWIO kernels, f32, registered with XLA as FFI custom calls by
-// jaxcolor/cpu/native.py:
-// - JaxcolorConvWeightGrad: dW[a, b, ci, co] = Σ_{n,h,w} x[n, h+a-pt, w+b-pl, ci] · dy[n,h,w,co]
-//   read straight from the forward pass's layout, and the bias gradient db = Σ_{n,h,w} dy. XLA:CPU
-//   computes dW as an Eigen convolution that needs x and dy transposed batch-minor first (two
-//   full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
-// - JaxcolorConv: y = conv(x, K) + b; also the input gradient (conv of dy with the flipped
-//   kernel and padding kh-1-pt, kw-1-pl, b = 0).
-// Both use register tiles of vector accumulators and split images over XLA's intra-op thread
+// Native CPU kernels for kh×kw convolutions of NHWC maps with HWIO kernels, f32, registered
+// with XLA as FFI custom calls by jaxcolor/cpu/native.py. Zero padding pt rows above and pl
+// columns left of each image, inside the kernel (0 <= pt < kh, 0 <= pl < kw). Stride s is 1
+// (the output keeps the size: SAME for odd kernels with pt = kh/2, pl = kw/2) or 2 (even sizes
+// halved: PyTorch's Conv2d(stride=2, padding=pt)).
+// - JaxcolorConv: y[n,i,j] = b + Σ_{a,b} x[n, s·i+a-pt, s·j+b-pl] · K[a,b]; also the input
+//   gradient of a stride-1 convolution (the convolution of dy with the flipped kernel and
+//   padding kh-1-pt, kw-1-pl, b = 0) and of a transposed one (dy with the kernel's channels
+//   swapped, stride 2).
+// - JaxcolorConvTranspose: PyTorch's ConvTranspose2d(stride=2, padding=pt, output_padding such
+//   that sizes double): input pixel i adds x[i]·K[t] to output pixel 2i-pt+t. Each output pixel
+//   phase (row, column parity) is a stride-1 convolution of x with the taps that reach it, written
+//   straight into its interleaved place. Also the input gradient of a stride-2 convolution.
+// - JaxcolorConvWeightGrad: dW[a,b,ci,co] = Σ_{n,h,w} x[n, s·h+a-pt, s·w+b-pl, ci] · dy[n,h,w,co]
+//   read straight from the forward pass's layout, and channel sums (the bias gradient) of dy, or
+//   of x for a transposed convolution's weight gradient (the same sum with x and dy swapped).
+//   XLA:CPU computes dW as an Eigen convolution that needs x and dy transposed batch-minor first
+//   (two full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
+// Reading the strided and interleaved layouts in place spares the copies that splitting maps
+// into pixel phases for stride-1 kernels costs (BENCHMARKS.md, the newer edition's nets).
+// All use register tiles of vector accumulators and split images over XLA's intra-op thread
 // pool. The same source builds for AVX-512F (-mavx512f -mfma: 32 registers of 16 floats) and
 // for AVX2 with FMA (-mavx2 -mfma: 16 registers of 8 floats); the vector layer below is the
 // only difference.
@@ -68,6 +78,7 @@ struct Lanes<__m256> {
   static __m256 broadcast(float a) { return _mm256_set1_ps(a); }
   static __m256 fmadd(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
   static __m256 add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+  static __m256 sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
 };
 
 #if defined(__AVX512F__)
@@ -84,6 +95,7 @@ struct Lanes<__m512> {
   static __m512 broadcast(float a) { return _mm512_set1_ps(a); }
   static __m512 fmadd(__m512 a, __m512 b, __m512 c) { return _mm512_fmadd_ps(a, b, c); }
   static __m512 add(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+  static __m512 sub(__m512 a, __m512 b) { return _mm512_sub_ps(a, b); }
 };
 using Vec = __m512;
 using Narrow = __m256;
@@ -120,11 +132,17 @@ inline Last narrow(__m256 v) { return v; }
 using V = Lanes<Vec>;
 constexpr int kLanes = V::kCount;
 
-constexpr int64_t kWeightGradParts = 8;  // partial weight gradients (see ConvWeightGradImpl)
+constexpr int64_t kParts = 8;  // partial sums over images (see sum_over_images)
 
+// n images of h×w grid pixels (the strided operand: stride·h × stride·w pixels), ci and co
+// channels, a kh×kw kernel, padding pt above and pl left.
 struct Shape {
-  int64_t n, h, w, ci, co, kh, kw, pt, pl;  // kernel kh×kw; padding pt above, pl left
+  int64_t n, h, w, ci, co, kh, kw, pt, pl, stride;
 };
+
+// ⌊a / b⌋ and ⌈a / b⌉ for b > 0 and any sign of a.
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // The output-channel vectors of one register-tile row: FULL (0 to 2) whole Vec vectors, then a
 // Last vector whose first lanes (a mask) are used.
@@ -228,19 +246,20 @@ void tile(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n
           int kw, int64_t c0, int64_t o0, typename Lanes<Last>::Mask last_mask, float* out) {
   using G = Group<FULL, Last>;
   alignas(64) float sums[ROWS][FULL + 1][kLanes] = {};
-  const int64_t co = s.co, ci = s.ci;
-  const int64_t w_lo = std::max<int64_t>(0, s.pl - kw);
-  const int64_t w_hi = std::min<int64_t>(s.w, s.w + s.pl - kw);
-  const int64_t h_lo = std::max<int64_t>(0, s.pt - kh);
-  const int64_t h_hi = std::min<int64_t>(s.h, s.h + s.pt - kh);
+  const int64_t co = s.co, ci = s.ci, st = s.stride, xh = st * s.h, xw = st * s.w;
+  // Grid pixels whose tap (kh, kw) reads inside x: 0 <= st·h + kh - pt < xh.
+  const int64_t w_lo = std::max<int64_t>(0, ceil_div(s.pl - kw, st));
+  const int64_t w_hi = std::min<int64_t>(s.w, floor_div(xw - 1 + s.pl - kw, st) + 1);
+  const int64_t h_lo = std::max<int64_t>(0, ceil_div(s.pt - kh, st));
+  const int64_t h_hi = std::min<int64_t>(s.h, floor_div(xh - 1 + s.pt - kh, st) + 1);
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t h = h_lo; h < h_hi; ++h) {
       const float* dyp = dy + ((n * s.h + h) * s.w + w_lo) * co + o0;
-      const float* xp = x + ((n * s.h + h + kh - s.pt) * s.w + w_lo + kw - s.pl) * ci + c0;
+      const float* xp = x + ((n * xh + st * h + kh - s.pt) * xw + st * w_lo + kw - s.pl) * ci + c0;
       G acc[ROWS];
 #pragma GCC unroll 8
       for (int i = 0; i < ROWS; ++i) acc[i] = G::load_aligned(sums[i][0]);
-      for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += ci) {
+      for (int64_t w = w_lo; w < w_hi; ++w, dyp += co, xp += st * ci) {
         const G g = G::load(dyp, last_mask);
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; ++i) acc[i].multiply_add(xp[i], g);
@@ -271,10 +290,22 @@ struct WeightGradTile {
   }
 };
 
-// Adds the weight gradient of images [n0, n1) into out (kh·kw·ci·co floats) and the bias
-// gradient (Σ dy per output channel) into out_bias (co floats), while the chunk is in cache.
-void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int64_t n1,
-                float* out, float* out_bias) {
+// Adds the channel sums of `pixels` pixels of `channels` channels at p into out.
+void add_channel_sums(const float* p, int64_t pixels, int64_t channels, float* out) {
+  for (int64_t o0 = 0; o0 < channels; o0 += kLanes) {
+    const V::Mask mask = V::first(std::min<int64_t>(kLanes, channels - o0));
+    Vec sum = V::load_masked(out + o0, mask);
+    for (const float* q = p + o0, *end = p + pixels * channels; q < end; q += channels)
+      sum = V::add(sum, V::load_masked(q, mask));
+    V::store_masked(out + o0, mask, sum);
+  }
+}
+
+// Adds the weight gradient of images [n0, n1) into out (kh·kw·ci·co floats) and the channel
+// sums of dy (co floats), or of x (ci floats) where sums_of_x, into out_sums, while the chunk
+// is in cache.
+void accumulate(const float* x, const float* dy, const Shape& s, bool sums_of_x, int64_t n0,
+                int64_t n1, float* out, float* out_sums) {
   const auto [block, tile] = blocking(s.co, kRows);
   for (int kh = 0; kh < s.kh; ++kh)
     for (int kw = 0; kw < s.kw; ++kw)
@@ -284,13 +315,11 @@ void accumulate(const float* x, const float* dy, const Shape& s, int64_t n0, int
           for_width<WeightGradTile>(std::min<int64_t>(block, s.co - o0), rows == tile,
                                     rows, x, dy, &s, n0, n1, kh, kw, c0, o0, out);
         }
-  for (int64_t o0 = 0; o0 < s.co; o0 += kLanes) {
-    const V::Mask mask = V::first(std::min<int64_t>(kLanes, s.co - o0));
-    Vec sum = V::load_masked(out_bias + o0, mask);
-    for (const float* p = dy + n0 * s.h * s.w * s.co + o0, *end = dy + n1 * s.h * s.w * s.co;
-         p < end; p += s.co)
-      sum = V::add(sum, V::load_masked(p, mask));
-    V::store_masked(out_bias + o0, mask, sum);
+  const int64_t grid = s.h * s.w, strided = grid * s.stride * s.stride;
+  if (sums_of_x) {
+    add_channel_sums(x + n0 * strided * s.ci, (n1 - n0) * strided, s.ci, out_sums);
+  } else {
+    add_channel_sums(dy + n0 * grid * s.co, (n1 - n0) * grid, s.co, out_sums);
   }
 }
 
@@ -322,156 +351,317 @@ int worker_count(ffi::ThreadPool& pool, int64_t chunks) {
   return static_cast<int>(std::clamp<int64_t>(pool.num_threads(), 1, std::max<int64_t>(1, chunks)));
 }
 
+// Sets out (size floats) to the sum over images [0, n) of what body(n0, n1, partial) adds into
+// a partial for chunks [n0, n1) of at most `chunk` images. A fixed number of parts (contiguous
+// runs of chunks), each summed into its own partial on the pool, the partials added in order:
+// the result does not depend on which thread ran which part, nor on the number of threads
+// (bit-for-bit reproducible runs).
+template <typename Body>
+void sum_over_images(ffi::ThreadPool& pool, int64_t n, int64_t chunk, int64_t size, float* out,
+                     Body body) {
+  const int64_t parts = std::clamp<int64_t>((n + chunk - 1) / chunk, 1, kParts);
+  const int64_t per_part = std::max<int64_t>(1, (n + parts - 1) / parts);
+  const int64_t used_parts = (n + per_part - 1) / per_part;
+  std::fill(out, out + size, 0.0f);
+  if (used_parts == 0) return;  // no images
+  std::unique_ptr<float[]> partial(new float[used_parts * size]);  // zeroed by each part
+  float* partials = partial.get();
+  parallel_images(pool, worker_count(pool, used_parts), n, per_part,
+                  [=](int64_t part, int64_t n0, int64_t n1) {
+                    float* sum = partials + part * size;
+                    std::fill(sum, sum + size, 0.0f);
+                    for (int64_t m = n0; m < n1; m += chunk) body(m, std::min(n1, m + chunk), sum);
+                  });
+  for (int64_t part = 0; part < used_parts; ++part)
+    for (int64_t i = 0; i < size; ++i) out[i] += partials[part * size + i];
+}
+
 // Whether padding (pt, pl) lies inside a kh×kw kernel, so that every output pixel reads its own
 // input pixel's neighbourhood (the only layout both kernels handle).
 bool padding_fits(int64_t kh, int64_t kw, int64_t pt, int64_t pl) {
   return kh >= 1 && kw >= 1 && pt >= 0 && pt < kh && pl >= 0 && pl < kw;
 }
 
+// Whether stride is one the kernels take.
+bool stride_fits(int64_t stride) { return stride == 1 || stride == 2; }
+
 ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                               ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw,
                               ffi::ResultBuffer<ffi::F32> db, int64_t pad_top,
-                              int64_t pad_left) {
+                              int64_t pad_left, int64_t stride, bool sums_of_x) {
   const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
-  if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || xd[0] != gd[0] ||
-      xd[1] != gd[1] || xd[2] != gd[2] || !padding_fits(wd[0], wd[1], pad_top, pad_left) ||
-      wd[2] != xd[3] || wd[3] != gd[3] || db->element_count() != gd[3]) {
+  if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || !stride_fits(stride) ||
+      xd[0] != gd[0] || xd[1] != stride * gd[1] || xd[2] != stride * gd[2] ||
+      !padding_fits(wd[0], wd[1], pad_top, pad_left) || wd[2] != xd[3] || wd[3] != gd[3] ||
+      db->element_count() != (sums_of_x ? xd[3] : gd[3])) {
     return ffi::Error::InvalidArgument(
-        "conv_weight_grad: expected x (N,H,W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
-        "db (Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
+        "conv_weight_grad: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
+        "db (Ci if sums_of_x else Co), stride s 1 or 2, 0 <= pad_top < kh, "
+        "0 <= pad_left < kw");
   }
-  const Shape s{xd[0], xd[1], xd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left};
-  // Each part's partial: the weight gradient, then the bias gradient.
-  const int64_t weights = s.kh * s.kw * s.ci * s.co, size = weights + s.co;
+  const Shape s{gd[0], gd[1], gd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left, stride};
+  // Each part's partial: the weight gradient, then the channel sums.
+  const int64_t weights = s.kh * s.kw * s.ci * s.co, sums = db->element_count();
+  const int64_t size = weights + sums;
   // About 256 KiB of x and dy per chunk (one 32×32 image, several small ones): L2-resident
   // while every tile of the chunk streams it.
-  const int64_t image_bytes = std::max<int64_t>(1, s.h * s.w * (s.ci + s.co) * 4);
+  const int64_t image_bytes =
+      std::max<int64_t>(1, s.h * s.w * (stride * stride * s.ci + s.co) * 4);
   const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) / image_bytes);
-  // A fixed number of parts (contiguous runs of chunks), each summed into its own partial
-  // gradient, the partials added in order: the result does not depend on which thread ran
-  // which part, nor on the number of threads (bit-for-bit reproducible runs).
-  const int64_t parts = std::clamp<int64_t>((s.n + chunk - 1) / chunk, 1, kWeightGradParts);
-  const int64_t per_part = std::max<int64_t>(1, (s.n + parts - 1) / parts);
-  const int64_t used_parts = (s.n + per_part - 1) / per_part;
-  float* out = dw->typed_data();
-  float* out_bias = db->typed_data();
-  if (used_parts == 0) {  // no images
-    std::fill(out, out + weights, 0.0f);
-    std::fill(out_bias, out_bias + s.co, 0.0f);
-    return ffi::Error::Success();
-  }
-  std::unique_ptr<float[]> partial(new float[used_parts * size]);  // zeroed by each part
   const float* xp = x.typed_data();
   const float* dyp = dy.typed_data();
-  float* partials = partial.get();
-  parallel_images(pool, worker_count(pool, parts), s.n, per_part,
-                  [=](int64_t part, int64_t n0, int64_t n1) {
-                    float* out = partials + part * size;
-                    std::fill(out, out + size, 0.0f);
-                    for (int64_t m = n0; m < n1; m += chunk)
-                      accumulate(xp, dyp, s, m, std::min(n1, m + chunk), out, out + weights);
-                  });
-  for (int64_t part = 1; part < used_parts; ++part)
-    for (int64_t i = 0; i < size; ++i) partials[i] += partials[part * size + i];
-  std::memcpy(out, partials, weights * sizeof(float));
-  std::memcpy(out_bias, partials + weights, s.co * sizeof(float));
+  std::unique_ptr<float[]> sum(new float[size]);
+  sum_over_images(pool, s.n, chunk, size, sum.get(), [=](int64_t n0, int64_t n1, float* out) {
+    accumulate(xp, dyp, s, sums_of_x, n0, n1, out, out + weights);
+  });
+  std::memcpy(dw->typed_data(), sum.get(), weights * sizeof(float));
+  std::memcpy(db->typed_data(), sum.get() + weights, sums * sizeof(float));
   return ffi::Error::Success();
 }
 
 // ---------------------------------------------------------------------------------------------
-// Forward convolution y[n,h,w,co] = Σ x[n, h+a-pt, w+b-pl, ci] · K[a, b, ci, co] (also the
-// input gradient: the convolution of dy with the flipped, transposed kernel). Register tile:
-// kPixels output pixels of a row × 2·kLanes output channels; each image is first copied into a
-// zero-padded scratch map so that the tile loop has no bounds checks.
+// Channel moments for BatchNorm: [Σ a, Σ a·(b − m)] per channel over every pixel of NHWC maps a
+// and b (m per channel) in one pass: the batch statistics (a = b = x, m = 0: Σ x, Σ x²) and the
+// backward pass's sums (a = dy, b = x, m = the mean). XLA:CPU's sums need a·(b − m) written out
+// first, then one pass per sum.
 
+// Adds one image's moments (pixels × c) into out (2·c floats): fresh accumulators per image,
+// two per vector (even and odd pixels), so that no sum runs over more than half an image.
+void add_moments(const float* a, const float* b, const float* m, int64_t pixels, int64_t c,
+                 float* out) {
+  for (int64_t o0 = 0; o0 < c; o0 += kLanes) {
+    const V::Mask mask = V::first(std::min<int64_t>(kLanes, c - o0));
+    const Vec shift = V::load_masked(m + o0, mask);
+    Vec sums[2] = {V::broadcast(0.0f), V::broadcast(0.0f)};
+    Vec products[2] = {V::broadcast(0.0f), V::broadcast(0.0f)};
+    for (int64_t p = 0; p < pixels; ++p) {
+      const Vec va = V::load_masked(a + p * c + o0, mask);
+      const Vec vb = V::load_masked(b + p * c + o0, mask);
+      sums[p & 1] = V::add(sums[p & 1], va);
+      products[p & 1] = V::fmadd(va, V::sub(vb, shift), products[p & 1]);
+    }
+    V::store_masked(out + o0, mask,
+                    V::add(V::load_masked(out + o0, mask), V::add(sums[0], sums[1])));
+    V::store_masked(out + c + o0, mask, V::add(V::load_masked(out + c + o0, mask),
+                                               V::add(products[0], products[1])));
+  }
+}
+
+ffi::Error ChannelMomentsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a,
+                              ffi::Buffer<ffi::F32> b, ffi::Buffer<ffi::F32> m,
+                              ffi::ResultBuffer<ffi::F32> out) {
+  const auto ad = a.dimensions(), bd = b.dimensions();
+  if (ad.size() != 4 || bd.size() != 4 || !std::equal(ad.begin(), ad.end(), bd.begin()) ||
+      m.element_count() != ad[3] || out->element_count() != 2 * ad[3]) {
+    return ffi::Error::InvalidArgument(
+        "channel_moments: expected a and b (N,H,W,C), m (C), out (2,C)");
+  }
+  const int64_t n = ad[0], pixels = ad[1] * ad[2], c = ad[3];
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
+                                                 std::max<int64_t>(1, pixels * c * 8));
+  const float* ap = a.typed_data();
+  const float* bp = b.typed_data();
+  const float* mp = m.typed_data();
+  sum_over_images(pool, n, chunk, 2 * c, out->typed_data(),
+                  [=](int64_t n0, int64_t n1, float* sum) {
+                    for (int64_t i = n0; i < n1; ++i)
+                      add_moments(ap + i * pixels * c, bp + i * pixels * c, mp, pixels, c, sum);
+                  });
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward convolutions (also the input gradients). Register tile: kPixels output pixels of a row
+// × 2·kLanes output channels; each image is first copied into a zero-padded scratch map so that
+// the tile loop has no bounds checks, and a tile reads the taps of a Taps list from it.
+
+// One kernel tap of an output pixel: offsets (floats) into the padded map from the pixel's
+// read position, and into the kernel.
+struct Tap {
+  int64_t x, k;
+};
+using Taps = std::vector<Tap>;
+
+// y[p·y_step + o0..] = bias + Σ_taps Σ_c x[tap.x + p·x_step + c] · kernel[tap.k + c·co + o0..]
+// for the tile's pixels p.
 template <int PIXELS, int FULL, class Last>
-void conv_tile(const float* xpad, int64_t pw, const float* kernel, const float* bias,
-               const Shape& s, int64_t h, int64_t w0, int64_t o0,
-               typename Lanes<Last>::Mask last_mask, float* y) {
+void conv_tile(const float* x, int64_t x_step, const Taps& taps, const float* kernel,
+               const float* bias, int64_t ci, int64_t co, int64_t o0,
+               typename Lanes<Last>::Mask last_mask, float* y, int64_t y_step) {
   using G = Group<FULL, Last>;
-  const int64_t ci = s.ci, co = s.co;
   const G start = G::load(bias + o0, last_mask);
   G acc[PIXELS];
 #pragma GCC unroll 8
   for (int p = 0; p < PIXELS; ++p) acc[p] = start;
-  for (int64_t kh = 0; kh < s.kh; ++kh) {
-    for (int64_t kw = 0; kw < s.kw; ++kw) {
-      const float* xp = xpad + ((h + kh) * pw + w0 + kw) * ci;
-      const float* kp = kernel + (kh * s.kw + kw) * ci * co + o0;
-      for (int64_t c = 0; c < ci; ++c, kp += co) {
-        const G g = G::load(kp, last_mask);
+  for (const Tap& tap : taps) {
+    const float* xp = x + tap.x;
+    const float* kp = kernel + tap.k + o0;
+    for (int64_t c = 0; c < ci; ++c, kp += co) {
+      const G g = G::load(kp, last_mask);
 #pragma GCC unroll 8
-        for (int p = 0; p < PIXELS; ++p) acc[p].multiply_add(xp[c + p * ci], g);
-      }
+      for (int p = 0; p < PIXELS; ++p) acc[p].multiply_add(xp[c + p * x_step], g);
     }
   }
-  float* yp = y + w0 * co + o0;
 #pragma GCC unroll 8
-  for (int p = 0; p < PIXELS; ++p) acc[p].store(yp + p * co, last_mask);
+  for (int p = 0; p < PIXELS; ++p) acc[p].store(y + p * y_step + o0, last_mask);
 }
 
 // conv_tile<pixels, FULL, Last> for a run-time pixels in 1..kPixels (kWideTile for three
 // vectors; a row's last tile may be narrower): a whole tile, or tiles of 4, 2 and 1 pixels.
 template <int FULL, class Last>
 struct ConvTile {
-  static void run(typename Lanes<Last>::Mask mask, int pixels, const float* xpad, int64_t pw,
-                  const float* kernel, const float* bias, const Shape* s, int64_t h,
-                  int64_t w0, int64_t o0, float* y) {
+  static void run(typename Lanes<Last>::Mask mask, int pixels, const float* x, int64_t x_step,
+                  const Taps* taps, const float* kernel, const float* bias, int64_t ci,
+                  int64_t co, int64_t o0, float* y, int64_t y_step) {
     constexpr int kTile = kTileOf<FULL, kPixels>;
-    if (pixels == kTile) return conv_tile<kTile, FULL, Last>(xpad, pw, kernel, bias, *s, h, w0,
-                                                             o0, mask, y);
+    if (pixels == kTile) return conv_tile<kTile, FULL, Last>(x, x_step, *taps, kernel, bias, ci,
+                                                             co, o0, mask, y, y_step);
     if constexpr (std::is_same_v<Last, Vec>) {  // Narrow tails: whole tiles only
-      if (pixels & 4) conv_tile<4, FULL, Last>(xpad, pw, kernel, bias, *s, h, w0, o0, mask, y),
-          w0 += 4;
-      if (pixels & 2) conv_tile<2, FULL, Last>(xpad, pw, kernel, bias, *s, h, w0, o0, mask, y),
-          w0 += 2;
-      if (pixels & 1) conv_tile<1, FULL, Last>(xpad, pw, kernel, bias, *s, h, w0, o0, mask, y);
+      if (pixels & 4) conv_tile<4, FULL, Last>(x, x_step, *taps, kernel, bias, ci, co, o0, mask,
+                                               y, y_step),
+          x += 4 * x_step, y += 4 * y_step;
+      if (pixels & 2) conv_tile<2, FULL, Last>(x, x_step, *taps, kernel, bias, ci, co, o0, mask,
+                                               y, y_step),
+          x += 2 * x_step, y += 2 * y_step;
+      if (pixels & 1) conv_tile<1, FULL, Last>(x, x_step, *taps, kernel, bias, ci, co, o0, mask,
+                                               y, y_step);
     }
   }
 };
 
-// y for images [n0, n1).
+// One row of `width` output pixels: pixel j reads from x + j·x_step and is stored at
+// y + j·y_step.
+void conv_row(const float* x, int64_t x_step, const Taps& taps, const float* kernel,
+              const float* bias, int64_t ci, int64_t co, int64_t width, float* y,
+              int64_t y_step) {
+  const auto [block, tile] = blocking(co, kPixels);
+  for (int64_t o0 = 0; o0 < co; o0 += block)
+    for (int64_t w0 = 0; w0 < width; w0 += tile) {
+      const int pixels = static_cast<int>(std::min<int64_t>(tile, width - w0));
+      for_width<ConvTile>(std::min<int64_t>(block, co - o0), pixels == tile, pixels,
+                          x + w0 * x_step, x_step, &taps, kernel, bias, ci, co, o0,
+                          y + w0 * y_step, y_step);
+    }
+}
+
+// Copies image n of x (h×w pixels of ci channels) into the scratch map xpad (pw pixels wide,
+// zero where nothing is copied) at row top, column left.
+void pad_image(const float* x, int64_t n, int64_t h, int64_t w, int64_t ci, int64_t top,
+               int64_t left, int64_t pw, float* xpad) {
+  for (int64_t r = 0; r < h; ++r)
+    std::memcpy(xpad + ((r + top) * pw + left) * ci, x + (n * h + r) * w * ci,
+                w * ci * sizeof(float));
+}
+
+// The convolution for images [n0, n1) (s.h × s.w: the output's size).
 void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
               int64_t n0, int64_t n1, float* y) {
-  const int64_t pw = s.w + s.kw - 1, ph = s.h + s.kh - 1;
-  const auto [block, tile] = blocking(s.co, kPixels);
+  const int64_t st = s.stride, xh = st * s.h, xw = st * s.w;
+  const int64_t pw = xw + s.kw - 1, ph = xh + s.kh - 1;
+  Taps taps;
+  for (int64_t a = 0; a < s.kh; ++a)
+    for (int64_t b = 0; b < s.kw; ++b)
+      taps.push_back({(a * pw + b) * s.ci, (a * s.kw + b) * s.ci * s.co});
   thread_local std::vector<float> xpad;
   xpad.assign(ph * pw * s.ci, 0.0f);
   for (int64_t n = n0; n < n1; ++n) {
+    pad_image(x, n, xh, xw, s.ci, s.pt, s.pl, pw, xpad.data());
     for (int64_t h = 0; h < s.h; ++h)
-      std::memcpy(&xpad[((h + s.pt) * pw + s.pl) * s.ci], x + (n * s.h + h) * s.w * s.ci,
-                  s.w * s.ci * sizeof(float));
-    for (int64_t h = 0; h < s.h; ++h) {
-      float* yrow = y + (n * s.h + h) * s.w * s.co;
-      for (int64_t o0 = 0; o0 < s.co; o0 += block)
-        for (int64_t w0 = 0; w0 < s.w; w0 += tile) {
-          const int pixels = static_cast<int>(std::min<int64_t>(tile, s.w - w0));
-          for_width<ConvTile>(std::min<int64_t>(block, s.co - o0), pixels == tile,
-                              pixels, xpad.data(), static_cast<int64_t>(pw), kernel, bias, &s,
-                              h, w0, o0, yrow);
-        }
-    }
+      conv_row(&xpad[st * h * pw * s.ci], st * s.ci, taps, kernel, bias, s.ci, s.co, s.w,
+               y + (n * s.h + h) * s.w * s.co, s.co);
   }
+}
+
+// The taps of a transposed convolution along one dimension (kernel size k, padding p) that
+// reach output phase q: (tap t, input offset (q + p - t)/2) for t ≡ q + p (mod 2).
+std::vector<std::pair<int64_t, int64_t>> phase_taps(int64_t k, int64_t p, int64_t q) {
+  std::vector<std::pair<int64_t, int64_t>> taps;
+  for (int64_t t = 0; t < k; ++t)
+    if ((q + p - t) % 2 == 0) taps.emplace_back(t, (q + p - t) / 2);
+  return taps;
+}
+
+// The transposed convolution for images [n0, n1) (s.h × s.w: the input's size): output pixel
+// (2u + q, 2v + r) reads x[u + i, v + j] for the taps (i, j offsets) of phase (q, r).
+void convolve_transposed(const float* x, const float* kernel, const float* bias, const Shape& s,
+                         int64_t n0, int64_t n1, float* y) {
+  std::vector<std::pair<int64_t, int64_t>> rows[2], columns[2];
+  int64_t top = 0, bottom = 0, left = 0, right = 0;  // zero padding the offsets need
+  for (int q = 0; q < 2; ++q) {
+    rows[q] = phase_taps(s.kh, s.pt, q);
+    columns[q] = phase_taps(s.kw, s.pl, q);
+    for (const auto& [t, i] : rows[q]) top = std::max(top, -i), bottom = std::max(bottom, i);
+    for (const auto& [t, j] : columns[q]) left = std::max(left, -j), right = std::max(right, j);
+  }
+  const int64_t pw = s.w + left + right, ph = s.h + top + bottom;
+  Taps taps[2][2];
+  for (int q = 0; q < 2; ++q)
+    for (int r = 0; r < 2; ++r)
+      for (const auto& [a, i] : rows[q])
+        for (const auto& [b, j] : columns[r])
+          taps[q][r].push_back({((i + top) * pw + j + left) * s.ci,
+                                (a * s.kw + b) * s.ci * s.co});
+  thread_local std::vector<float> xpad;
+  xpad.assign(ph * pw * s.ci, 0.0f);
+  const int64_t yw = 2 * s.w;
+  for (int64_t n = n0; n < n1; ++n) {
+    pad_image(x, n, s.h, s.w, s.ci, top, left, pw, xpad.data());
+    for (int64_t u = 0; u < s.h; ++u)
+      for (int q = 0; q < 2; ++q)
+        for (int r = 0; r < 2; ++r)
+          conv_row(&xpad[u * pw * s.ci], s.ci, taps[q][r], kernel, bias, s.ci, s.co, s.w,
+                   y + ((n * 2 * s.h + 2 * u + q) * yw + r) * s.co, 2 * s.co);
+  }
+}
+
+// Checks shared by both forward handlers: x (N,·,·,Ci), kernel (kh,kw,Ci,Co), bias (Co),
+// y (N,·,·,Co), the padding inside the kernel.
+bool forward_shapes_fit(ffi::Span<const int64_t> xd, ffi::Span<const int64_t> kd,
+                        ffi::Span<const int64_t> yd, int64_t bias_count, int64_t pad_top,
+                        int64_t pad_left) {
+  return xd.size() == 4 && kd.size() == 4 && yd.size() == 4 &&
+         padding_fits(kd[0], kd[1], pad_top, pad_left) && kd[2] == xd[3] && yd[0] == xd[0] &&
+         yd[3] == kd[3] && bias_count == kd[3];
 }
 
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                     ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t pad_top,
-                    int64_t pad_left) {
+                    int64_t pad_left, int64_t stride) {
   const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
-  if (xd.size() != 4 || kd.size() != 4 || yd.size() != 4 ||
-      !padding_fits(kd[0], kd[1], pad_top, pad_left) || kd[2] != xd[3] || yd[0] != xd[0] ||
-      yd[1] != xd[1] || yd[2] != xd[2] || yd[3] != kd[3] || bias.element_count() != kd[3]) {
+  if (!forward_shapes_fit(xd, kd, yd, bias.element_count(), pad_top, pad_left) ||
+      !stride_fits(stride) || xd[1] != stride * yd[1] || xd[2] != stride * yd[2]) {
     return ffi::Error::InvalidArgument(
-        "conv: expected x (N,H,W,Ci), kernel (kh,kw,Ci,Co), bias (Co), y (N,H,W,Co), "
-        "0 <= pad_top < kh, 0 <= pad_left < kw");
+        "conv: expected x (N,s·H,s·W,Ci), kernel (kh,kw,Ci,Co), bias (Co), y (N,H,W,Co), "
+        "stride s 1 or 2, 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left};
+  const Shape s{yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride};
   const float* xp = x.typed_data();
   const float* kp = kernel.typed_data();
   const float* bp = bias.typed_data();
   float* yp = y->typed_data();
   parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
     convolve(xp, kp, bp, s, n0, n1, yp);
+  });
+  return ffi::Error::Success();
+}
+
+ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                             ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
+                             ffi::ResultBuffer<ffi::F32> y, int64_t pad_top, int64_t pad_left) {
+  const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
+  if (!forward_shapes_fit(xd, kd, yd, bias.element_count(), pad_top, pad_left) ||
+      yd[1] != 2 * xd[1] || yd[2] != 2 * xd[2]) {
+    return ffi::Error::InvalidArgument(
+        "conv_transpose: expected x (N,H,W,Ci), kernel (kh,kw,Ci,Co), bias (Co), "
+        "y (N,2H,2W,Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
+  }
+  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2};
+  const float* xp = x.typed_data();
+  const float* kp = kernel.typed_data();
+  const float* bp = bias.typed_data();
+  float* yp = y->typed_data();
+  parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
+    convolve_transposed(xp, kp, bp, s, n0, n1, yp);
   });
   return ffi::Error::Success();
 }
@@ -486,9 +676,30 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride")
+                                  .Attr<bool>("sums_of_x"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMoments, ChannelMomentsImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTranspose, ConvTransposeImpl,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
