@@ -1,9 +1,10 @@
 """Where one train step's time goes, in jaxcolor (XLA:CPU) and in PyTorch eager.
 
 JAX: the compiled UNet/CNN step is traced with ``jax.profiler`` and its XLA op events summed by
-kind (jaxcolor's native convolution kernels, transposes, reductions, convolutions that appear as
-events, other fusions); the rest of the step is time in no op event (on XLA:CPU, XLA's own
-convolutions run as Eigen calls on the intra-op thread pool without an event of their own).
+kind (jaxcolor's native kernels: convolutions and BatchNorm sums; transposes, reductions,
+convolutions that appear as events, other fusions); the rest of the step is time in no op event
+(on XLA:CPU, XLA's own convolutions run as Eigen calls on the intra-op thread pool without an
+event of their own).
 Events of ops that run concurrently overlap, so the kinds can sum to more than the step.
 PyTorch: ``torch.profiler`` self time per ATen op, grouped into convolutions (forward,
 backward) and the rest, for NCHW and channels-last tensors. Same real batches for both
@@ -41,7 +42,7 @@ from jaxcolor.training import state as train_state  # noqa: E402
 from jaxcolor.training import steps as train  # noqa: E402
 
 # XLA op event name → kind, first match wins.
-JAX_KINDS = (("ffi_call", "native convolution kernels (jaxcolor.cpu.native)"),
+JAX_KINDS = (("ffi_call", "native kernels: convolutions, BatchNorm sums (jaxcolor.cpu.native)"),
              ("transpose", "transposes (weight-gradient layouts)"), ("reduce", "reductions"),
              ("conv", "convolutions with an op event"), ("", "other fusions and copies"))
 TORCH_CONVOLUTIONS = ("aten::convolution_backward", "aten::mkldnn_convolution")
