@@ -25,7 +25,7 @@ def pixel_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     logsumexp(logits) − logits[label], optax's value up to float rounding (tested). The label's
     logit is picked by a one-hot select, whose gradient is elementwise and fuses with the
     softmax's; optax's take_along_axis scatters into a zero array in the backward pass instead
-    (BENCHMARKS.md, the newer edition's nets)."""
+    (BENCHMARKS.md, "Where a step's time goes")."""
     picked = labels[..., None] == jnp.arange(logits.shape[-1])
     return (jax.nn.logsumexp(logits, axis=-1)
             - jnp.sum(jnp.where(picked, logits, 0.0), axis=-1))

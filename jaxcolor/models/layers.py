@@ -241,8 +241,9 @@ def stride2_padding(size: int) -> tuple[int, int]:
 
 
 def _phase_forms() -> bool:
-    """Whether the stride-2 layers run as phase decompositions onto :func:`conv2d`: on CPU,
-    where its native kernels cover stride 1 only; elsewhere XLA's strided convolutions."""
+    """Whether the stride-2 layers, where the native kernels are not used, run as phase
+    decompositions onto :func:`conv2d`: on CPU, sparing XLA:CPU's strided weight gradient;
+    elsewhere XLA's strided convolutions."""
     return jax.default_backend() == "cpu"
 
 

@@ -16,8 +16,9 @@
 //   of x for a transposed convolution's weight gradient (the same sum with x and dy swapped).
 //   XLA:CPU computes dW as an Eigen convolution that needs x and dy transposed batch-minor first
 //   (two full copies per layer) and db as a separate tree reduction (BENCHMARKS.md).
+// - JaxcolorChannelMoments: BatchNorm's per-channel sums [Σ a, Σ a·(b − m)] in one pass.
 // Reading the strided and interleaved layouts in place spares the copies that splitting maps
-// into pixel phases for stride-1 kernels costs (BENCHMARKS.md, the newer edition's nets).
+// into pixel phases for stride-1 kernels costs (BENCHMARKS.md, "Where a step's time goes").
 // All use register tiles of vector accumulators and split images over XLA's intra-op thread
 // pool. The same source builds for AVX-512F (-mavx512f -mfma: 32 registers of 16 floats) and
 // for AVX2 with FMA (-mavx2 -mfma: 16 registers of 8 floats); the vector layer below is the
