@@ -625,6 +625,34 @@ bool forward_shapes_fit(ffi::Span<const int64_t> xd, ffi::Span<const int64_t> kd
          yd[3] == kd[3] && bias_count == kd[3];
 }
 
+// Runs a forward convolution (convolve or convolve_transposed) of shape s, one image per task.
+using Convolution = void (*)(const float*, const float*, const float*, const Shape&, int64_t,
+                             int64_t, float*);
+ffi::Error over_images(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x,
+                       ffi::Buffer<ffi::F32>& kernel, ffi::Buffer<ffi::F32>& bias,
+                       ffi::ResultBuffer<ffi::F32>& y, const Shape& s, Convolution convolution) {
+  const float* xp = x.typed_data();
+  const float* kp = kernel.typed_data();
+  const float* bp = bias.typed_data();
+  float* yp = y->typed_data();
+  parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
+    convolution(xp, kp, bp, s, n0, n1, yp);
+  });
+  return ffi::Error::Success();
+}
+
+// The forward handlers' binding: x, kernel, bias → y, with the padding attributes.
+auto forward_binding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("pad_top")
+      .Attr<int64_t>("pad_left");
+}
+
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                     ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t pad_top,
                     int64_t pad_left, int64_t stride) {
@@ -635,15 +663,9 @@ ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         "conv: expected x (N,s·H,s·W,Ci), kernel (kh,kw,Ci,Co), bias (Co), y (N,H,W,Co), "
         "stride s 1 or 2, 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  const Shape s{yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride};
-  const float* xp = x.typed_data();
-  const float* kp = kernel.typed_data();
-  const float* bp = bias.typed_data();
-  float* yp = y->typed_data();
-  parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
-    convolve(xp, kp, bp, s, n0, n1, yp);
-  });
-  return ffi::Error::Success();
+  return over_images(pool, x, kernel, bias, y,
+                     {yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride},
+                     convolve);
 }
 
 ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
@@ -656,15 +678,9 @@ ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
         "conv_transpose: expected x (N,H,W,Ci), kernel (kh,kw,Ci,Co), bias (Co), "
         "y (N,2H,2W,Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  const Shape s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2};
-  const float* xp = x.typed_data();
-  const float* kp = kernel.typed_data();
-  const float* bp = bias.typed_data();
-  float* yp = y->typed_data();
-  parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
-    convolve_transposed(xp, kp, bp, s, n0, n1, yp);
-  });
-  return ffi::Error::Success();
+  return over_images(pool, x, kernel, bias, y,
+                     {xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2},
+                     convolve_transposed);
 }
 
 }  // namespace
@@ -689,23 +705,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMoments, ChannelMomentsImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("stride"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl, forward_binding().Attr<int64_t>("stride"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTranspose, ConvTransposeImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTranspose, ConvTransposeImpl, forward_binding());
