@@ -92,15 +92,16 @@ VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
 
 def lab_bins_setup(image_dir: str, count: int
                    ) -> tuple[jax.Array, jax.Array, Callable[[str], nn.Module], Objective]:
-    """q7's Lab-bins task on the first ``count`` horse images: L inputs, ab targets, the model
-    builder and the class-rebalanced objective, as ``experiments/q7_lab.py`` sets them up."""
+    """q7's Lab-bins task on the first ``count`` horse images: L inputs, soft-encoded ab targets,
+    the model builder and the class-rebalanced objective, as ``experiments/q7_lab.py`` sets
+    them up."""
     cfg = ExperimentConfig(experiment="bench", model="unet", task="lab_bins",
                            image_dir=image_dir)
     data = load_task_data(cfg, log=lambda line: None)
-    inputs, targets = (jnp.asarray(a[None, :count])
-                       for a in (data.train_inputs, data.train_targets))
-    return (inputs, targets, lambda name: build_model(model_spec(cfg, data.task)),
-            data.task.rebalanced_objective(data.train_targets))
+    objective = data.task.rebalanced_objective(data.train_targets)
+    inputs, targets = (jnp.asarray(a[None, :count]) for a in (
+        data.train_inputs, objective.prepare(data.train_targets[:count])))
+    return inputs, targets, lambda name: build_model(model_spec(cfg, data.task)), objective
 
 
 def main() -> None:

@@ -15,9 +15,14 @@ import numpy as np
 
 
 class Objective(NamedTuple):
+    """``loss`` and ``metrics`` take the targets as ``prepare`` returns them (None: as given).
+    The training loop prepares each dataset's targets once, before its first step, so work that
+    depends on the targets alone is not repeated every epoch."""
+
     name: str
     loss: Callable[[jax.Array, jax.Array], jax.Array]
     metrics: Callable[[jax.Array, jax.Array], dict[str, jax.Array]]
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def pixel_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:

@@ -11,6 +11,7 @@ mean (softmax of log-probabilities / T; T = 1 the mean, T → 0 the mode, Zhang'
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -94,8 +95,8 @@ def ab_bins(grid: float = 10.0, levels: int = 256) -> np.ndarray:
 
 def load_ab_bins(path: str, flag: str = "ab_bins_file") -> np.ndarray:
     """A (Q, 2) list of ab bin centres from a ``.npy`` file, e.g. Zhang et al.'s published
-    ``pts_in_hull.npy`` (313 bins), checked to be distinct centres of the 10-wide grid that the
-    rebalancing weights are looked up on (:func:`ab_cells`)."""
+    ``pts_in_hull.npy`` (313 bins), checked to be distinct centres of the 10-wide grid (the
+    quantization of Zhang et al. and of :func:`ab_bins`)."""
     try:
         bins = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -139,11 +140,27 @@ def soft_encode(ab: jax.Array, bins: jax.Array, neighbours: int = 5, sigma: floa
                    * weights[..., None], axis=-2)
 
 
+def distinct_ab(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ab (..., 2) → its distinct values (D, 2) float32, each pixel's index into them (P,) and
+    their counts (D,): photos repeat colours, so a search over the bins runs once per value."""
+    pixels = np.ascontiguousarray(ab, np.float32).reshape(-1, 2)
+    keys, inverse, counts = np.unique(pixels.view(np.int64)[:, 0], return_inverse=True,
+                                      return_counts=True)
+    return keys.view(np.float32).reshape(-1, 2), inverse.ravel(), counts
+
+
+def map_in_chunks(fn: Callable[[jax.Array], jax.Array], pixels: np.ndarray,
+                  chunk: int = 1 << 16) -> np.ndarray:
+    """``fn`` over (P, 2) ``pixels``, a chunk at a time: their (chunk, Q) distances to the bins
+    stay within tens of MB."""
+    return np.concatenate([np.asarray(fn(jnp.asarray(pixels[start:start + chunk])))
+                           for start in range(0, len(pixels), chunk)])
+
+
 @jax.jit
-def _bin_counts(ab: jax.Array, bins: jax.Array) -> jax.Array:
-    """How many of the ab (P, 2) have each bin (Q, 2) as their nearest."""
-    nearest = nearest_bins(ab, bins, 1)[1][:, 0]
-    return jnp.zeros(bins.shape[0]).at[nearest].add(1.0)
+def _nearest_bin(ab: jax.Array, bins: jax.Array) -> jax.Array:
+    """Index of each ab's (P, 2) nearest bin (Q, 2)."""
+    return jnp.argmin(jnp.sum((ab[:, None, :] - bins) ** 2, axis=-1), axis=-1)
 
 
 def rebalancing_weights(ab: np.ndarray, bins: np.ndarray, mix: float = 0.5, sigma: float = 5.0
@@ -151,11 +168,9 @@ def rebalancing_weights(ab: np.ndarray, bins: np.ndarray, mix: float = 0.5, sigm
     """(Q,) per-bin loss weights ∝ 1 / ((1 − mix)·p̃ + mix/Q), where p̃ is the empirical
     distribution of the pixels' nearest bins smoothed by a Gaussian (σ) in ab space, scaled so
     that their expectation under p̃ is 1."""
-    counts = np.zeros(len(bins), np.float64)
-    pixels = np.asarray(ab, np.float32).reshape(-1, 2)
-    for start in range(0, len(pixels), 1 << 16):  # (pixels, Q) distances, a chunk at a time
-        counts += np.asarray(_bin_counts(jnp.asarray(pixels[start:start + (1 << 16)]),
-                                         jnp.asarray(bins)))
+    distinct, _, counts = distinct_ab(ab)
+    nearest = map_in_chunks(functools.partial(_nearest_bin, bins=jnp.asarray(bins)), distinct)
+    counts = np.bincount(nearest, weights=counts, minlength=len(bins))
     gaps = np.sum((bins[:, None, :] - bins[None, :, :]).astype(np.float64) ** 2, axis=-1)
     kernel = np.exp(-gaps / (2.0 * sigma**2))
     smoothed = kernel @ (counts / counts.sum())

@@ -23,6 +23,9 @@ from pathlib import Path
 from jaxcolor.errors import UserError
 
 MARKER = ".sweep-commit"  # in a run's folder: the commit that started it, then "done"
+# Under the results dir: checkpoints that runs share (--checkpoint_dir), so that a training
+# another run already finished at this commit is resumed, not repeated (same settings and data).
+SHARED_CHECKPOINTS = "checkpoints"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -87,12 +90,11 @@ def with_needs(chosen: Sequence[Run], runs: Sequence[Run], results: Path,
     return [run for run in runs if run.name in wanted]
 
 
-def _prepare_folder(run: Run, results: Path, commit: str, log: Callable[[str], None]) -> None:
+def _prepare_folder(folder: Path, commit: str, log: Callable[[str], None]) -> None:
     """Clear a folder another commit (or a hand-made run) wrote; mark it as this commit's."""
-    folder = results / run.name
     marker = folder / MARKER
     if folder.exists() and (not marker.exists() or marker.read_text().split()[:1] != [commit]):
-        log(f"{run.name}: clearing {folder} (written by other code; this sweep is at "
+        log(f"{folder.name}: clearing {folder} (written by other code; this sweep is at "
             f"{commit[:12]})")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -111,6 +113,8 @@ def run_sweep(runs: Sequence[Run], results: Path, commit: str,
     todo = [run for run in runs if not is_done(run, results, commit)]
     if done := len(runs) - len(todo):
         log(f"{done} of {len(runs)} runs already done at this commit: skipped")
+    if todo:
+        _prepare_folder(results / SHARED_CHECKPOINTS, commit, log)
     expected_total = sum(60 * run.minutes for run in todo)
     expected_done = spent_total = 0.0
     for index, run in enumerate(todo, 1):
@@ -120,7 +124,7 @@ def run_sweep(runs: Sequence[Run], results: Path, commit: str,
         left = pace * (expected_total - expected_done)
         log(f"[{index}/{len(todo)}] {run.name} (about {_minutes(pace * 60 * run.minutes)}; "
             f"sweep about {_minutes(left)} left): {run.command_line(str(results))}")
-        _prepare_folder(run, results, commit, log)
+        _prepare_folder(results / run.name, commit, log)
         sys.stdout.flush()  # before the script's own output
         start = time.perf_counter()
         _, script, *args = run.command(str(results))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -14,12 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcolor.colour import lab, palette
-from jaxcolor.colour.lab import ab_cells, nearest_bins, sparse_soft_encode
+from jaxcolor.colour.lab import sparse_soft_encode
 from jaxcolor.objectives import Objective
 from jaxcolor.tasks.base import Task, TaskData
 
 # Lab regression predicts ab / AB_SCALE, so that its outputs and targets are of order 1.
 AB_SCALE = 100.0
+NEIGHBOURS = 5  # bins of each soft-encoded target (Zhang et al.)
 
 
 def lab_channels(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -155,36 +157,53 @@ def soft_encoded_objective(bins: np.ndarray, class_weights: np.ndarray | None = 
     cross-entropy against the soft-encoded target, times the rebalancing weight of the target's
     nearest bin (``class_weights``, e.g. :func:`jaxcolor.colour.lab.rebalancing_weights`;
     None = 1). Metric: ``accuracy``, the share of pixels whose most likely bin is the target's
-    nearest."""
-    bins = jnp.asarray(bins, jnp.float32)
-    cell_weights = None if class_weights is None else _weights_by_cell(bins, class_weights)
+    nearest.
 
-    def loss(logits: jax.Array, ab: jax.Array) -> jax.Array:
-        # The target has 5 non-zeros: gather their log-probabilities, no dense (…, Q) target.
-        target, indices = sparse_soft_encode(ab, bins)
-        log_probs = jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), indices, axis=-1)
-        cross_entropy = -jnp.sum(target * log_probs, axis=-1)
-        if cell_weights is None:
+    ``loss`` and ``metrics`` take the targets soft-encoded (``prepare``, once per dataset:
+    :func:`packed_soft_encoding`): searching the bins in every step took most of its time
+    (BENCHMARKS.md, "q7's Lab-bins step")."""
+    weights_of_bins = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
+
+    def loss(logits: jax.Array, packed: jax.Array) -> jax.Array:
+        weights, indices = unpack_soft_encoding(packed)
+        # The dense target, built elementwise: gathering the 5 log-probabilities instead
+        # scatters into a zero (…, Q) array in the backward pass. Its rows sum to 1, so the
+        # cross-entropy is logsumexp − Σ target · logits.
+        bin_axis = jnp.arange(logits.shape[-1])
+        target = sum(jnp.where(bin_axis == indices[..., k, None], weights[..., k, None], 0.0)
+                     for k in range(indices.shape[-1]))
+        cross_entropy = (jax.nn.logsumexp(logits, axis=-1)
+                         - jnp.sum(target * logits, axis=-1))
+        if weights_of_bins is None:
             return cross_entropy
-        # The nearest bin's weight, looked up by the ab's grid cell: indexing by the top_k
-        # result instead makes XLA:CPU compute top_k again, a 7× slower train step (measured).
-        return cell_weights[ab_cells(ab)] * cross_entropy
+        return weights_of_bins[indices[..., 0]] * cross_entropy
 
-    def metrics(logits: jax.Array, ab: jax.Array) -> dict[str, jax.Array]:
-        nearest = nearest_bins(ab, bins, 1)[1][..., 0]
+    def metrics(logits: jax.Array, packed: jax.Array) -> dict[str, jax.Array]:
+        nearest = unpack_soft_encoding(packed)[1][..., 0]
         return {"accuracy": (jnp.argmax(logits, axis=-1) == nearest).astype(jnp.float32)}
 
-    return Objective("lab_bins", loss, metrics)
+    return Objective("lab_bins", loss, metrics,
+                     prepare=functools.partial(packed_soft_encoding, bins=bins))
 
 
-def _weights_by_cell(bins: jax.Array, class_weights: np.ndarray) -> jax.Array:
-    """(CELL_COUNT²,) table: for each grid cell, the weight of the bin nearest its centre. For
-    grid-aligned bins this is the weight of the nearest bin of every ab in the cell."""
-    cells = jnp.arange(lab.CELL_COUNT * lab.CELL_COUNT)
-    centres = 10.0 * (jnp.stack([cells // lab.CELL_COUNT, cells % lab.CELL_COUNT], -1)
-                       - lab.CELL_OFFSET)
-    nearest = nearest_bins(centres.astype(jnp.float32), bins, 1)[1][:, 0]
-    return jnp.asarray(class_weights, jnp.float32)[nearest]
+def packed_soft_encoding(ab: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """ab (..., 2) → (..., 10) float32: the weights of :func:`lab.sparse_soft_encode` on the 5
+    nearest bins, then those bins' indices (as floats: exact below 2²⁴), nearest first."""
+    distinct, inverse, _ = lab.distinct_ab(ab)
+    packed = lab.map_in_chunks(functools.partial(_pack, bins=jnp.asarray(bins, jnp.float32)),
+                               distinct)
+    return packed[inverse].reshape(*np.shape(ab)[:-1], 2 * NEIGHBOURS)
+
+
+def unpack_soft_encoding(packed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(..., 10) :func:`packed_soft_encoding` → (weights, int32 bin indices), each (..., 5)."""
+    return packed[..., :NEIGHBOURS], packed[..., NEIGHBOURS:].astype(jnp.int32)
+
+
+@jax.jit
+def _pack(ab: jax.Array, bins: jax.Array) -> jax.Array:
+    weights, indices = sparse_soft_encode(ab, bins, NEIGHBOURS)
+    return jnp.concatenate([weights, indices.astype(jnp.float32)], axis=-1)
 
 
 def ab_regression_objective() -> Objective:

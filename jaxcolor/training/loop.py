@@ -61,7 +61,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         hflip: bool = False, progress: bool = False, lr_schedule: str = "constant",
         warmup_epochs: int = 0) -> FitResult:
     """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
-    ``objective``, validating on ``test`` after every epoch.
+    ``objective``, validating on ``test`` after every epoch (both sets' targets first go
+    through ``objective.prepare``, if it has one; its seconds are the phase ``"data"``).
 
     ``on_epoch(record, state, step_losses)`` sees each epoch trained here: its record, the
     state after it (its buffers are donated to the next step, so copy what you keep) and the
@@ -79,6 +80,11 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     """
     start = time.perf_counter()
     host_memory.retain_freed_memory()
+    prepare_seconds = 0.0
+    if objective.prepare is not None:
+        train, test = ((inputs, objective.prepare(targets)) for inputs, targets in (train, test))
+        prepare_seconds = time.perf_counter() - start
+        log(f"prepared the {objective.name} targets in {prepare_seconds:.1f}s")
     mesh = parallel.data_mesh()
     parallel.check_batch_size(batch_size, mesh)
     train_inputs, train_targets = (shard_rows(array, mesh) for array in train)
@@ -125,8 +131,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         state, *eval_batches[0]).compile()
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
-    phases = {"compile": time.perf_counter() - start, "train": 0.0, "eval": 0.0,
-              "checkpoint": 0.0}
+    phases = {"data": prepare_seconds, "compile": time.perf_counter() - start - prepare_seconds,
+              "train": 0.0, "eval": 0.0, "checkpoint": 0.0}
 
     epoch = first_epoch = len(history) + 1
     try:

@@ -113,3 +113,12 @@ def test_load_ab_bins_names_the_flag_and_the_problem(tmp_path, contents, message
     with pytest.raises(UserError, match=re.escape(f"--ab_bins_file={path}: ") + ".*"
                        + re.escape(message)):
         lab.load_ab_bins(str(path))
+
+
+def test_distinct_ab_and_chunks_give_back_every_pixel():
+    ab = np.array([[[1.5, -2.0], [0.0, 3.0]], [[1.5, -2.0], [7.0, 7.0]]], np.float32)
+    distinct, inverse, counts = lab.distinct_ab(ab)
+    assert len(distinct) == 3 and counts.sum() == 4 and counts.max() == 2
+    np.testing.assert_array_equal(distinct[inverse].reshape(ab.shape), ab)
+    doubled = lab.map_in_chunks(lambda chunk: 2.0 * chunk, distinct, chunk=2)  # 2 chunks
+    np.testing.assert_array_equal(doubled, 2.0 * distinct)

@@ -8,7 +8,14 @@ from conftest import run_script
 
 from jaxcolor.errors import UserError
 from jaxcolor.results import code_commit
-from jaxcolor.runner.sweep import MARKER, Run, check_order, run_sweep, select
+from jaxcolor.runner.sweep import (
+    MARKER,
+    SHARED_CHECKPOINTS,
+    Run,
+    check_order,
+    run_sweep,
+    select,
+)
 
 
 def test_list_names_every_published_run_in_dependency_order():
@@ -74,3 +81,19 @@ def test_a_sweep_runs_skips_what_is_done_and_redoes_what_other_code_wrote(tmp_pa
     with pytest.raises(UserError, match=r"q2_bad failed \(exit 2\)"):
         run_sweep([Run("q2_bad", "q2_classification", (*TINY, "--batch_size=0"))], tmp_path,
                   commit, log=lines.append)
+
+
+def test_runs_of_one_training_share_it_through_the_sweeps_checkpoints(tmp_path, capfd):
+    commit, shared = code_commit(), (*TINY, f"--checkpoint_dir={{results}}/{SHARED_CHECKPOINTS}")
+    stale = tmp_path / SHARED_CHECKPOINTS / "from_other_code"
+    stale.mkdir(parents=True)
+    runs = [Run("q2_classification", "q2_classification", shared),
+            Run("q6a_same_training", "q2_classification", shared)]
+    lines = []
+    run_sweep(runs, tmp_path, commit, log=lines.append)
+    assert any(line.startswith(f"{SHARED_CHECKPOINTS}: clearing") for line in lines)
+    assert not stale.exists()
+    assert "resuming after epoch 1" in capfd.readouterr().out  # the second run trained nothing
+    first, second = (json.loads((tmp_path / run.name / "results.json").read_text())
+                     for run in runs)
+    assert [row["val_loss"] for row in first] == [row["val_loss"] for row in second]

@@ -10,6 +10,7 @@ from jaxcolor import data, tasks
 from jaxcolor.colour import lab
 from jaxcolor.errors import UserError
 from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.tasks import lab as lab_task
 from jaxcolor.tasks.lab import AB_SCALE, baselines, soft_encoded_objective
 
 PALETTE = np.array([[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 0, 1]], np.float32)
@@ -25,6 +26,11 @@ def build(name, images, ab_bins_file=None):
     return tasks.make_task_data(task, images[:8], images[8:])
 
 
+def prepared(objective, targets):
+    """The targets as the objective's loss takes them."""
+    return targets if objective.prepare is None else objective.prepare(targets)
+
+
 @pytest.mark.parametrize("model_name", ["cnn", "unet_transpose"])
 @pytest.mark.parametrize("name", list(tasks.TASKS))
 def test_every_task_builds_arrays_a_model_and_renders_rgb(name, model_name, images):
@@ -37,7 +43,7 @@ def test_every_task_builds_arrays_a_model_and_renders_rgb(name, model_name, imag
     variables = model.init(jax.random.key(0), task_data.test_inputs[:2])
     outputs = model.apply(variables, task_data.test_inputs[:2])
     assert outputs.shape == (2, 32, 32, task.num_outputs)
-    loss = task.objective.loss(outputs, task_data.test_targets[:2])
+    loss = task.objective.loss(outputs, prepared(task.objective, task_data.test_targets[:2]))
     assert loss.shape == (2, 32, 32) and np.isfinite(loss).all()
     renderings = task.renderings(0.5)
     assert task.default_rendering in renderings
@@ -46,7 +52,8 @@ def test_every_task_builds_arrays_a_model_and_renders_rgb(name, model_name, imag
         assert rgb.shape == (2, 32, 32, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
     if task.classifies:  # the rebalanced loss weighs the same outputs differently
         rebalanced = task.objective_for("rebalanced", task_data.train_targets)
-        assert not np.allclose(rebalanced.loss(outputs, task_data.test_targets[:2]), loss)
+        assert not np.allclose(
+            rebalanced.loss(outputs, prepared(rebalanced, task_data.test_targets[:2])), loss)
     else:
         with pytest.raises(UserError, match="--loss=rebalanced needs a classification task"):
             task.objective_for("rebalanced", task_data.train_targets)
@@ -142,11 +149,31 @@ def test_soft_encoded_objective_is_the_weighted_soft_cross_entropy():
                      ).reshape(1, 1, 2, 2)
     logits = jax.random.normal(jax.random.key(2), (1, 1, 2, len(bins)))
     objective = soft_encoded_objective(bins, weights)
+    packed = jnp.asarray(objective.prepare(np.asarray(ab)))
     target = np.asarray(lab.soft_encode(ab, jnp.asarray(bins)))
     expected = -np.sum(target * np.asarray(jax.nn.log_softmax(logits, -1)), -1)
     expected *= weights[[3, 17]].reshape(1, 1, 2)
-    np.testing.assert_allclose(np.asarray(objective.loss(logits, ab)), expected, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(objective.loss(logits, packed)), expected, rtol=1e-5)
+    # Its gradient is the weighted softmax − target, as for the written-out soft cross-entropy.
+    gradient = jax.grad(lambda z: jnp.sum(objective.loss(z, packed)))(logits)
+    expected_gradient = (weights[[3, 17]].reshape(1, 1, 2, 1)
+                         * (np.asarray(jax.nn.softmax(logits, -1)) - target))
+    np.testing.assert_allclose(np.asarray(gradient), expected_gradient, atol=1e-6)
     # Logits = log(target), the minimiser: full accuracy and a lower loss than random logits.
     peaked = jnp.log(jnp.asarray(target) + 1e-12)
-    assert np.all(np.asarray(objective.metrics(peaked, ab)["accuracy"]) == 1.0)
-    assert float(jnp.sum(objective.loss(peaked, ab))) < float(jnp.sum(objective.loss(logits, ab)))
+    assert np.all(np.asarray(objective.metrics(peaked, packed)["accuracy"]) == 1.0)
+    assert float(jnp.sum(objective.loss(peaked, packed))) < float(
+        jnp.sum(objective.loss(logits, packed)))
+
+
+def test_packed_soft_encoding_is_the_sparse_soft_encoding_of_each_pixel():
+    bins = lab.ab_bins()
+    ab = np.random.default_rng(0).uniform(-100, 100, (2, 3, 4, 2)).astype(np.float32)
+    ab[1] = ab[0, ::-1]  # repeated values are encoded once and given to each of their pixels
+    packed = lab_task.packed_soft_encoding(ab, bins)
+    assert packed.shape == (2, 3, 4, 2 * lab_task.NEIGHBOURS) and packed.dtype == np.float32
+    weights, indices = lab.sparse_soft_encode(jnp.asarray(ab), jnp.asarray(bins))
+    unpacked_weights, unpacked_indices = lab_task.unpack_soft_encoding(jnp.asarray(packed))
+    np.testing.assert_array_equal(np.asarray(unpacked_indices), np.asarray(indices))
+    np.testing.assert_allclose(np.asarray(unpacked_weights), np.asarray(weights),
+                               rtol=1e-5, atol=1e-7)
