@@ -118,9 +118,13 @@ def load_ab_bins(path: str, flag: str = "ab_bins_file") -> np.ndarray:
 def nearest_bins(ab: jax.Array, bins: jax.Array, count: int) -> tuple[jax.Array, jax.Array]:
     """For each ab (..., 2): the squared distances (..., count) to its ``count`` nearest bins and
     their indices (..., count), nearest first."""
-    distances = jnp.sum((ab[..., None, :] - bins) ** 2, axis=-1)
-    negative, indices = jax.lax.top_k(-distances, count)
+    negative, indices = jax.lax.top_k(-_squared_distances(ab, bins), count)
     return -negative, indices
+
+
+def _squared_distances(ab: jax.Array, bins: jax.Array) -> jax.Array:
+    """(..., Q) squared distances of each ab (..., 2) to the bins (Q, 2)."""
+    return jnp.sum((ab[..., None, :] - bins) ** 2, axis=-1)
 
 
 def sparse_soft_encode(ab: jax.Array, bins: jax.Array, neighbours: int = 5, sigma: float = 5.0
@@ -160,7 +164,7 @@ def map_in_chunks(fn: Callable[[jax.Array], jax.Array], pixels: np.ndarray,
 @jax.jit
 def _nearest_bin(ab: jax.Array, bins: jax.Array) -> jax.Array:
     """Index of each ab's (P, 2) nearest bin (Q, 2)."""
-    return jnp.argmin(jnp.sum((ab[:, None, :] - bins) ** 2, axis=-1), axis=-1)
+    return jnp.argmin(_squared_distances(ab, bins), axis=-1)
 
 
 def rebalancing_weights(ab: np.ndarray, bins: np.ndarray, mix: float = 0.5, sigma: float = 5.0
