@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every table of BENCHMARKS.md measured again on this checkout, one benchmark after the other
 # (run it on an otherwise idle machine), each writing the raw log BENCHMARKS.md cites to
-# docs/benchmarks/. Needs the bench extra (pip install -e ".[bench]"); about an hour on the
+# docs/benchmarks/. Needs the bench extra (pip install -e ".[bench]"); about 40 minutes on the
 # 2-core machine of BENCHMARKS.md.
 #
 #   bash benchmarks/measure_all.sh [IMAGE_DIR]     # default ../shared/data/cifar10-jpeg
@@ -27,20 +27,27 @@ for side in jax torch torch_channels_last; do  # the sides' own logs, named for 
   mv "$out/q3_end_to_end_$side.log" "$out/cpu_q3_end_to_end_$side.log"
 done
 
-# The same one-epoch job twice with one fresh HOME: the second compiles almost nothing.
+# The same one-epoch job twice with one fresh HOME and JAX's compilation cache on (the default
+# except on Intel CPUs: jaxcolor.app): the second compiles almost nothing.
 home=$(mktemp -d) scratch=$(mktemp -d)
 for run in 1 2; do
-  measure "cpu_compile_cache_run$run" env HOME="$home" python experiments/q3_unet.py \
+  measure "cpu_compile_cache_run$run" env HOME="$home" JAXCOLOR_COMPILATION_CACHE=1 \
+    python experiments/q3_unet.py \
     --epochs=1 --image_dir="$images" --output_dir="$scratch/q3" --noresume
 done
 rm -rf "$home" "$scratch"
 
-measure cpu_train_throughput python benchmarks/train_throughput.py \
-  --models=cnn,unet,conv_transpose,unet_transpose --batch_sizes=100 --repeats=9 \
-  --image_dir="$images" --json="$out/cpu_train_throughput.json"
-measure cpu_avx2_train_throughput env JAXCOLOR_NATIVE_ISA=avx2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 \
-  ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_throughput.py --batch_sizes=100 --repeats=9 \
-  --image_dir="$images" --json="$out/cpu_avx2_train_throughput.json"
+# Train steps three times each (this VM's speed varies between runs: BENCHMARKS.md quotes the
+# medians), AVX-512 and, emulated, AVX2 (native kernels, XLA and oneDNN capped at AVX2).
+for run in 1 2 3; do
+  measure "cpu_train_throughput_run$run" python benchmarks/train_throughput.py \
+    --models=cnn,unet,conv_transpose,unet_transpose --batch_sizes=100 --repeats=9 \
+    --image_dir="$images" --json="$out/cpu_train_throughput_run$run.json"
+  measure "cpu_avx2_train_throughput_run$run" env JAXCOLOR_NATIVE_ISA=avx2 \
+    XLA_FLAGS=--xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_throughput.py \
+    --batch_sizes=100 --repeats=9 --image_dir="$images" \
+    --json="$out/cpu_avx2_train_throughput_run$run.json"
+done
 measure cpu_xla_variants_train_throughput python benchmarks/train_throughput.py \
   --models=cnn,unet --batch_sizes=100 --repeats=3 --xla_convolutions --xla_defaults \
   --image_dir="$images" --json="$out/cpu_xla_variants_train_throughput.json"
