@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every table of BENCHMARKS.md measured again on this checkout, one benchmark after the other
 # (run it on an otherwise idle machine), each writing the raw log BENCHMARKS.md cites to
-# docs/benchmarks/. Needs the bench extra (pip install -e ".[bench]"); about 40 minutes on the
-# 2-core machine of BENCHMARKS.md.
+# docs/benchmarks/. Needs the bench extra (pip install -e ".[bench]"); 32 minutes on the 2-core
+# machine of BENCHMARKS.md.
 #
 #   bash benchmarks/measure_all.sh [IMAGE_DIR]     # default ../shared/data/cifar10-jpeg
 set -euo pipefail
