@@ -8,8 +8,8 @@ kill during a write leaves the previous checkpoint intact (unfinished ones are i
 are asynchronous: the state is copied off the device before ``save`` returns (the next train
 step may then reuse its buffers), the files are written on a background thread while training
 goes on (q3's checkpoint phase, 25 epochs at batch 50: 3.6 → 0.9 s, ``python
-benchmarks/q3_end_to_end.py --batch_size=50``, BENCHMARKS.md); ``wait`` (called by ``fit``
-before it returns), ``restore`` and ``close`` wait for writes in flight.
+benchmarks/q3_end_to_end.py --batch_size=50``, BENCHMARKS.md of 71ce28c); ``wait`` (called by
+``fit`` before it returns), ``restore`` and ``close`` wait for writes in flight.
 """
 
 from __future__ import annotations
