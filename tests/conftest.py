@@ -26,6 +26,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()
 
+# The suite runs as a user without TensorFlow does, whether or not it is installed: tfds takes
+# other code paths when it can import it (tests/data/test_tfds_source.py runs tfds's preparation
+# in a subprocess with it importable too).
+import without_tensorflow  # noqa: E402, F401
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))  # the scripts' own answers package
 REAL_DATA = Path(os.environ.get("JAXCOLOR_TEST_DATA",

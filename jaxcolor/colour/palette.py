@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-CACHE_DIR_ENV = "JAXCOLOR_CACHE_DIR"
+from jaxcolor import cache
+
 KMEANS_VERSION = 2  # bump when the algorithm changes so stale cached colours are not reused
 
 
@@ -154,10 +155,6 @@ def colour_cells(images: np.ndarray, bits: int = GRID_BITS) -> tuple[np.ndarray,
     return means.astype(np.float32), counts[occupied].astype(np.int64)
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "jaxcolor")
-
-
 def colour_palette(images: np.ndarray, k: int, seed: int, *, name: str = "colours",
                    cache_dir: Path | None = None,
                    log: Callable[[str], None] = lambda line: None) -> np.ndarray:
@@ -169,7 +166,7 @@ def colour_palette(images: np.ndarray, k: int, seed: int, *, name: str = "colour
     change of source, category or subset recomputes, and nothing stale is ever reused.
     """
     digest = hashlib.sha1(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]
-    cache_dir = cache_dir or default_cache_dir()
+    cache_dir = cache_dir or cache.cache_dir()
     path = cache_dir / f"{name}-k{k}-seed{seed}-v{KMEANS_VERSION}-{digest}.npy"
     if path.exists():
         return np.load(path)

@@ -1,5 +1,3 @@
-import socket
-
 import numpy as np
 import pytest
 from conftest import write_folder
@@ -57,30 +55,6 @@ def test_resolve_source_prefers_folder_when_given(monkeypatch):
     assert data.resolve_source("", None) == ("folder", "/from/env")
     with pytest.raises(UserError, match="--source='bogus'"):
         data.resolve_source("bogus", None)
-
-
-def test_tfds_source_filters_category_under_mock_data(monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(data, "require_download_reachable", lambda *a, **k: None)
-    with tfds.testing.mock_data(num_examples=60):
-        source = tfds.data_source("cifar10", split="train")
-        expected = [np.asarray(source[i]["image"]) for i in range(len(source))
-                    if int(source[i]["label"]) == data.category_index("horse")]
-        images = data.load_category("tfds", "horse", "train")
-    assert images.dtype == np.uint8 and images.shape[1:] == (32, 32, 3)
-    assert len(images) == len(expected) > 0
-    np.testing.assert_array_equal(images, np.stack(expected))
-
-
-def test_tfds_offline_fails_fast_with_a_clear_message(monkeypatch, tmp_path):
-    pytest.importorskip("tensorflow_datasets")
-
-    def refuse(*args, **kwargs):
-        raise OSError("Network is unreachable")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    with pytest.raises(UserError, match="tfds cannot download CIFAR-10.*--image_dir"):
-        data.load_category("tfds", "horse", "train", tfds_data_dir=str(tmp_path))
 
 
 def test_unknown_category_is_a_user_error():

@@ -1,8 +1,8 @@
 """Image sources → uint8 arrays (N, H, W, 3) for one category and split.
 
 Three sources, one result type:
-- ``tfds``: TensorFlow Datasets ``cifar10`` via ``tfds.data_source`` (ArrayRecord random access;
-  no TensorFlow needed). Downloads on first use.
+- ``tfds``: CIFAR-10 through TensorFlow Datasets (:mod:`jaxcolor.data.tfds_source`): downloaded
+  and prepared on first use, with or without TensorFlow; each category cached after its first load.
 - ``folder``: ``ROOT/{train,test}/{class}/*.{png,jpg,jpeg}``, files in sorted-name order.
 - ``synthetic``: small procedurally generated images for tests and smoke runs.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from jaxcolor.data import tfds_source
 from jaxcolor.errors import UserError
 
 T = TypeVar("T")
@@ -35,8 +35,6 @@ SPLITS = ("train", "test")
 SOURCES = ("tfds", "folder", "synthetic")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_DIR_ENV = "JAXCOLOR_IMAGE_DIR"
-# Host that tfds downloads CIFAR-10 from; probed so that offline users fail in seconds, not minutes.
-CIFAR10_DOWNLOAD_HOST = ("www.cs.toronto.edu", 443)
 SYNTHETIC_SIZES = {"train": 256, "test": 64}
 
 
@@ -71,17 +69,18 @@ def load_category(
     if split not in SPLITS:
         raise UserError(f"split {split!r} is unknown; use one of {', '.join(SPLITS)}.")
     if source == "tfds":
-        images = _load_tfds(category, split, tfds_data_dir, max_images)
+        label = None if category == ALL_CATEGORIES else category_index(category)
+        images = tfds_source.load(category, label, split, tfds_data_dir, max_images,
+                                  process_share)
     elif source == "folder":
         images = _load_folder(Path(image_dir or ""), category, split, max_images,
                               process_share)
     elif source == "synthetic":
         images = synthetic_images(SYNTHETIC_SIZES[split], seed=SPLITS.index(split))
-    else:
-        raise UserError(f"--source={source!r} is unknown; use one of {', '.join(SOURCES)}.")
-    if source != "folder":
         images = images[:max_images or len(images)]
         images = images[process_share(len(images))]
+    else:
+        raise UserError(f"--source={source!r} is unknown; use one of {', '.join(SOURCES)}.")
     if len(images) == 0:
         raise UserError(f"no {split} images for category {category!r} in the {source} source.")
     return images
@@ -93,37 +92,7 @@ def category_index(category: str, names: Sequence[str] = CIFAR10_CLASSES) -> int
     return list(names).index(category)
 
 
-# --- tfds -----------------------------------------------------------------------------------------
-
-def _load_tfds(category: str, split: str, data_dir: str | None, max_images: int) -> np.ndarray:
-    import tensorflow_datasets as tfds
-
-    label = None if category == ALL_CATEGORIES else category_index(category)
-    builder = tfds.builder("cifar10", data_dir=data_dir, file_format="array_record")
-    if not builder.is_prepared():
-        require_download_reachable()
-    try:
-        source = tfds.data_source(
-            "cifar10", split=split, data_dir=data_dir,
-            builder_kwargs={"file_format": "array_record"},
-        )
-    except (ConnectionError, OSError) as err:
-        raise UserError(_offline_message(f"{type(err).__name__}: {err}")) from err
-    images = []
-    chunks = (range(start, min(start + TFDS_CHUNK, len(source)))
-              for start in range(0, len(source), TFDS_CHUNK))
-    # Records are read and decoded on every core, a chunk per thread, in order.
-    for examples in in_order(lambda keys: [source[key] for key in keys], chunks):
-        images += [np.asarray(example["image"], dtype=np.uint8) for example in examples
-                   if label is None or int(example["label"]) == label]
-        if max_images and len(images) >= max_images:
-            images = images[:max_images]
-            break
-    return np.stack(images) if images else np.zeros((0, 32, 32, 3), np.uint8)
-
-
-TFDS_CHUNK = 512  # records per read task
-
+# --- threads -------------------------------------------------------------------------------------
 
 def in_order(function: Callable[[T], R], items: Iterable[T],
              workers: int | None = None) -> Iterator[R]:
@@ -139,22 +108,6 @@ def in_order(function: Callable[[T], R], items: Iterable[T],
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def require_download_reachable(address: tuple[str, int] = CIFAR10_DOWNLOAD_HOST,
-                               timeout: float = 5.0) -> None:
-    """Fail fast when the CIFAR-10 download host cannot be reached (tfds retries for minutes)."""
-    try:
-        socket.create_connection(address, timeout=timeout).close()
-    except OSError as err:
-        raise UserError(_offline_message(f"cannot reach {address[0]}: {err}")) from err
-
-
-def _offline_message(detail: str) -> str:
-    return (
-        f"tfds cannot download CIFAR-10 ({detail}). Connect to the internet, set TFDS_DATA_DIR to "
-        f"a prepared copy, or use a local image folder: --image_dir=PATH (PATH/train/horse/*.jpg)."
-    )
 
 
 # --- image folder --------------------------------------------------------------------------------
