@@ -20,29 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cifar10_download import ARCHIVE_ENV, write_archive  # noqa: E402
-
-from jaxcolor import data  # noqa: E402
-
-
-def folder_batches(image_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """CIFAR-10's five training batches and its test batch from an image folder, the classes
-    interleaved (as in the original batches)."""
-    batches = {}
-    for split, names in (("train", [f"data_batch_{i}.bin" for i in range(1, 6)]),
-                         ("test", ["test_batch.bin"])):
-        images = data.load_category("folder", data.ALL_CATEGORIES, split, image_dir=image_dir)
-        labels = np.tile(np.arange(len(data.CIFAR10_CLASSES), dtype=np.uint8),
-                         len(images) // len(data.CIFAR10_CLASSES))
-        for name, rows in zip(names, np.array_split(np.arange(len(images)), len(names)),
-                              strict=True):
-            batches[name] = labels[rows], images[rows]
-    return batches
+from cifar10_download import ARCHIVE_ENV, folder_batches, write_archive  # noqa: E402
 
 
 def main() -> None:

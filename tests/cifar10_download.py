@@ -9,6 +9,8 @@ builder, the ArrayRecord writer and reader, jaxcolor's cache) runs as for a user
 In a subprocess, set ``CIFAR10_ARCHIVE=path`` and run a script through :func:`main`::
 
     PYTHONPATH=tests CIFAR10_ARCHIVE=a.tar.gz python -m cifar10_download experiments/q3_unet.py …
+
+or, in a Jupyter kernel, :func:`serve_from_environment` from an IPython startup file.
 """
 
 from __future__ import annotations
@@ -29,6 +31,23 @@ Batches = dict[str, tuple[np.ndarray, np.ndarray]]  # file name → (labels (N,)
 BATCH_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
 CLASS_NAMES = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
 ARCHIVE_ENV = "CIFAR10_ARCHIVE"
+
+
+def folder_batches(image_dir: str, per_class: int = 0) -> Batches:
+    """CIFAR-10's five training batches and its test batch from an image folder of its classes
+    (the first ``per_class`` images of each, 0: all), the classes interleaved as in CIFAR-10."""
+    from jaxcolor import data
+
+    classes = len(data.CIFAR10_CLASSES)
+    batches = {}
+    for split, names in (("train", BATCH_FILES[:5]), ("test", BATCH_FILES[5:])):
+        images = data.load_category("folder", data.ALL_CATEGORIES, split, image_dir=image_dir,
+                                    max_images=per_class * classes)
+        labels = np.tile(np.arange(classes, dtype=np.uint8), len(images) // classes)
+        for name, rows in zip(names, np.array_split(np.arange(len(images)), len(names)),
+                              strict=True):
+            batches[name] = labels[rows], images[rows]
+    return batches
 
 
 def random_batches(per_batch: int, seed: int = 0) -> Batches:
@@ -96,6 +115,11 @@ def serve(archive: Path, fail_after_bytes: int | None = None,
     finally:
         (downloader._open_url, cifar10.JaxcolorCifar10.url_infos,
          tfds_source.require_download_reachable) = saved
+
+
+def serve_from_environment() -> None:
+    """:func:`serve` ``$CIFAR10_ARCHIVE`` for the rest of this process."""
+    serve(Path(os.environ[ARCHIVE_ENV])).__enter__()
 
 
 def main() -> None:
