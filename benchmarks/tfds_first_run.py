@@ -5,7 +5,7 @@ empty), run twice; prints each run's data lines and its time breakdown.
 The first run downloads CIFAR-10 through tfds and prepares it. This machine cannot reach the
 download, so the archive is built here in CIFAR-10's binary layout from the images of
 ``--image_dir`` (the same 60,000 images, re-encoded) and served where tfds's downloader would
-have fetched it (``tests/cifar10_download.py``: only the network is replaced).
+have fetched it (``tests/tfds_download.py``: only the network is replaced).
 
     python benchmarks/tfds_first_run.py --image_dir=../shared/data/cifar10-jpeg
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from cifar10_download import ARCHIVE_ENV, folder_batches, write_archive  # noqa: E402
+from tfds_download import ARCHIVE_ENV, folder_batches, write_archive  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         start = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "cifar10_download", "experiments/q3_unet.py",
+            [sys.executable, "-m", "tfds_download", "experiments/q3_unet.py",
              "--batch_size=50", "--epochs=1", "--noresume", f"--output_dir={scratch / 'results'}"],
             cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start

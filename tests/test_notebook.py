@@ -1,6 +1,6 @@
 """The Colab quick-start notebook runs top to bottom (so it cannot rot) on its default source, as
 on Colab: CIFAR-10 downloaded and prepared by tfds (the download served from an archive of the
-real images, tests/cifar10_download.py), from an empty data folder."""
+real images, tests/tfds_download.py), from an empty data folder."""
 
 
 import os
@@ -8,9 +8,9 @@ import sys
 
 import nbformat
 import pytest
-from cifar10_download import ARCHIVE_ENV, folder_batches, write_archive
 from conftest import REAL_DATA, REPO
 from nbclient import NotebookClient
+from tfds_download import ARCHIVE_ENV, folder_batches, write_archive
 
 pytestmark = pytest.mark.skipif(not REAL_DATA.is_dir(), reason="needs ../shared's CIFAR-10 JPEGs")
 
@@ -21,7 +21,7 @@ def test_the_quickstart_notebook_runs_and_shows_its_figures(tmp_path, monkeypatc
     startup = tmp_path / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "serve_cifar10.py").write_text(
-        "import cifar10_download\ncifar10_download.serve_from_environment()\n")
+        "import tfds_download\ntfds_download.serve_from_environment()\n")
     # The kernel inherits these: the download served, an empty tfds data folder.
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv(ARCHIVE_ENV, str(archive))

@@ -20,7 +20,8 @@ import tensorflow_datasets as tfds
 
 from jaxcolor.data import CIFAR10_CLASSES
 
-ARCHIVE_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+ARCHIVE_HOST = "www.cs.toronto.edu"
+ARCHIVE_URL = f"https://{ARCHIVE_HOST}/~kriz/cifar-10-binary.tar.gz"
 ARCHIVE_NAME = "cifar-10-binary.tar.gz"
 # tfds's registered size and SHA-256 of the archive (its url_checksums/cifar10.txt).
 ARCHIVE_SIZE = 170_052_171

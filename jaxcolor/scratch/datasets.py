@@ -4,11 +4,10 @@ shipped ones (offline) and MNIST through tfds."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 import numpy as np
 
-from jaxcolor.errors import UserError
+from jaxcolor import tfds_prepare
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,40 +34,19 @@ def digits(test_count: int = 497, seed: int = 0) -> Digits:
     return Digits("digits", 8, x[:-test_count], y[:-test_count], x[-test_count:], y[-test_count:])
 
 
-MNIST_HOST = ("storage.googleapis.com", 443)  # where tfds downloads MNIST from
-
-
-def _offline(detail: str) -> UserError:
-    return UserError(f"tfds cannot download MNIST ({detail}). Connect to the internet, set "
-                     f"TFDS_DATA_DIR to a prepared copy, or use --dataset=digits (offline).")
-
-
-def require_mnist_reachable(timeout: float = 5.0) -> None:
-    """Fail fast when MNIST's download host cannot be reached (tfds retries for minutes)."""
-    try:
-        socket.create_connection(MNIST_HOST, timeout=timeout).close()
-    except OSError as err:
-        raise _offline(f"cannot reach {MNIST_HOST[0]}: {err}") from err
-
-
 def mnist(data_dir: str | None = None) -> Digits:
-    """MNIST's 60,000 training and 10,000 test 28×28 digits from tfds (downloaded once)."""
-    import tensorflow_datasets as tfds
+    """MNIST's 60,000 training and 10,000 test 28×28 digits through tfds (downloaded and
+    prepared on first use, with or without TensorFlow: :mod:`jaxcolor.scratch.mnist`)."""
+    from jaxcolor.scratch.mnist import HOST, JaxcolorMnist
 
-    if not tfds.builder("mnist", data_dir=data_dir, file_format="array_record").is_prepared():
-        require_mnist_reachable()
-    try:
-        splits = {split: tfds.data_source("mnist", split=split, data_dir=data_dir,
-                                          builder_kwargs={"file_format": "array_record"})
-                  for split in ("train", "test")}
-    except (ConnectionError, OSError) as err:
-        raise _offline(f"{type(err).__name__}: {err}") from err
+    builder = tfds_prepare.prepared(JaxcolorMnist, data_dir, title="MNIST", host=HOST,
+                                    offline_hint="use --dataset=digits (offline)")
     arrays = {}
-    for split, source in splits.items():
-        examples = [source[i] for i in range(len(source))]
-        arrays[split] = (np.stack([np.asarray(e["image"], np.float32).reshape(-1) / 255.0
-                                   for e in examples]),
-                         np.array([int(e["label"]) for e in examples], np.int32))
+    for split in ("train", "test"):
+        examples = list(tfds_prepare.examples(builder, split))
+        arrays[split] = (np.stack([e["image"].reshape(-1) for e in examples]
+                                  ).astype(np.float32) / 255.0,
+                         np.array([e["label"] for e in examples], np.int32))
     return Digits("mnist", 28, *arrays["train"], *arrays["test"])
 
 

@@ -1,5 +1,5 @@
 """The tfds source on tfds's real download and preparation path, only the network replaced
-(``tests/cifar10_download.py``): from an empty data folder to a category's pixels and labels,
+(``tests/tfds_download.py``): from an empty data folder to a category's pixels and labels,
 with TensorFlow importable and not; the category cache; failed downloads and offline use."""
 
 import importlib.machinery
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar10_download import random_batches, serve, write_archive
+from tfds_download import random_batches, serve_cifar10, write_archive
 
 from jaxcolor import data
 from jaxcolor.cache import cache_dir
@@ -30,10 +30,10 @@ if sys.argv[1] == "absent":
 import importlib.util
 from pathlib import Path
 import numpy as np
-from cifar10_download import serve
+from tfds_download import serve_cifar10
 from jaxcolor import data
 archive, data_dir, out = sys.argv[2:]
-with serve(Path(archive)) as requested:
+with serve_cifar10(Path(archive)) as requested:
     horses = data.load_category("tfds", "horse", "train", tfds_data_dir=data_dir)
     test = data.load_category("tfds", "all", "test", tfds_data_dir=data_dir)
 np.savez(out, horses=horses, test=test)
@@ -90,7 +90,7 @@ def test_first_run_prepares_cifar10_from_the_download(tmp_path, archive, batches
 
 def test_a_category_is_read_from_its_cache_after_the_first_load(tmp_path, archive, batches):
     data_dir = tmp_path / "tfds"
-    with serve(archive) as requested:
+    with serve_cifar10(archive) as requested:
         first = data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     assert len(requested) == 1
     (data_dir / "jaxcolor_cifar10").rename(tmp_path / "moved")  # only the cache is left
@@ -105,7 +105,7 @@ def test_a_category_is_read_from_its_cache_after_the_first_load(tmp_path, archiv
 
 def test_a_damaged_cache_file_is_rebuilt(tmp_path, archive):
     data_dir = str(tmp_path / "tfds")
-    with serve(archive):
+    with serve_cifar10(archive):
         first = data.load_category("tfds", "horse", "test", tfds_data_dir=data_dir)
         (cached,) = cache_dir("images").glob("*-test-horse.npy")
         cached.write_bytes(cached.read_bytes()[:100])
@@ -116,21 +116,22 @@ def test_a_damaged_cache_file_is_rebuilt(tmp_path, archive):
 def test_a_download_that_fails_half_way_is_one_error_and_the_next_run_succeeds(
         tmp_path, archive, batches):
     data_dir = tmp_path / "tfds"
-    with serve(archive, fail_after_bytes=archive.stat().st_size // 2), \
-            pytest.raises(UserError, match="downloading CIFAR-10 .* failed .*run the same "
-                                           "command again"):
+    with serve_cifar10(archive, fail_after_bytes=archive.stat().st_size // 2), \
+            pytest.raises(UserError, match="downloading CIFAR-10 failed .*connection "
+                                           "reset.*run the same command again"):
         data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     assert not list(data_dir.glob("downloads/**/*.tmp.*"))  # the partial download is gone
     assert not list(data_dir.glob("jaxcolor_cifar10/*"))
-    with serve(archive):
+    with serve_cifar10(archive):
         images = data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     np.testing.assert_array_equal(images, train_images(batches, HORSE))
 
 
 def test_a_download_with_the_wrong_checksum_is_refused_and_removed(tmp_path, archive):
     data_dir = tmp_path / "tfds"
-    with serve(archive, registered_sha256="0" * 64), \
-            pytest.raises(UserError, match="is not CIFAR-10's archive.*download it anew"):
+    with serve_cifar10(archive, registered_sha256="0" * 64), \
+            pytest.raises(UserError, match="file of CIFAR-10 does not match its "
+                                      "registered size and SHA-256.*download it anew"):
         data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     assert not [p for p in data_dir.glob("downloads/**/*") if p.is_file()]
 

@@ -1,8 +1,11 @@
+import socket
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcolor.errors import UserError
 from jaxcolor.scratch import datasets, network
 
 SIZES = [6, 5, 4, 3]  # two hidden layers: BP2 runs twice
@@ -58,18 +61,32 @@ def test_sgd_learns_digits_in_both_forms_alike():
     assert accuracy > 0.8
 
 
-def test_mnist_comes_from_tfds_offline_under_mock_data(monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(datasets, "require_mnist_reachable", lambda: None)
-    with tfds.testing.mock_data(num_examples=12):
-        data = datasets.mnist()
-    assert data.train_x.shape == (12, 784) and data.test_x.shape == (12, 784)
-    assert data.train_x.dtype == np.float32 and 0.0 <= data.train_x.min() <= 1.0
-    assert set(np.unique(data.train_y)) <= set(range(10))
+def test_mnist_is_prepared_by_tfds_from_its_download(tmp_path, monkeypatch):
+    """tfds's real download and preparation of jaxcolor's MNIST builder, only the network
+    replaced (tests/tfds_download.py)."""
+    from tfds_download import mnist_files, serve
+
+    from jaxcolor.scratch.mnist import JaxcolorMnist
+
+    monkeypatch.setenv("JAXCOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    splits = {split: (rng.integers(0, 10, count, dtype=np.uint8),
+                      rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+              for split, count in (("train", 12), ("test", 5))}
+    with serve(JaxcolorMnist, mnist_files(splits)) as requested:
+        data = datasets.mnist(str(tmp_path / "tfds"))
+    assert len(requested) == 4
+    np.testing.assert_array_equal(data.train_y, splits["train"][0])
+    np.testing.assert_allclose(data.test_x * 255.0, splits["test"][1].reshape(5, -1), atol=1e-4)
+    assert data.train_x.dtype == np.float32 and data.train_x.shape == (12, 784)
+    assert data.side == 28
 
 
 def test_mnist_offline_is_one_clear_error(monkeypatch, tmp_path):
-    pytest.importorskip("tensorflow_datasets")
-    monkeypatch.setattr(datasets, "MNIST_HOST", ("127.0.0.1", 9))  # nothing listens there
-    with pytest.raises(datasets.UserError, match="--dataset=digits"):
+    def refuse(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("JAXCOLOR_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="tfds cannot download MNIST.*--dataset=digits"):
         datasets.mnist(str(tmp_path))

@@ -200,8 +200,10 @@ def test_one_shot_compiles_give_the_values_of_optimised_ones():
     rounding: a UNet's loss gradient against a compile at level 2 (the tests' own XLA_FLAGS set
     level 0, so it is asked for explicitly)."""
     assert compiler.one_shot_options("gpu") is None
-    assert compiler.one_shot_options() == {**compiler.ONE_SHOT_CPU_OPTIONS,
-                                           **compiler.LLVM_EMITTERS}
+    # The LLVM emitters' option where this jaxlib knows it (jaxlib 0.12 dropped it), else without.
+    assert compiler.one_shot_options() in ({**compiler.ONE_SHOT_CPU_OPTIONS,
+                                            **compiler.LLVM_EMITTERS},
+                                           compiler.ONE_SHOT_CPU_OPTIONS)
     model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5))
     inputs = jax.random.uniform(jax.random.key(0), (4, 8, 8, 1))
     targets = jax.random.randint(jax.random.key(1), (4, 8, 8), 0, 5)
@@ -228,7 +230,8 @@ def test_initial_states_compiled_for_speed_are_the_same_to_the_bit(conv_init):
     explicitly: the tests' XLA_FLAGS set level 0, which changes a lecun init's last bits),
     parameters, optimizer state and PRNG key alike."""
     assert compiler.init_options("gpu") is None
-    assert compiler.init_options() == {**compiler.INIT_CPU_OPTIONS, **compiler.LLVM_EMITTERS}
+    assert compiler.init_options() in ({**compiler.INIT_CPU_OPTIONS, **compiler.LLVM_EMITTERS},
+                                       compiler.INIT_CPU_OPTIONS)
     model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5,
                                   conv_init=conv_init))
     tx = optax.adam(1e-3)

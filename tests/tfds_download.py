@@ -1,14 +1,14 @@
-"""CIFAR-10's download, offline: an archive in CIFAR-10's binary layout built from given images,
-served where tfds's downloader would have fetched the real one.
+"""The downloads of jaxcolor's tfds datasets, offline: files in CIFAR-10's and MNIST's layouts
+built from given images, served where tfds's downloader would have fetched the real ones.
 
-Only the network is replaced: ``tfds``'s ``_open_url`` (the HTTP GET) yields the archive's bytes,
-the reachability probe succeeds, and the archive's size and SHA-256 stand in for the real
-archive's registered ones. Everything between (tfds's download manager and its checks, the
-builder, the ArrayRecord writer and reader, jaxcolor's cache) runs as for a user.
+Only the network is replaced: tfds's ``_open_url`` (the HTTP GET) yields the files' bytes, the
+reachability probe succeeds, and the files' sizes and SHA-256s stand in for the real files'
+registered ones. Everything between (tfds's download manager and its checks, the builders, the
+ArrayRecord writer and reader, jaxcolor's cache) runs as for a user.
 
 In a subprocess, set ``CIFAR10_ARCHIVE=path`` and run a script through :func:`main`::
 
-    PYTHONPATH=tests CIFAR10_ARCHIVE=a.tar.gz python -m cifar10_download experiments/q3_unet.py …
+    PYTHONPATH=tests CIFAR10_ARCHIVE=a.tar.gz python -m tfds_download experiments/q3_unet.py …
 
 or, in a Jupyter kernel, :func:`serve_from_environment` from an IPython startup file.
 """
@@ -16,6 +16,7 @@ or, in a Jupyter kernel, :func:`serve_from_environment` from an IPython startup 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import os
@@ -73,61 +74,79 @@ def write_archive(path: Path, batches: Batches) -> Path:
     return path
 
 
+def mnist_files(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, bytes]:
+    """MNIST's four gzip files (IDX headers, then the bytes) of {split: (labels, images)}, by
+    URL."""
+    from jaxcolor.scratch import mnist
+
+    files = {}
+    for split, (labels, images) in splits.items():
+        count = len(labels)
+        for part, header, payload in (
+                ("images", np.array([2051, count, 28, 28], ">u4"), images),
+                ("labels", np.array([2049, count], ">u4"), labels)):
+            name = mnist.FILES[split][part][0]
+            files[mnist.URL + name] = gzip.compress(header.tobytes() + payload.tobytes())
+    return files
+
+
 @contextlib.contextmanager
-def serve(archive: Path, fail_after_bytes: int | None = None,
+def serve(builder_class: type, files: dict[str, bytes], fail_after_bytes: int | None = None,
           registered_sha256: str | None = None) -> Iterator[list[str]]:
-    """tfds's downloader fetches ``archive`` in place of CIFAR-10's URL (the connection dropping
-    after ``fail_after_bytes``, if given), checked against its own size and SHA-256 (or
-    ``registered_sha256``); yields the URLs requested."""
+    """tfds's downloader fetches ``files[url]`` for each URL (the connection dropping after
+    ``fail_after_bytes`` of a file, if given), each checked against its own size and SHA-256
+    (or ``registered_sha256``); yields the URLs requested."""
     import requests
     from tensorflow_datasets.core.download import checksums, downloader
 
-    from jaxcolor.data import cifar10, tfds_source
+    from jaxcolor import tfds_prepare
 
-    blob = archive.read_bytes()
     requested: list[str] = []
 
-    class Response:
-        url = cifar10.ARCHIVE_URL
-        headers = {"Content-length": str(len(blob))}
-
-    def chunks() -> Iterator[bytes]:
+    def chunks(blob: bytes) -> Iterator[bytes]:
         for start in range(0, len(blob), 1 << 16):
             if fail_after_bytes is not None and start >= fail_after_bytes:
                 raise requests.ConnectionError("Connection broken: connection reset by peer")
             yield blob[start:start + (1 << 16)]
 
     @contextlib.contextmanager
-    def open_url(url: str, **kwargs: object) -> Iterator[tuple[Response, Iterator[bytes]]]:
+    def open_url(url: str, **kwargs: object) -> Iterator[tuple[object, Iterator[bytes]]]:
         requested.append(url)
-        yield Response(), chunks()
+        response = type("Response", (), {"url": url,
+                                          "headers": {"Content-length": str(len(files[url]))}})
+        yield response, chunks(files[url])
 
-    registered = {cifar10.ARCHIVE_URL: checksums.UrlInfo(
+    registered = {url: checksums.UrlInfo(
         size=len(blob), checksum=registered_sha256 or hashlib.sha256(blob).hexdigest(),
-        filename=cifar10.ARCHIVE_NAME)}
-    saved = (downloader._open_url, cifar10.JaxcolorCifar10.url_infos,
-             tfds_source.require_download_reachable)
+        filename=url.rsplit("/", 1)[1]) for url, blob in files.items()}
+    saved = (downloader._open_url, builder_class.url_infos, tfds_prepare.require_reachable)
     downloader._open_url = open_url
-    cifar10.JaxcolorCifar10.url_infos = registered
-    tfds_source.require_download_reachable = lambda *args, **kwargs: None
+    builder_class.url_infos = registered
+    tfds_prepare.require_reachable = lambda *args, **kwargs: None
     try:
         yield requested
     finally:
-        (downloader._open_url, cifar10.JaxcolorCifar10.url_infos,
-         tfds_source.require_download_reachable) = saved
+        downloader._open_url, builder_class.url_infos, tfds_prepare.require_reachable = saved
+
+
+def serve_cifar10(archive: Path, **kwargs: object) -> contextlib.AbstractContextManager:
+    """:func:`serve` an archive of :func:`write_archive` as CIFAR-10's."""
+    from jaxcolor.data import cifar10
+
+    return serve(cifar10.JaxcolorCifar10, {cifar10.ARCHIVE_URL: archive.read_bytes()}, **kwargs)
 
 
 def serve_from_environment() -> None:
-    """:func:`serve` ``$CIFAR10_ARCHIVE`` for the rest of this process."""
-    serve(Path(os.environ[ARCHIVE_ENV])).__enter__()
+    """:func:`serve_cifar10` ``$CIFAR10_ARCHIVE`` for the rest of this process."""
+    serve_cifar10(Path(os.environ[ARCHIVE_ENV])).__enter__()
 
 
 def main() -> None:
     """Run the script ``sys.argv[1]`` (with the rest as its arguments) with the download of
-    ``$CIFAR10_ARCHIVE`` served by :func:`serve`."""
+    ``$CIFAR10_ARCHIVE`` served by :func:`serve_cifar10`."""
     script, sys.argv = sys.argv[1], sys.argv[1:]
     sys.path[0] = str(Path(script).resolve().parent)  # as `python script` sets it
-    with serve(Path(os.environ[ARCHIVE_ENV])):
+    with serve_cifar10(Path(os.environ[ARCHIVE_ENV])):
         runpy.run_path(script, run_name="__main__")
 
 
