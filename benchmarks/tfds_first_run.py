@@ -13,7 +13,9 @@ have fetched it (``tests/tfds_download.py``: only the network is replaced).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="tfds_first_run_"))
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text(
+        ).splitlines() if line.startswith("model name")), platform.machine())
+    print(f"commit {commit}, {cpu} "
+          f"({os.cpu_count()} cores), Python {platform.python_version()}, "
+          f"TensorFlow {'importable' if importlib.util.find_spec('tensorflow') else 'absent'}")
     start = time.perf_counter()
     archive = write_archive(scratch / "cifar-10-binary.tar.gz", folder_batches(args.image_dir))
     print(f"archive: {archive.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - start:.1f}s")

@@ -136,9 +136,13 @@ def serve_cifar10(archive: Path, **kwargs: object) -> contextlib.AbstractContext
     return serve(cifar10.JaxcolorCifar10, {cifar10.ARCHIVE_URL: archive.read_bytes()}, **kwargs)
 
 
+_SERVING: list[contextlib.AbstractContextManager] = []
+
+
 def serve_from_environment() -> None:
     """:func:`serve_cifar10` ``$CIFAR10_ARCHIVE`` for the rest of this process."""
-    serve_cifar10(Path(os.environ[ARCHIVE_ENV])).__enter__()
+    _SERVING.append(serve_cifar10(Path(os.environ[ARCHIVE_ENV])))  # kept: collected, it would end
+    _SERVING[-1].__enter__()
 
 
 def main() -> None:

@@ -47,6 +47,11 @@ def initialize_distributed(enabled: bool) -> None:
         raise UserError(f"--distributed: jax.distributed.initialize() failed ({err}). Outside "
                         f"Cloud TPU and SLURM set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and "
                         f"JAX_PROCESS_ID.") from err
+    if jax.default_backend() == "cpu" and jax.process_count() > 1:
+        # CPU processes joined by gloo hung in their first collective when their programs came
+        # from the persistent compilation cache (jaxlib 0.12.1; a fresh compile ran), so they
+        # compile afresh.
+        jax.config.update("jax_enable_compilation_cache", False)
 
 
 def data_mesh() -> Mesh:
