@@ -2,12 +2,15 @@
 (``tests/tfds_download.py``): from an empty data folder to a category's pixels and labels,
 with TensorFlow importable and not; the category cache; failed downloads and offline use."""
 
+import contextlib
 import importlib.machinery
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +125,38 @@ def test_a_download_that_fails_half_way_is_one_error_and_the_next_run_succeeds(
         data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     assert not list(data_dir.glob("downloads/**/*.tmp.*"))  # the partial download is gone
     assert not list(data_dir.glob("jaxcolor_cifar10/*"))
+    with serve_cifar10(archive):
+        images = data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
+    np.testing.assert_array_equal(images, train_images(batches, HORSE))
+
+
+def test_ctrl_c_during_the_download_leaves_nothing_that_breaks_the_next_run(tmp_path, archive,
+                                                                          batches):
+    """A real SIGINT while tfds's downloader thread fetches (slowly): the main thread stops at
+    once, the partial file is removed, and the next run downloads and prepares anew."""
+    from tensorflow_datasets.core.download import downloader
+
+    data_dir = tmp_path / "tfds"
+    with serve_cifar10(archive):
+        served = downloader._open_url
+
+        @contextlib.contextmanager
+        def slow_and_interrupted(url, **kwargs):
+            with served(url, **kwargs) as (response, chunks):
+                def trickle():
+                    for index, chunk in enumerate(chunks):
+                        if index == 1:  # the download has begun: the user presses Ctrl-C
+                            os.kill(os.getpid(), signal.SIGINT)
+                        time.sleep(0.05)
+                        yield chunk
+                yield response, trickle()
+
+        downloader._open_url = slow_and_interrupted
+        start = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
+        assert time.perf_counter() - start < 5
+    assert not [p for p in data_dir.glob("downloads/**/*") if p.is_file()]
     with serve_cifar10(archive):
         images = data.load_category("tfds", "horse", "train", tfds_data_dir=str(data_dir))
     np.testing.assert_array_equal(images, train_images(batches, HORSE))
