@@ -8,7 +8,9 @@ epoch; the image-quality metrics at the end; the run's settings as hparams.
 from __future__ import annotations
 
 import io
+import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,11 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+# TensorBoard's switch to its own TensorFlow stub (what its no_tensorflow build adds): without it
+# the writer imports TensorFlow wherever that is installed (Colab's GPU runtimes), which costs
+# seconds of start-up and prints log lines, for a file writer.
+sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
 class RunLog:
