@@ -29,8 +29,8 @@ def load(category: str, label: int | None, split: str, data_dir: str | None, max
     path = cache_dir("images") / f"{dataset}-{split}-{category}.npy"
     images = _read_cache(path)
     if images is None:
-        _write_cache(path, _decode(JaxcolorCifar10, label, split, data_dir))
-        images = _read_cache(path)
+        images = _decode(label, split, data_dir)
+        _write_cache(path, images)
     images = images[:max_images or len(images)]
     return np.array(images[process_share(len(images))])
 
@@ -44,22 +44,24 @@ def _read_cache(path: Path) -> np.ndarray | None:
 
 
 def _write_cache(path: Path, images: np.ndarray) -> None:
-    """Atomically, so that concurrent runs never read half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically, so that concurrent runs never read half a file; an unwritable cache only
+    costs decoding again next time."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         np.save(tmp, images)
         os.replace(tmp, path)
+    except OSError:
+        pass
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _decode(builder_class: type, label: int | None, split: str,
-            data_dir: str | None) -> np.ndarray:
-    from jaxcolor.data.cifar10 import ARCHIVE_HOST
+def _decode(label: int | None, split: str, data_dir: str | None) -> np.ndarray:
+    from jaxcolor.data.cifar10 import ARCHIVE_HOST, JaxcolorCifar10
 
     builder = tfds_prepare.prepared(
-        builder_class, data_dir, title="CIFAR-10", host=ARCHIVE_HOST,
+        JaxcolorCifar10, data_dir, title="CIFAR-10", host=ARCHIVE_HOST,
         offline_hint="use a local image folder: --image_dir=PATH (PATH/train/horse/*.jpg)")
     images = [example["image"] for example in tfds_prepare.examples(builder, split)
               if label is None or example["label"] == label]
