@@ -65,6 +65,9 @@ class ExperimentConfig:
                      "keep_checkpoints"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name}={getattr(self, name)} must be a positive integer.")
+        if self.num_colours < 2:
+            raise UserError(f"--num_colours={self.num_colours} must be at least 2: with one colour "
+                            f"class every pixel is that class, and there is nothing to learn.")
         if self.checkpoint_every < 0:
             raise UserError(f"--checkpoint_every={self.checkpoint_every} must be 0 (the last "
                             f"and reported epochs only) or a positive number of epochs.")

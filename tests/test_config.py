@@ -10,6 +10,7 @@ from jaxcolor.errors import UserError
 
 @pytest.mark.parametrize("changes, message", [
     ({"batch_size": 0}, "--batch_size=0 must be a positive integer"),
+    ({"num_colours": 1}, "--num_colours=1 must be at least 2"),
     ({"kernel": 4}, "--kernel=4 must be a positive odd number"),
     ({"temperature": 0.0}, "--temperature=0.0 must lie in (0, 10]"),
     ({"learning_rate": -1.0}, "--learning_rate=-1.0 must be positive"),

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcolor import cache
+from jaxcolor.errors import UserError
 
 KMEANS_VERSION = 2  # bump when the algorithm changes so stale cached colours are not reused
 
@@ -171,6 +172,9 @@ def colour_palette(images: np.ndarray, k: int, seed: int, *, name: str = "colour
     if path.exists():
         return np.load(path)
     means, counts = colour_cells(images)
+    if k > len(means):
+        raise UserError(f"--num_colours={k} is more than these images hold: their pixels fall in "
+                        f"{len(means):,} cells of the colour grid; use at most that many.")
     log(f"palette: {k} k-means colours of {counts.sum():,} pixels ({len(means):,} colour cells)…")
     centres = np.asarray(fit_kmeans(jnp.asarray(means), jax.random.key(seed), k=k,
                                     weights=jnp.asarray(counts, jnp.float32)))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxcolor.colour import palette as colours
+from jaxcolor.errors import UserError
 
 
 def test_kmeans_recovers_separated_clusters():
@@ -112,3 +113,11 @@ def test_palette_fits_the_colour_cells_weighted_by_pixel_count(tmp_path):
     again = colours.colour_palette(images, 4, seed=1, cache_dir=tmp_path, log=lines.append)
     np.testing.assert_array_equal(again, palette)
     assert len(lines) == 1
+
+
+def test_more_colours_than_the_images_hold_is_one_clear_line(tmp_path):
+    two_colours = np.zeros((2, 4, 4, 3), np.uint8)
+    two_colours[1] = 255
+    with pytest.raises(UserError, match="--num_colours=3 is more than these images hold: .* 2 "
+                                        "cells"):
+        colours.colour_palette(two_colours, 3, seed=0, cache_dir=tmp_path)
