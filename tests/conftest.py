@@ -112,7 +112,8 @@ def _environment(name: str, value: str):
 
 
 def write_folder(root, sizes=None, fmt="png", side=32):
-    """root/{train,test}/{horse,cat}/NNNN.<fmt> with known pixel values."""
+    """root/{train,test}/{horse,cat}/NNNN.<fmt>, each of one known colour (red channel 10 * i +
+    label)."""
     sizes = sizes or {"train": 5, "test": 3}
     for split, count in sizes.items():
         for label, category in enumerate(["horse", "cat"]):
@@ -120,7 +121,8 @@ def write_folder(root, sizes=None, fmt="png", side=32):
             folder.mkdir(parents=True)
             for i in range(count):
                 value = 10 * i + label
-                Image.fromarray(np.full((side, side, 3), value, np.uint8)).save(
+                colour = np.array([value, 255 - value, 128], np.uint8)
+                Image.fromarray(np.full((side, side, 3), colour, np.uint8)).save(
                     folder / f"{i:04d}.{fmt}")
     return root
 

@@ -163,14 +163,57 @@ def read_images(files: list[Path]) -> list[np.ndarray]:
     return [read_image(path) for path in files]
 
 
+# The background that transparent pixels are composited on (RGB, 0-255).
+ALPHA_BACKGROUND = (255, 255, 255)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def read_image(path: Path) -> np.ndarray:
-    """uint8 RGB (H, W, 3) of an image file (grey and palette images converted), or a UserError
-    naming it."""
+    """uint8 RGB (H, W, 3) of an image file, or a UserError naming it. Grey, palette and CMYK
+    images are converted; 16-bit images scaled to 8 bits (Pillow's own conversion clips them to
+    white); float images, which must hold values in [0, 1], likewise; transparent pixels are
+    composited on white (:data:`ALPHA_BACKGROUND`)."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return _rgb8(image, path)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise UserError(f"cannot read image {path}: {err}. Remove or replace the file.") from err
+
+
+def _rgb8(image: Image.Image, path: Path) -> np.ndarray:
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 1.0 if image.mode == "F" else 65535.0
+        if values.min() < 0 or values.max() > scale:
+            raise UserError(f"cannot read image {path}: its {image.mode}-mode values span "
+                            f"{values.min():g}..{values.max():g}, outside 0..{scale:g}. "
+                            "Save it as an 8-bit PNG or JPEG.")
+        grey = np.round(values * (255.0 / scale)).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:] / 255.0
+        composite = rgba[..., :3] * alpha + np.float32(ALPHA_BACKGROUND) * (1.0 - alpha)
+        return np.round(composite).astype(np.uint8)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+# A pixel is grey when its channels differ by at most this much (JPEG's chroma noise stays under).
+GREY_CHANNEL_SPREAD = 12
+# Training sets with fewer coloured pixels than this fraction have no colour to learn.
+MIN_COLOURED_FRACTION = 0.01
+
+
+def check_has_colour(images: np.ndarray, where: str) -> None:
+    """A UserError naming ``where`` when (nearly) every pixel of ``images`` is grey: a model
+    trained on them learns to output grey, and its accuracy means nothing."""
+    sample = images[::max(1, len(images) // 2000)]  # a spread-out sample decides as well
+    spread = sample.max(axis=-1).astype(np.int16) - sample.min(axis=-1)
+    coloured = float(np.mean(spread > GREY_CHANNEL_SPREAD))
+    if coloured < MIN_COLOURED_FRACTION:
+        raise UserError(f"the training images in {where} have no colour to learn "
+                        f"({coloured:.2%} of pixels are coloured; grey or black-and-white "
+                        "images?). Colourization trains on colour images.")
 
 
 # --- synthetic ------------------------------------------------------------------------------------

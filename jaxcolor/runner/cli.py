@@ -54,7 +54,8 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
     flags.DEFINE_enum("source", None, SOURCES,
                       "Image source; default: folder when --image_dir is set, else tfds.")
     flags.DEFINE_string("image_dir", None, "Image folder PATH/{train,test}/{class}/*.jpg|png "
-                        "(default: $JAXCOLOR_IMAGE_DIR).")
+                        "of colour images (16-bit ones scaled to 8 bits, transparent pixels "
+                        "composited on white; default: $JAXCOLOR_IMAGE_DIR).")
     flags.DEFINE_string("tfds_data_dir", None, "TFDS data dir (default: tfds's own).")
     flags.DEFINE_integer("max_images", 0, "Use at most this many images per split (0 = all).")
     flags.DEFINE_integer("num_samples", defaults.num_samples, "Test images in sample grids.")

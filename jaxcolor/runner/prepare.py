@@ -46,6 +46,8 @@ def load_images(cfg: ExperimentConfig, log: Log = log_line) -> dict[str, np.ndar
                                         max_images=cfg.max_images,
                                         process_share=parallel.process_share)
               for split in data.SPLITS}
+    data.check_has_colour(images["train"], f"{image_dir}/train/{cfg.category}" if image_dir
+                          else f"the {source} source's '{cfg.category}' category")
     log(f"data: {len(images['train'])} train / {len(images['test'])} test '{cfg.category}' images "
         f"from {source}{f' ({image_dir})' if image_dir else ''}, "
         f"{time.perf_counter() - start:.1f}s")

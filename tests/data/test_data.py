@@ -120,3 +120,81 @@ def test_small_files_are_read_in_a_loop_and_large_ones_on_threads(tmp_path, monk
             Image.fromarray(image).save(files[-1])
         np.testing.assert_array_equal(np.stack(data.read_images(files)), pixels)
         assert threaded == ([1] if name == "large" else [])
+
+
+def _png(path, pixels: np.ndarray, colour_type: int) -> None:
+    """A PNG written byte by byte (Pillow cannot write 16-bit colour): ``pixels`` uint16
+    (H, W, channels), big-endian samples, colour type 0 (grey) or 2 (RGB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    height, width = pixels.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, colour_type,
+                                                  0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_images_are_scaled_to_eight_bits(tmp_path):
+    levels = np.array([[0, 257 * 10], [257 * 128, 65535]], np.uint16)  # 8-bit 0, 10, 128, 255
+    _png(tmp_path / "grey.png", levels[..., None], colour_type=0)
+    _png(tmp_path / "rgb.png", np.stack([levels, levels[::-1], levels.T], -1), colour_type=2)
+    grey = data.read_image(tmp_path / "grey.png")
+    np.testing.assert_array_equal(grey[..., 0], [[0, 10], [128, 255]])
+    assert (grey == grey[..., :1]).all()
+    rgb = data.read_image(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(rgb, np.stack([levels, levels[::-1], levels.T], -1) // 257)
+
+
+def test_float_images_in_0_1_are_scaled_and_others_refused(tmp_path):
+    Image.fromarray(np.array([[0.0, 0.5], [1.0, 0.25]], np.float32)).save(tmp_path / "ok.tiff")
+    np.testing.assert_array_equal(data.read_image(tmp_path / "ok.tiff")[..., 1],
+                                  [[0, 128], [255, 64]])
+    Image.fromarray(np.array([[0.0, 7.0]], np.float32)).save(tmp_path / "bad.tiff")
+    with pytest.raises(UserError, match=r"bad.tiff: its F-mode values span 0..7"):
+        data.read_image(tmp_path / "bad.tiff")
+
+
+def test_palette_images_keep_their_colours(tmp_path):
+    rgb = np.array([[[200, 30, 40], [10, 220, 90]], [[0, 0, 255], [200, 30, 40]]], np.uint8)
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=4).save(
+        tmp_path / "p.png")
+    np.testing.assert_array_equal(data.read_image(tmp_path / "p.png"), rgb)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pixels_are_composited_on_white(tmp_path, mode):
+    rgba = np.array([[[200, 0, 0, 255], [0, 0, 200, 0]], [[100, 100, 100, 0], [0, 200, 0, 128]]],
+                    np.uint8)
+    image = Image.fromarray(rgba, "RGBA")
+    if mode == "LA":
+        image = image.convert("LA")
+    elif mode == "P":  # a palette with one fully transparent entry
+        image = Image.fromarray(rgba[..., :3]).convert("P", palette=Image.Palette.ADAPTIVE,
+                                                       colors=4)
+        image.info["transparency"] = int(np.asarray(image)[0, 1])
+    image.save(tmp_path / "a.png")
+    pixels = data.read_image(tmp_path / "a.png").astype(int)
+    assert (pixels[0, 1] == 255).all()  # transparent → the background, not the hidden colour
+    if mode == "RGBA":
+        np.testing.assert_array_equal(pixels[0, 0], [200, 0, 0])
+        np.testing.assert_array_equal(pixels[1, 0], [255, 255, 255])
+        np.testing.assert_allclose(pixels[1, 1], [127, 228, 127], atol=1)  # half on white
+
+
+def test_a_colourless_training_set_is_refused_naming_where(tmp_path):
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):  # greyscale photos saved as RGB JPEGs: JPEG's chroma noise stays small
+        grey = rng.integers(0, 256, (32, 32), np.uint8)
+        Image.fromarray(grey).convert("RGB").save(folder / f"{i}.jpg", quality=75)
+    images = np.stack(data.read_images(sorted(folder.iterdir())))
+    with pytest.raises(UserError, match="the training images in grey/horse have no colour"):
+        data.check_has_colour(images, "grey/horse")
+    data.check_has_colour(data.synthetic_images(8), "synthetic")  # colour images pass

@@ -110,6 +110,7 @@ def test_bad_input_on_the_command_line_is_one_line_and_status_2(tmp_path):
     ("corrupt", "cannot read image"),
     ("mixed_sizes", "must share one size"),
     ("wrong_size", "train images are 30x30; the models pool twice by 2"),
+    ("grey", "train/horse have no colour to learn"),
 ])
 def test_bad_image_folder_gives_one_line_and_no_traceback(case, message, tmp_path):
     root = write_folder(tmp_path / "data", side=30 if case == "wrong_size" else 32)
@@ -120,6 +121,11 @@ def test_bad_image_folder_gives_one_line_and_no_traceback(case, message, tmp_pat
         (root / "train" / "horse" / "0001.png").write_bytes(b"not a png")
     elif case == "mixed_sizes":
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(root / "train/horse/0002.png")
+    elif case == "grey":  # black-and-white photos saved as JPEGs
+        for path in list((root / "train" / "horse").iterdir()):
+            path.unlink()
+            grey = np.random.default_rng(len(path.name)).integers(0, 256, (32, 32), np.uint8)
+            Image.fromarray(grey).convert("RGB").save(path.with_suffix(".jpg"))
     # --num_colours=4: the generated folder's flat greys fill only a few colour cells.
     result = run_script("q2_classification", f"--image_dir={root}", "--epochs=1",
                         "--num_colours=4", f"--output_dir={tmp_path / 'out'}")
