@@ -9,8 +9,11 @@ import hashlib
 import logging
 import os
 import platform
+import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +43,13 @@ def parse_list(flag: str, text: str, kind: type = int, allow_zero: bool = False)
 
 
 INTERRUPTED_STATUS = 130  # a shell's status for a command stopped by SIGINT
+STOP_MESSAGE = ("interrupted; the same command goes on from what is saved (checkpoints and "
+                "finished runs in the output folder).")
+# After a stop signal the main thread has this long to stop by itself: Python sees a signal only
+# between bytecodes, not while XLA compiles or runs a step, nor while exit waits for a download
+# thread. A preemptible VM allows 30 s.
+STOP_GRACE_SECONDS = 10.0
+_stop_reported = threading.Event()  # the main thread has printed its stop line
 
 
 def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
@@ -53,10 +63,11 @@ def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
         return 2
     except RunInterruptedError as err:
         print(err, file=sys.stderr, flush=True)
+        _stop_reported.set()
         return INTERRUPTED_STATUS
     except KeyboardInterrupt:
-        print("interrupted; the same command goes on from what is saved (checkpoints and "
-              "finished runs in the output folder).", file=sys.stderr, flush=True)
+        print(STOP_MESSAGE, file=sys.stderr, flush=True)
+        _stop_reported.set()
         return INTERRUPTED_STATUS
     return 0
 
@@ -64,6 +75,35 @@ def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM (what schedulers and preemptible VMs send) handled as Ctrl-C."""
     raise KeyboardInterrupt
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def watch_stop_signals(grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """Make every stop take effect within ``grace_seconds`` (at once on a second signal): a
+    watchdog thread hears each signal through Python's wakeup file descriptor, which the
+    signal's C handler writes even while the main thread is blocked, and ends the process with
+    the stop line and status 130 if the main thread has not. What is saved stays saved:
+    checkpoints are renamed into place only when complete."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    stops = {int(number) for number in STOP_SIGNALS}
+
+    def watch() -> None:
+        while os.read(read_end, 1)[0] not in stops:
+            pass
+        deadline = time.monotonic() + grace_seconds
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([read_end], [], [], left)
+            if ready and os.read(read_end, 1)[0] in stops:
+                break  # stopped again: the user does not want to wait
+        if not _stop_reported.is_set():
+            print(STOP_MESSAGE, file=sys.stderr, flush=True)
+        os._exit(INTERRUPTED_STATUS)
+
+    threading.Thread(target=watch, daemon=True, name="stop-watchdog").start()
 
 
 COMPILATION_CACHE_ENV = "JAXCOLOR_COMPILATION_CACHE"
@@ -104,7 +144,8 @@ def use_compilation_cache() -> None:
 
 def run(main: Callable[[list[str]], None]) -> None:
     """``absl.app.run`` with :func:`run_main` (a UserError or a stop is one line, no
-    traceback; SIGTERM stops like Ctrl-C) and :func:`use_compilation_cache`."""
+    traceback; SIGTERM stops like Ctrl-C; every stop within seconds, :func:`watch_stop_signals`)
+    and :func:`use_compilation_cache`."""
 
     def guarded(argv: list[str]) -> None:
         if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
@@ -117,6 +158,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     use_compilation_cache()
     signal.signal(signal.SIGTERM, _interrupt)
+    watch_stop_signals()
     # The imported modules' ~200k objects live as long as the process: frozen, the garbage
     # collector stops rescanning them while JAX traces and at exit (q3's start-up, i.e. imports
     # and teardown: 3.0 s on ce566fe, 1.8 s on 8da8f7d; python benchmarks/q3_end_to_end.py,

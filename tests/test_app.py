@@ -1,7 +1,11 @@
-"""The scripts' entry point: JAX's persistent compilation cache, per machine."""
+"""The scripts' entry point: JAX's persistent compilation cache, per machine; stops."""
 
 import gc
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,9 +79,37 @@ def test_run_freezes_the_imported_objects_and_exits_with_the_status_of_main(conf
 
     monkeypatch.setattr(sys, "argv", ["script"])
     monkeypatch.setattr(app.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(app, "watch_stop_signals", lambda: None)
     try:
         with pytest.raises(SystemExit) as stop:
             app.run(main)
     finally:
         gc.unfreeze()
     assert stop.value.code == 2 and frozen_in_main[0] > 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_a_long_step_takes_effect_within_the_grace_time(stop, tmp_path):
+    """A real signal while XLA runs a train step that takes far longer than the grace time (a
+    wide CNN at a large batch): the process ends within it, with the stop line and status 130,
+    instead of when the step returns."""
+    script = Path(__file__).parents[1] / "experiments" / "q2_classification.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--source=synthetic", "--num_filters=1024",
+         "--batch_size=256", "--epochs=1", f"--output_dir={tmp_path}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    try:
+        for line in process.stdout:
+            if line.startswith("compiled train and eval steps"):
+                break
+        time.sleep(1.0)  # into the first step
+        process.send_signal(stop)
+        sent = time.monotonic()
+        _, stderr = process.communicate(timeout=120)
+        waited = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == app.INTERRUPTED_STATUS, stderr
+    assert waited < app.STOP_GRACE_SECONDS + 3, waited
+    assert stderr.strip().splitlines()[-1] == app.STOP_MESSAGE and "Traceback" not in stderr

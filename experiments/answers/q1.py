@@ -65,7 +65,8 @@ def regression_notes(rows: list[dict], images: np.ndarray, palette: np.ndarray) 
     # The most common mid-tone colour of the palette stands in for "a typical horse pixel".
     pair = equal_mse_pair(palette[len(palette) // 2].astype(np.float64))
     final = rows[-1]
-    ratio = final["colourfulness"] / final["true_colourfulness"]
+    ratio = (final["colourfulness"] / final["true_colourfulness"]
+             if final["true_colourfulness"] else None)  # a colourless test set has none
     desaturated = sum(r["chroma_of_mean"] < 0.8 * r["pixel_chroma"] for r in chroma)
     lines = [
         "## Why RGB is a poor output space (measured on the test pixels)", "",
@@ -97,8 +98,9 @@ def regression_notes(rows: list[dict], images: np.ndarray, palette: np.ndarray) 
           f"{r['pixel_chroma']:.1f} | {r['chroma_of_mean']:.1f} |" for r in chroma], "",
         f"The trained model shows it: after {final['epochs']} epochs its test predictions have "
         f"colourfulness {final['colourfulness']:.1f} against {final['true_colourfulness']:.1f} "
-        f"for the ground truth ({100 * ratio:.0f}%)"
-        + (" — the brown/grey averages of the sample grids." if ratio < 0.8 else "."), ""]
+        f"for the ground truth" + ("." if ratio is None else f" ({100 * ratio:.0f}%)"
+                                   + (" — the brown/grey averages of the sample grids."
+                                      if ratio < 0.8 else ".")), ""]
     return "\n".join(lines)
 
 

@@ -65,7 +65,12 @@ def skip_connection_notes(unet_rows: list[dict], cnn_rows: list[dict], cnn_sourc
               "| model | " + " | ".join(blocks) + " |", "|---" * (len(blocks) + 1) + "|"]
     lines += [f"| {name} | " + " | ".join(f"{norms[name][b]:.4f}" for b in blocks) + " |"
               for name in ("cnn", "unet")]
-    ratio = norms["unet"]["block1"] / norms["cnn"]["block1"]
+    unet_first, cnn_first = norms["unet"]["block1"], norms["cnn"]["block1"]
+    if cnn_first == 0:  # e.g. a loss that is flat at initialisation
+        lines += ["", f"The CNN's first block gets no gradient at initialisation (the U-Net's: "
+                  f"{unet_first:.4f}), so the two cannot be compared as a ratio here.", ""]
+        return "\n".join(lines)
+    ratio = unet_first / cnn_first
     lines += ["", f"The first block's gradient is {ratio:.2f}× the CNN's in the U-Net: "
               f"{'more' if ratio > 1 else 'no more'} signal reaches the early layers through the "
               "skip paths. The skip paths also hand the full-resolution input and the 16×16 "

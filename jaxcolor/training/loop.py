@@ -23,7 +23,7 @@ import tqdm
 from jaxcolor.cpu import compiler, host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
-from jaxcolor.training import optimizer, parallel
+from jaxcolor.training import memory, optimizer, parallel
 from jaxcolor.training.checkpoint import Checkpoints
 from jaxcolor.training.state import EpochRecord, TrainState, create_train_state
 from jaxcolor.training.steps import (
@@ -129,6 +129,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
             return state, jnp.stack(losses)
     eval_step = make_eval_step(model, objective, mesh).lower(
         state, *eval_batches[0]).compile()
+    memory.check_steps_fit([train_epoch if epoch_loop == "scan" else train_step, eval_step],
+                           list(mesh.local_devices), f"--batch_size={batch_size}")
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
     phases = {"data": prepare_seconds, "compile": time.perf_counter() - start - prepare_seconds,
