@@ -3,7 +3,9 @@ stamped with its provenance) and results.md, Markdown tables."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import functools
 import importlib.metadata
 import json
@@ -11,7 +13,7 @@ import math
 import os
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +59,71 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def write_results(out: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """``out``/results.json: ``rows``, each with :func:`provenance`."""
-    write_json_atomic(out / "results.json", [{**row, **provenance()} for row in rows])
+# The settings that name a results row. A run replaces the rows of its own settings in its
+# folder's results.json and keeps every other row (earlier runs, runs writing alongside).
+ROW_SETTINGS = ("experiment", "model", "task", "loss", "category", "epochs", "batch_size",
+                "learning_rate", "num_filters", "kernel", "conv_init", "num_colours", "hflip",
+                "lr_schedule", "warmup_epochs", "seed")
+# What else a row says about how it was made; a replaced row that differs in it is reported.
+ROW_ORIGIN = ("images",)
+LOCK_NAME = ".results.lock"
+
+
+@contextlib.contextmanager
+def results_lock(out: Path) -> Iterator[None]:
+    """Holds ``out``'s results files for one writer at a time (processes of one machine, or
+    of several sharing a file system that supports ``flock``)."""
+    with open(out / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def merge_results(out: Path, rows: Sequence[dict[str, Any]],
+                  log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Write ``rows`` (each with :func:`provenance`) into ``out``/results.json after the rows
+    already there whose :data:`ROW_SETTINGS` none of them share (those are replaced); the
+    merged rows. Call it under :func:`results_lock`. ``log`` hears a line for each replaced row
+    that was made from other data."""
+    new = [{**row, **provenance()} for row in rows]
+    by_settings = {_settings(row): row for row in new}
+    kept = []
+    for old in read_rows(out / "results.json"):
+        row = by_settings.get(_settings(old))
+        if row is None:
+            kept.append(old)
+            continue
+        changed = [f"{key}: {_origin_text(old.get(key))} → {_origin_text(row.get(key))}"
+                   for key in ROW_ORIGIN if key in old and old.get(key) != row.get(key)]
+        if changed and log is not None:
+            log(f"results.json: the row of {row_label(row)} is replaced by this run's "
+                f"({'; '.join(changed)})")
+    write_json_atomic(out / "results.json", kept + new)
+    return kept + new
+
+
+def _origin_text(value: Any) -> str:
+    if isinstance(value, dict) and {"source", "train", "test"} <= value.keys():
+        return f"{value['train']:,} train / {value['test']:,} test from {value['source']}"
+    return str(value)
+
+
+def _settings(row: dict[str, Any]) -> str:
+    return json.dumps([row.get(key) for key in ROW_SETTINGS])
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """A results row in a few words: model, task, loss, batch, rate, epochs."""
+    loss = "" if row.get("loss") in (None, "cross_entropy") else f" {row['loss']}"
+    rate = row.get("learning_rate")
+    return (f"{row.get('model')} {row.get('task')}{loss} bs{row.get('batch_size')} "
+            + (f"lr{rate:g} " if isinstance(rate, int | float) else "") + f"{row.get('epochs')}ep")
+
+
+def write_results(out: Path, rows: Sequence[dict[str, Any]],
+                  log: Callable[[str], None] | None = None) -> None:
+    """``rows`` merged into ``out``/results.json (:func:`merge_results`), under its lock."""
+    with results_lock(out):
+        merge_results(out, rows, log)
 
 
 def provenance() -> dict[str, Any]:

@@ -94,11 +94,15 @@ def test_a_stop_during_a_long_step_takes_effect_within_the_grace_time(stop, tmp_
     wide CNN at a large batch): the process ends within it, with the stop line and status 130,
     instead of when the step returns."""
     script = Path(__file__).parents[1] / "experiments" / "q2_classification.py"
-    process = subprocess.Popen(
-        [sys.executable, str(script), "--source=synthetic", "--num_filters=1024",
-         "--batch_size=256", "--epochs=1", f"--output_dir={tmp_path}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal
+    try:
+        process = subprocess.Popen(
+            [sys.executable, str(script), "--source=synthetic", "--num_filters=1024",
+             "--batch_size=256", "--epochs=1", f"--output_dir={tmp_path}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         for line in process.stdout:
             if line.startswith("compiled train and eval steps"):

@@ -68,3 +68,45 @@ def test_the_commit_is_read_when_the_code_is_loaded():
         [sys.executable, "-c", "import jaxcolor.results as r; print(r.code_commit.cache_info()"
          ".currsize)"], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "1"
+
+
+def _row(**settings):
+    return {"experiment": "q2", "model": "cnn", "task": "colourization", "batch_size": 100,
+            "learning_rate": 0.001, "epochs": 1, **settings}
+
+
+def test_a_run_keeps_the_rows_of_other_settings_and_replaces_its_own(tmp_path):
+    said = []
+    write_results(tmp_path, [_row(val_loss=3.0, images={"source": "tfds", "train": 5000,
+                                                         "test": 1000})])
+    write_results(tmp_path, [_row(learning_rate=0.01, val_loss=2.0)])  # another setting: kept
+    assert [row["val_loss"] for row in results.read_rows(tmp_path / "results.json")] == [3.0, 2.0]
+    write_results(tmp_path, [_row(val_loss=1.0, images={"source": "tfds", "train": 200,
+                                                         "test": 1000})], log=said.append)
+    rows = results.read_rows(tmp_path / "results.json")
+    assert [(row["learning_rate"], row["val_loss"]) for row in rows] == [(0.01, 2.0),
+                                                                        (0.001, 1.0)]
+    assert said == ["results.json: the row of cnn colourization bs100 lr0.001 1ep is replaced "
+                    "by this run's (images: 5,000 train / 1,000 test from tfds → 200 train / "
+                    "1,000 test from tfds)"]
+
+
+def _write_rows(folder: str, model: str, count: int) -> None:
+    for epochs in range(1, count + 1):
+        write_results(Path(folder), [_row(model=model, epochs=epochs)])
+
+
+def test_processes_writing_one_folder_at_once_lose_no_row(tmp_path):
+    """Two real processes merge rows into one results.json at the same time, 150 times each."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_rows, args=(str(tmp_path), model, 150))
+               for model in ("cnn", "unet")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    rows = results.read_rows(tmp_path / "results.json")
+    assert sorted((row["model"], row["epochs"]) for row in rows) == sorted(
+        (model, epochs) for model in ("cnn", "unet") for epochs in range(1, 151))

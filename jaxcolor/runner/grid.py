@@ -13,8 +13,8 @@ from typing import Any
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.models import prepare_kernels
 from jaxcolor.results import prepare_output_dir
-from jaxcolor.runner.outputs import write_outputs, write_samples
-from jaxcolor.runner.prepare import load_images, preflight, prepare_task
+from jaxcolor.runner.outputs import samples_name, write_outputs, write_samples
+from jaxcolor.runner.prepare import image_origin, load_images, preflight, prepare_task
 from jaxcolor.runner.run import Log, RunOutput, log_line, train_and_evaluate
 from jaxcolor.tasks import TaskData
 from jaxcolor.training import parallel
@@ -99,6 +99,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
     first = configs[0]
     out = prepare_output_dir(first.output_dir, first.experiment)
     images = load_images(first, log)
+    origin = image_origin(first, images)
     unpaid = {"data": time.perf_counter() - start}  # shared costs, charged to the next run
     data_by_task: dict[str, TaskData] = {}
     runs: list[RunOutput] = []
@@ -114,6 +115,8 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
         phases = trained[-1].row["phases"]
         reporting_start = time.perf_counter()
         for run in trained:
+            run = dataclasses.replace(run, row={**run.row, "images": origin,
+                                                "samples": samples_name(run)})
             if writes:
                 write_samples(out, run, first.num_samples)
                 run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
@@ -122,7 +125,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
             phases[name] = phases.get(name, 0.0) + seconds
         unpaid = {}
         if writes and index < len(configs) - 1:  # the last run's outputs come with the section
-            write_outputs(out, title, runs)
+            write_outputs(out, title, runs, log=log)
         phases["reporting"] += time.perf_counter() - reporting_start
     section_start = time.perf_counter()
     alongside.finish(data_by_task[first.task])
@@ -134,7 +137,7 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
         row["phases"] = {**phases, "total": sum(phases.values())}
     job = {name: sum(row["phases"][name] for row in trainings) for name in PHASES}
     if writes:
-        write_outputs(out, title, runs, notes=section)
+        write_outputs(out, title, runs, notes=section, log=log)
         log(f"wrote {out}/results.md, results.json and figures")
     epochs = job["train"] + job["eval"]
     total = time.perf_counter() - start

@@ -3,7 +3,8 @@ grid per run, each file rewritten atomically."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,24 +55,38 @@ def write_samples(out: Path, run: RunOutput, num_samples: int) -> None:
     plots.image_grid(sample_columns(run, num_samples), out / samples_name(run), title=run.label)
 
 
-def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], notes: str = "") -> None:
-    """results.json, results.md and training_curve.png of ``runs``; results.md links each run's
-    sample grid (:func:`write_samples`)."""
-    rows = [run.row for run in runs]
-    tables.write_results(out, rows)
-    plots.training_curves([(run.label, run.row["history"]) for run in runs],
-                          out / "training_curve.png")
-    figures = ["![training curve](training_curve.png)"]
-    figures += [f"![samples {run.label}]({samples_name(run)})" for run in runs]
-    text = [f"# {title}", "", tables.markdown_table(rows, RESULT_COLUMNS), "",
-            "Image quality of the test-set predictions in RGB. A classifier's per-pixel "
-            "distribution (over palette colours or ab bins) is rendered three ways: argmax = "
-            "the most likely class; expected = the probability-weighted mean; annealed_mean = "
-            f"the mean at softmax temperature {runs[0].config.temperature:g} (Zhang et al. "
-            "2016). Regression outputs are clipped to the sRGB gamut; Lab models keep the "
-            "input's L.", "",
-            tables.markdown_table(tables.quality_rows(rows), QUALITY_COLUMNS), ""]
-    if notes:
-        text += [notes, ""]
-    text += ["## Figures", "", *figures, ""]
-    tables.write_text_atomic(out / "results.md", "\n".join(text))
+def images_line(rows: Sequence[dict]) -> str:
+    """Which images the rows were trained and tested on, a sentence per distinct set."""
+    sets = {(row.get("category"), json.dumps(row["images"], sort_keys=True)): row["images"]
+            for row in rows if "images" in row}
+    return "\n".join(f"Category '{category}': {images['train']:,} train / {images['test']:,} "
+                    f"test images from {images['source']}." for (category, _), images
+                    in sets.items())
+
+
+def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], notes: str = "",
+                  log: Callable[[str], None] | None = None) -> None:
+    """``runs``' rows merged into results.json (the folder's rows of other settings kept:
+    :func:`jaxcolor.results.merge_results`), then results.md and training_curve.png of every
+    row; results.md links each run's sample grid (:func:`write_samples`). ``notes`` (the
+    question's section) speaks for ``runs``."""
+    with tables.results_lock(out):
+        rows = tables.merge_results(out, [run.row for run in runs], log)
+        plots.training_curves([(tables.row_label(row), row["history"]) for row in rows
+                               if row.get("history")], out / "training_curve.png")
+        figures = ["![training curve](training_curve.png)"]
+        figures += [f"![samples {tables.row_label(row)}]({row['samples']})" for row in rows
+                    if "samples" in row]
+        text = [f"# {title}", "", images_line(rows), "",
+                tables.markdown_table(rows, RESULT_COLUMNS), "",
+                "Image quality of the test-set predictions in RGB. A classifier's per-pixel "
+                "distribution (over palette colours or ab bins) is rendered three ways: argmax = "
+                "the most likely class; expected = the probability-weighted mean; annealed_mean "
+                f"= the mean at softmax temperature {runs[0].config.temperature:g} (Zhang et al. "
+                "2016). Regression outputs are clipped to the sRGB gamut; Lab models keep the "
+                "input's L.", "",
+                tables.markdown_table(tables.quality_rows(rows), QUALITY_COLUMNS), ""]
+        if notes:
+            text += [notes, ""]
+        text += ["## Figures", "", *figures, ""]
+        tables.write_text_atomic(out / "results.md", "\n".join(text))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import jax
 import numpy as np
 
 from jaxcolor import data
@@ -52,6 +53,14 @@ def load_images(cfg: ExperimentConfig, log: Log = log_line) -> dict[str, np.ndar
         f"from {source}{f' ({image_dir})' if image_dir else ''}, "
         f"{time.perf_counter() - start:.1f}s")
     return images
+
+
+def image_origin(cfg: ExperimentConfig, images: dict[str, np.ndarray]) -> dict[str, object]:
+    """Where the images of a run came from and how many there were (every process's share),
+    for its results row."""
+    source, image_dir = data.resolve_source(cfg.source, cfg.image_dir)
+    return {"source": f"{source} ({image_dir})" if image_dir else source,
+            **{split: len(images[split]) * jax.process_count() for split in data.SPLITS}}
 
 
 def prepare_task(cfg: ExperimentConfig, images: dict[str, np.ndarray], log: Log = log_line,

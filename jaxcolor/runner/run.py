@@ -20,6 +20,7 @@ from jaxcolor.colour import metrics
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
 from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.results import row_label
 from jaxcolor.runner import tensorboard
 from jaxcolor.tasks import Task, TaskData
 from jaxcolor.training import (
@@ -69,10 +70,7 @@ class RunOutput:
 
     @property
     def label(self) -> str:
-        cfg = self.config
-        loss = "" if cfg.loss == "cross_entropy" else f" {cfg.loss}"
-        return (f"{cfg.model} {cfg.task}{loss} bs{cfg.batch_size} lr{cfg.learning_rate:g} "
-                f"{cfg.epochs}ep")
+        return row_label(self.row)
 
     @property
     def slug(self) -> str:

@@ -14,10 +14,15 @@ benchmarks/q3_end_to_end.py --batch_size=50``, BENCHMARKS.md of 71ce28c); ``wait
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import os
-from collections.abc import Sequence
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
@@ -67,6 +72,36 @@ def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_i
             "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
 
 
+class DamagedCheckpointError(UserError):
+    """A checkpoint whose files cannot be read back (truncated, garbled)."""
+
+    def __init__(self, directory: epath.Path, epoch: int, cause: BaseException) -> None:
+        while cause.__cause__ is not None:  # the first failure: what was wrong with which file
+            cause = cause.__cause__
+        reason = (str(cause).strip().splitlines() or [""])[0]
+        reason = reason if len(reason) <= 240 else reason[:240] + "…"
+        super().__init__(f"the checkpoint of epoch {epoch} in {directory} cannot be read "
+                         f"({type(cause).__name__}: {reason}); use --noresume to start this run "
+                         "afresh.")
+        self.epoch = epoch
+
+
+SETTLE_ROUNDS = 10  # of 50 ms: for the other reads of a failed restore to end
+
+
+@contextlib.contextmanager
+def _unraisable_silenced() -> Iterator[None]:
+    """Python's reports of errors nobody can catch, silenced: a failed Orbax restore leaves
+    its other reads to fail on TensorStore's threads against a closed event loop, each with a
+    traceback on stderr (the failure itself is reported once, by the caller)."""
+    hooks = sys.unraisablehook, sys.excepthook, threading.excepthook
+    sys.unraisablehook = sys.excepthook = threading.excepthook = lambda *args: None
+    try:
+        yield
+    finally:
+        sys.unraisablehook, sys.excepthook, threading.excepthook = hooks
+
+
 @dataclasses.dataclass(frozen=True)
 class CheckpointPolicy:
     every: int = 1  # save after every N-th epoch; 0 = only the last and ``keep_epochs``
@@ -98,6 +133,7 @@ class Checkpoints:
             save_policies.append(checkpoint_managers.FixedIntervalPolicy(policy.every))
         options = ocp.CheckpointManagerOptions(
             enable_async_checkpointing=True,
+            cleanup_tmp_directories=True,  # the unfinished saves of a killed run
             save_decision_policy=checkpoint_managers.AnySavePolicy(save_policies),
             preservation_policy=checkpoint_managers.AnyPreservationPolicy([
                 checkpoint_managers.LatestN(max(policy.keep, 1)),
@@ -118,16 +154,43 @@ class Checkpoints:
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
     def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, list[EpochRecord]]:
-        """The state and history saved after ``epoch``; ``like`` gives the pytree structure."""
+        """The state and history saved after ``epoch``; ``like`` gives the pytree structure.
+        Raises :class:`DamagedCheckpointError` when its files cannot be read."""
         self.wait()
-        # Metadata first: a different run's arrays may not even fit ``like``'s shapes.
-        meta = self._manager.restore(epoch, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore())).meta
-        self._check_fingerprint(meta["fingerprint"])
+        try:
+            # Metadata first: a different run's arrays may not even fit ``like``'s shapes.
+            meta = self._manager.restore(epoch, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore())).meta
+            fingerprint = meta["fingerprint"]
+            history = [EpochRecord(**record) for record in meta["history"][:epoch]]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DamagedCheckpointError(self.directory, epoch, err) from err
+        self._check_fingerprint(fingerprint)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        state = self._manager.restore(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract))).state
-        return state, [EpochRecord(**record) for record in meta["history"][:epoch]]
+        failure = None
+        with _unraisable_silenced():
+            try:
+                state = self._manager.restore(epoch, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract))).state
+            except Exception as err:  # TensorStore's read errors reach here as bare Exceptions
+                failure = DamagedCheckpointError(self.directory, epoch, err)
+            if failure is not None:  # Orbax's unfinished reads end and are collected, silenced
+                for _ in range(SETTLE_ROUNDS):
+                    time.sleep(0.05)
+                    gc.collect()
+        if failure is not None:
+            raise failure
+        return state, history
+
+    def set_aside(self, epoch: int) -> epath.Path:
+        """Move ``epoch``'s checkpoint out of the run's steps (to ``damaged-<epoch>`` beside
+        them), so that training past it saves it anew; the new path."""
+        target = self.directory / f"damaged-{epoch}"
+        if target.exists():
+            target.rmtree()
+        (self.directory / str(epoch)).rename(target)
+        self._manager.reload()
+        return target
 
     def _check_fingerprint(self, saved: dict[str, Any]) -> None:
         differences = [f"{key} {saved.get(key)!r} (checkpoint) vs {value!r} (now)"

@@ -24,7 +24,7 @@ from jaxcolor.cpu import compiler, host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
 from jaxcolor.training import memory, optimizer, parallel
-from jaxcolor.training.checkpoint import Checkpoints
+from jaxcolor.training.checkpoint import Checkpoints, DamagedCheckpointError
 from jaxcolor.training.state import EpochRecord, TrainState, create_train_state
 from jaxcolor.training.steps import (
     device_batches,
@@ -180,7 +180,9 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
 
 def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
            log: Callable[[str], None]) -> tuple[TrainState, list[EpochRecord]]:
-    """The newest checkpointed state at or before ``epochs`` and its history, or ``fresh``."""
+    """The newest readable checkpointed state at or before ``epochs`` and its history, or
+    ``fresh``. Newer checkpoints that cannot be read are warned of and set aside; when none
+    can be read, the newest one's :class:`DamagedCheckpointError` is raised."""
     saved = [epoch for epoch in checkpoints.epochs() if epoch <= epochs]
     if not saved:
         if checkpoints.epochs():
@@ -188,9 +190,19 @@ def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
                             f"{checkpoints.epochs()[0]}, beyond --epochs={epochs}; raise "
                             f"--epochs or use --noresume to start afresh.")
         return fresh, []
-    state, history = checkpoints.restore(saved[-1], like=fresh)
-    log(f"resuming after epoch {saved[-1]} from {checkpoints.directory}")
-    return state, history
+    damaged: list[DamagedCheckpointError] = []
+    for epoch in reversed(saved):
+        try:
+            state, history = checkpoints.restore(epoch, like=fresh)
+        except DamagedCheckpointError as err:
+            damaged.append(err)
+            continue
+        for err in damaged:
+            target = checkpoints.set_aside(err.epoch)
+            log(f"warning: {str(err).split('; use --noresume')[0]}; moved to {target}")
+        log(f"resuming after epoch {epoch} from {checkpoints.directory}")
+        return state, history
+    raise damaged[0]
 
 
 def _duration(seconds: float) -> str:

@@ -30,7 +30,26 @@ def assert_outputs(out, models):
     assert len(list(out.glob("samples_*.png"))) == len(rows)
     text = (out / "results.md").read_text()
     assert "| model |" in text and "training_curve.png" in text
+    for row in rows:  # results.md names the category, image source and counts of each row
+        images = row["images"]
+        assert (f"Category '{row['category']}': {images['train']:,} train / "
+                f"{images['test']:,} test images from {images['source']}.") in text
     return rows
+
+
+def test_runs_into_one_folder_keep_each_others_rows(tmp_path):
+    """A rerun with another --learning_rate, and a run of another model, into one folder: every
+    row stays, in results.json and results.md; rerunning one setting replaces only its row."""
+    out = tmp_path / "shared"
+    for args in (["--learning_rate=0.002"], ["--learning_rate=0.005"], ["--models=unet"],
+                 ["--learning_rate=0.002", "--noresume"]):
+        result = run_script("q2_classification", *TINY, "--epochs=1", *args,
+                            f"--output_dir={out}")
+        assert result.returncode == 0, result.stderr
+    rows = assert_outputs(out, ["cnn", "unet", "cnn"])
+    assert [row["learning_rate"] for row in rows] == [0.005, 0.001, 0.002]
+    text = (out / "results.md").read_text()
+    assert all(f"]({row['samples']})" in text for row in rows)
 
 
 @pytest.fixture(scope="module")

@@ -69,6 +69,47 @@ def test_a_write_cut_short_is_ignored(tiny_task, tmp_path):
     assert numbers(fit(tiny_task, 3, again).history) == numbers(fit(tiny_task, 3).history)
 
 
+def _damage(folder, how):
+    """A real damaged checkpoint: its largest OCDBT data file cut short, or its metadata
+    garbled."""
+    if how == "truncated_data":
+        data = max((path for path in (folder / "state").rglob("*") if path.is_file()
+                    and "ocdbt" in str(path)), key=lambda path: path.stat().st_size)
+        os.truncate(data, data.stat().st_size // 3)
+    else:
+        (folder / "meta" / "metadata").write_text('{"fingerprint": {"model": "cn')
+
+
+@pytest.mark.parametrize("how", ["truncated_data", "garbled_metadata"])
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
+        tiny_task, tmp_path, how):
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=3)
+    fit(tiny_task, 3, first)
+    first.close()
+    _damage(tmp_path / "3", how)
+    lines = []
+    again = Checkpoints(tmp_path, FINGERPRINT, epochs=4)
+    resumed = fit_task(model_for("cnn", 4, tiny_task), tiny_task, epochs=4, batch_size=8,
+                       learning_rate=0.01, seed=0, log=lines.append, checkpoints=again)
+    warning = next(line for line in lines if line.startswith("warning:"))
+    assert f"the checkpoint of epoch 3 in {tmp_path} cannot be read" in warning
+    assert warning.endswith(f"moved to {tmp_path / 'damaged-3'}")
+    assert f"resuming after epoch 2 from {tmp_path}" in lines
+    assert numbers(resumed.history) == numbers(fit(tiny_task, 4).history)  # epoch 3 retrained
+    assert again.epochs() == [3, 4] and (tmp_path / "damaged-3" / "state").is_dir()
+
+
+def test_when_no_checkpoint_can_be_read_one_error_names_noresume(tiny_task, tmp_path):
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=2, policy=CheckpointPolicy(keep=1))
+    fit(tiny_task, 2, first)
+    first.close()
+    _damage(tmp_path / "2", "truncated_data")
+    with pytest.raises(UserError, match=r"the checkpoint of epoch 2 in .* cannot be read "
+                                        r"\(.*\); use --noresume to start this run afresh"):
+        fit(tiny_task, 3, Checkpoints(tmp_path, FINGERPRINT, epochs=3))
+    assert (tmp_path / "2" / "state").is_dir()  # nothing moved or deleted
+
+
 def test_reported_epochs_are_kept_and_interval_respected(tiny_task, tmp_path):
     checkpoints = Checkpoints(tmp_path, FINGERPRINT, epochs=6, keep_epochs=[1],
                               policy=CheckpointPolicy(every=2, keep=1))
@@ -169,6 +210,22 @@ def test_a_stopped_run_says_what_is_kept_in_one_line_and_resumes(tmp_path, stop)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch" in resumed.stdout
     assert json.loads((tmp_path / "results.json").read_text())[0]["epochs"] == 4
+
+
+def test_a_script_resumes_past_a_damaged_checkpoint_with_one_warning(tmp_path):
+    first = run_script("q2_classification", *TINY, "--epochs=2", f"--output_dir={tmp_path}")
+    assert first.returncode == 0, first.stderr
+    (run,) = (tmp_path / "checkpoints").iterdir()
+    _damage(run / "2", "truncated_data")
+    resumed = subprocess.run(script(f"--output_dir={tmp_path}", "--epochs=3"),
+                             capture_output=True, text=True, cwd=REPO, timeout=300,
+                             env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert resumed.returncode == 0 and resumed.stderr == "", resumed.stderr
+    warnings = [line for line in resumed.stdout.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "the checkpoint of epoch 2" in warnings[0]
+    assert "resuming after epoch 1" in resumed.stdout
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert [len(row["history"]) for row in rows] == [2, 3]  # the 2-epoch row is kept
 
 
 def test_script_refuses_a_checkpoint_of_another_config_and_overwrites_nothing(tmp_path):
