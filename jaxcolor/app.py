@@ -4,6 +4,7 @@ compilation cache."""
 
 from __future__ import annotations
 
+import errno
 import gc
 import hashlib
 import logging
@@ -43,6 +44,8 @@ def parse_list(flag: str, text: str, kind: type = int, allow_zero: bool = False)
 
 
 INTERRUPTED_STATUS = 130  # a shell's status for a command stopped by SIGINT
+# Storage that refuses a write: full, quota, permission, read-only.
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)
 STOP_MESSAGE = ("interrupted; the same command goes on from what is saved (checkpoints and "
                 "finished runs in the output folder).")
 # After a stop signal the main thread has this long to stop by itself: Python sees a signal only
@@ -53,13 +56,21 @@ _stop_reported = threading.Event()  # the main thread has printed its stop line
 
 
 def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
-    """Call ``main(argv)`` (the flags already parsed); a UserError becomes one ``error: …``
-    line on stderr and exit status 2, a stop (Ctrl-C, SIGTERM) one line saying what is kept
+    """Call ``main(argv)`` (the flags already parsed); a UserError, or storage that refuses a
+    write (:data:`WRITE_ERRNOS`), becomes one ``error: …`` line on stderr and exit status 2, a
+    stop (Ctrl-C, SIGTERM) one line saying what is kept
     and status 130."""
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {err.filename or 'a file'}: {err.strerror}. What was "
+              "written before is kept (finished runs' results, checkpoints); once it can be "
+              "written, the same command goes on.", file=sys.stderr, flush=True)
         return 2
     except RunInterruptedError as err:
         print(err, file=sys.stderr, flush=True)
@@ -70,6 +81,10 @@ def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
         _stop_reported.set()
         return INTERRUPTED_STATUS
     return 0
+
+
+def _orbax_errors_left_out(record: logging.LogRecord) -> bool:
+    return f"{os.sep}orbax{os.sep}" not in record.pathname or record.levelno >= logging.CRITICAL
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -150,6 +165,9 @@ def run(main: Callable[[list[str]], None]) -> None:
     def guarded(argv: list[str]) -> None:
         if not FLAGS["verbosity"].present:  # Orbax logs every checkpoint step at INFO
             absl_logging.set_verbosity(absl_logging.WARNING)
+            # and a failed write with tracebacks from each of its threads; the failure
+            # reaches jaxcolor as an exception and is said in one line.
+            logging.getLogger("absl").addFilter(_orbax_errors_left_out)
         status = run_main(main, argv)
         gc.freeze()  # see below: the interpreter's teardown then skips its collections
         sys.exit(status)

@@ -3,6 +3,7 @@ final state, and its predictions rendered to RGB."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import statistics
@@ -111,15 +112,18 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     fingerprint = run_fingerprint(
         cfg, [data.train_inputs, data.train_targets, *data.task.fingerprint_arrays()],
         len(data.train_inputs))
-    checkpoints = Checkpoints(
-        f"{cfg.checkpoint_dir or Path(cfg.output_dir) / 'checkpoints'}/{run_name(cfg)}",
-        fingerprint,
-        epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
-            every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
-    board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),
-                                {name: getattr(cfg, name) for name in HPARAMS})
-             if cfg.tensorboard and parallel.is_main_process() else None)
-    try:
+    with contextlib.ExitStack() as closing:  # writers closed however training ends
+        board = (tensorboard.RunLog(Path(cfg.output_dir) / "tensorboard" / run_name(cfg),
+                                    {name: getattr(cfg, name) for name in HPARAMS})
+                 if cfg.tensorboard and parallel.is_main_process() else None)
+        if board is not None:
+            closing.callback(board.close)
+        checkpoints = Checkpoints(
+            f"{cfg.checkpoint_dir or Path(cfg.output_dir) / 'checkpoints'}/{run_name(cfg)}",
+            fingerprint,
+            epochs=cfg.epochs, keep_epochs=report_epochs, policy=CheckpointPolicy(
+                every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
+        closing.callback(checkpoints.close)
         result = fit(model, objective, (data.train_inputs, data.train_targets),
                      (data.test_inputs, data.test_targets), epochs=cfg.epochs,
                      batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
@@ -142,10 +146,6 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
                 f"quality/{rendering}/{name}": value
                 for rendering, values in runs[-1].row["quality_by_rendering"].items()
                 for name, value in values.items()})
-    finally:
-        checkpoints.close()
-        if board is not None:
-            board.close()
     # The training's phases, on its full-length row (the rows of reported epochs share them).
     runs[-1].row["phases"] = {**result.phases,
                               "reporting": time.perf_counter() - reporting_start}

@@ -7,10 +7,12 @@ epoch; the image-quality metrics at the end; the run's settings as hparams.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from jaxcolor.errors import UserError
 
 # TensorBoard's switch to its own TensorFlow stub (what its no_tensorflow build adds): without it
 # the writer imports TensorFlow wherever that is installed (Colab's GPU runtimes), which costs
@@ -33,7 +37,10 @@ class RunLog:
     first, as the run's session start (TensorBoard's HPARAMS tab)."""
 
     def __init__(self, directory: Path, hparams: dict[str, Any]) -> None:
-        self._writer = EventFileWriter(str(directory))
+        self.directory = directory
+        self._failed = False  # a write failed: nothing more is written
+        with self._writing():
+            self._writer = EventFileWriter(str(directory))
         self.last_step = 0  # the highest step written
         session = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
         for name, value in hparams.items():
@@ -48,12 +55,12 @@ class RunLog:
             plugin_name=hparams_metadata.PLUGIN_NAME, content=content.SerializeToString()))
         self._write(0, summary_pb2.Summary.Value(tag=hparams_metadata.SESSION_START_INFO_TAG,
                                                  metadata=metadata))
-        self._writer.flush()
+        self._flush()
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self._write(step, *(summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
                             for tag, value in values.items() if value is not None))
-        self._writer.flush()  # TensorBoard shows it live
+        self._flush()  # TensorBoard shows it live
 
     def step_losses(self, first_step: int, losses: np.ndarray) -> None:
         """``losses[i]`` as train/loss at step ``first_step + i``."""
@@ -71,15 +78,36 @@ class RunLog:
         self._write(step, summary_pb2.Summary.Value(
             tag=tag, image=image, metadata=image_metadata.create_summary_metadata(
                 display_name=tag, description="")))
-        self._writer.flush()
+        self._flush()
 
     def close(self) -> None:
-        self._writer.close()
+        """Write what is pending and close the file; after a failed write, quietly."""
+        if not self._failed:
+            with self._writing():
+                self._writer.close()
+            return
+        with contextlib.suppress(Exception):
+            self._writer.close()
 
     def _write(self, step: int, *values: summary_pb2.Summary.Value) -> None:
         self.last_step = max(self.last_step, step)
-        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
-                                               summary=summary_pb2.Summary(value=values)))
+        with self._writing():
+            self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step,
+                                                   summary=summary_pb2.Summary(value=values)))
+
+    def _flush(self) -> None:
+        with self._writing():
+            self._writer.flush()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write (the writer's thread passes its OSError on) as one UserError."""
+        try:
+            yield
+        except OSError as err:
+            self._failed = True
+            raise UserError(f"cannot write TensorBoard events in {self.directory}: "
+                            f"{err.strerror or err}; --notensorboard runs without them.") from None
 
 
 def sample_strip(columns: list[np.ndarray]) -> np.ndarray:

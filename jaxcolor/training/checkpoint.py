@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import hashlib
 import os
@@ -86,6 +87,53 @@ class DamagedCheckpointError(UserError):
         self.epoch = epoch
 
 
+def is_write_failure(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is a failure of the storage under a write: an
+    ``OSError``, or TensorStore's report of one, which Orbax passes on as a ``ValueError``."""
+    while error is not None:
+        if isinstance(error, OSError) or any(
+                marker in str(error) for marker in WRITE_FAILURE_MARKERS):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+# How TensorStore (under Orbax) words a storage failure: its status codes and the OS error.
+WRITE_FAILURE_MARKERS = ("RESOURCE_EXHAUSTED", "PERMISSION_DENIED", "os_error_code")
+
+
+class CheckpointWriteError(UserError):
+    """A checkpoint that could not be written; the newest finished one stays."""
+
+    def __init__(self, directory: epath.Path, kept: int | None, cause: BaseException) -> None:
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        reason = (str(cause).strip().splitlines() or [""])[0]
+        if "os_error_code" in reason or len(reason) > 240:  # TensorStore: the OS's words
+            reason = reason.split(": ")[-1].split(" [os_error_code")[0]
+        kept_text = (f"epoch {kept}'s checkpoint is kept there" if kept is not None
+                     else "no checkpoint of this run was finished there")
+        super().__init__(f"cannot write checkpoints in {directory}: {reason}. {kept_text}; once "
+                         "the folder can be written again (space, permission, quota), the same "
+                         "command goes on, or use another --checkpoint_dir.")
+
+
+@functools.cache
+def _closed_loop_reports_left_out() -> None:
+    """After a failed write or read, TensorStore's threads still hand results to Orbax's event
+    loop, which is closed by then; each prints "RuntimeError: Event loop is closed" as an
+    error nobody can catch (``sys.unraisablehook``). Those reports are left out: the failure
+    itself reaches the caller."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not (unraisable.exc_type is RuntimeError
+                and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
 SETTLE_ROUNDS = 10  # of 50 ms: for the other reads of a failed restore to end
 
 
@@ -139,6 +187,8 @@ class Checkpoints:
                 checkpoint_managers.LatestN(max(policy.keep, 1)),
                 checkpoint_managers.CustomSteps(pinned)]))
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._failed = False  # a write failed: nothing more is written
+        _closed_loop_reports_left_out()
 
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()
@@ -147,11 +197,29 @@ class Checkpoints:
         return sorted(self._manager.all_steps())
 
     def save(self, epoch: int, state: TrainState, history: Sequence[EpochRecord]) -> bool:
-        """Save after ``epoch`` if the policy says so; True when a checkpoint was written."""
+        """Save after ``epoch`` if the policy says so; True when a checkpoint was written.
+        Raises :class:`CheckpointWriteError` for this or an earlier save that failed."""
         meta = {"fingerprint": self.fingerprint,
                 "history": [dataclasses.asdict(record) for record in history]}
-        return self._manager.save(epoch, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        with self._write_failures():
+            return self._manager.save(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+    @contextlib.contextmanager
+    def _write_failures(self) -> Iterator[None]:
+        """A failed write (disk full, no permission, quota) as one :class:`CheckpointWriteError`;
+        Orbax's unfinished folders removed, so the space they took is free again."""
+        try:
+            yield
+        except Exception as err:
+            if not is_write_failure(err):
+                raise
+            self._failed = True
+            for unfinished in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                unfinished.rmtree(missing_ok=True)
+            self._manager.reload()
+            raise CheckpointWriteError(self.directory, self._manager.latest_step(),
+                                       err) from None
 
     def restore(self, epoch: int, like: TrainState) -> tuple[TrainState, list[EpochRecord]]:
         """The state and history saved after ``epoch``; ``like`` gives the pytree structure.
@@ -202,8 +270,18 @@ class Checkpoints:
                 f"--output_dir.")
 
     def wait(self) -> None:
-        """Return once every checkpoint saved so far is written."""
-        self._manager.wait_until_finished()
+        """Return once every checkpoint saved so far is written (or raise
+        :class:`CheckpointWriteError`)."""
+        if self._failed:
+            return
+        with self._write_failures():
+            self._manager.wait_until_finished()
 
     def close(self) -> None:
-        self._manager.close()
+        """Finish the writes in flight and stop Orbax's threads; after a failed write, quietly."""
+        if not self._failed:
+            with self._write_failures():
+                self._manager.close()
+            return
+        with contextlib.suppress(Exception):
+            self._manager.close()
