@@ -23,15 +23,8 @@ from jaxcolor.results import (
 
 EXPERIMENT = "r0_char_rnn"  # its rows' name and default results folder
 
-charrnn_flags.define_flags()
-flags.DEFINE_integer("hidden", 250, "Hidden units.")
-flags.DEFINE_integer("seq_length", 25, "Truncated-BPTT chunk length.")
-flags.DEFINE_integer("batch_size", 1, "Independent streams per update (1 = the reference).")
-flags.DEFINE_enum("optimizer", "adagrad", ["adagrad", "adam"], "Optimizer.")
-flags.DEFINE_float("learning_rate", 0.1, "Learning rate.")
-flags.DEFINE_integer("steps", 100_000, "Optimizer updates (rounded up to whole --log_every calls).")
-flags.DEFINE_float("max_seconds", 0.0, "Stop after this many seconds (0 = no limit).")
-flags.DEFINE_integer("log_every", 500, "Updates between progress lines, samples, snapshots.")
+charrnn_flags.define_flags(loads_snapshot=False)
+charrnn_flags.define_training_flags()
 
 
 def main(argv: list[str]) -> None:
@@ -41,10 +34,7 @@ def main(argv: list[str]) -> None:
     vocab = charrnn.Vocabulary.from_text(text)
     data = vocab.encode(text)
     split = int(len(data) * (1 - charrnn.TrainConfig.held_out_fraction))  # last 10% held out
-    cfg = charrnn.TrainConfig(hidden=f.hidden, seq_length=f.seq_length, batch_size=f.batch_size,
-                              optimizer=f.optimizer, learning_rate=f.learning_rate,
-                              steps=f.steps, max_seconds=f.max_seconds, seed=f.seed,
-                              chunks_per_call=f.log_every)
+    cfg = charrnn_flags.train_config_from_flags()
     out = prepare_output_dir(f.output_dir or f"results/{EXPERIMENT}", EXPERIMENT)
     print(f"{len(text)} characters, vocabulary {len(vocab)}; training on {split}, "
           f"holding out {len(data) - split}; {cfg}", flush=True)

@@ -43,6 +43,15 @@ def parse_list(flag: str, text: str, kind: type = int, allow_zero: bool = False)
     return values
 
 
+def define_as_script_flags(define: Callable[[], None]) -> None:
+    """Call ``define()`` (flag definitions) and register the flags it defines as key flags of
+    the script being run, so that its ``--helpshort`` lists them beside its own."""
+    before = set(FLAGS)
+    define()
+    for name in sorted(set(FLAGS) - before):
+        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+
 INTERRUPTED_STATUS = 130  # a shell's status for a command stopped by SIGINT
 # Storage that refuses a write: full, quota, permission, read-only.
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS)

@@ -9,25 +9,38 @@ from pathlib import Path
 
 from absl import flags
 
+from jaxcolor import app
 from jaxcolor.charrnn.model import TrainConfig
 from jaxcolor.errors import UserError
 
 FLAGS = flags.FLAGS
 DEFAULT_TEXT = os.path.join("..", "shared", "data", "tinyshakespeare", "input.txt")
 DEFAULT_SNAPSHOT = os.path.join("results", "r0_char_rnn", "model.npz")
+MIN_TEXT_CHARACTERS = 100  # a vocabulary and a held-out tail worth the name
 
 
-def define_flags() -> None:
-    """Flags shared by the char-RNN scripts."""
+def define_flags(loads_snapshot: bool = True) -> None:
+    """Flags shared by the char-RNN scripts (listed by each one's ``--helpshort``);
+    ``--checkpoint`` for those that load a trained snapshot."""
+    app.define_as_script_flags(lambda: _define_shared_flags(loads_snapshot))
+
+
+def _define_shared_flags(loads_snapshot: bool) -> None:
     flags.DEFINE_string("text", os.environ.get("JAXCOLOR_TEXT", DEFAULT_TEXT),
                         "Training text file (default: $JAXCOLOR_TEXT or tiny Shakespeare).")
-    flags.DEFINE_string("checkpoint", DEFAULT_SNAPSHOT, "Char-RNN snapshot (.npz) to load.")
+    if loads_snapshot:
+        flags.DEFINE_string("checkpoint", DEFAULT_SNAPSHOT, "Char-RNN snapshot (.npz) to load.")
     flags.DEFINE_integer("seed", TrainConfig.seed, "PRNG seed.")
     flags.DEFINE_string("output_dir", None, "Where results go (default: results/<script>).")
 
 
 def define_training_flags() -> None:
-    """The training flags of r0 (the reference's hyperparameters by default)."""
+    """The training flags of r0 (the reference's hyperparameters by default), listed by its
+    ``--helpshort``."""
+    app.define_as_script_flags(_define_training_flags)
+
+
+def _define_training_flags() -> None:
     defaults = TrainConfig()
     flags.DEFINE_integer("hidden", defaults.hidden, "Hidden units.")
     flags.DEFINE_integer("seq_length", defaults.seq_length, "Truncated-BPTT chunk length.")
@@ -57,6 +70,7 @@ def read_text(path: str) -> str:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"--text={path} cannot be read: {err}.") from err
-    if len(text) < 100:
-        raise UserError(f"--text={path} holds only {len(text)} characters; use a longer text.")
+    if len(text) < MIN_TEXT_CHARACTERS:
+        raise UserError(f"--text={path} holds only {len(text)} characters; the char-RNN needs "
+                        f"at least {MIN_TEXT_CHARACTERS}.")
     return text

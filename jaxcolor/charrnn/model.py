@@ -99,7 +99,8 @@ def stream_batches(data: np.ndarray, batch_size: int, seq_length: int) -> tuple[
     length = len(data) // batch_size
     if length < seq_length + 1:
         raise UserError(f"the text ({len(data)} characters) is too short for {batch_size} "
-                        f"streams of --seq_length={seq_length}.")
+                        f"streams of --seq_length={seq_length}: it needs at least "
+                        f"{batch_size * (seq_length + 1)} characters.")
     streams = data[: length * batch_size].reshape(batch_size, length)
     return streams, (length - 1) // seq_length
 

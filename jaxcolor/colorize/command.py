@@ -52,6 +52,9 @@ def colorize_command(args: argparse.Namespace) -> int:
         load_colorizer,
     )
 
+    if folders := [name for name in args.inputs if Path(name).is_dir()]:
+        raise UserError(f"{folders[0]} is a folder; pass the image files themselves, e.g. "
+                        f"jaxcolor colorize {Path(folders[0]) / '*.jpg'} --out {args.out}.")
     if args.working_side < 0:
         raise UserError(f"--working_side={args.working_side} must be 0 (full size) or positive.")
     if args.temperature is not None and not 0.0 <= args.temperature <= 10.0:

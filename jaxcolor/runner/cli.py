@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import flags
 
+from jaxcolor import app
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.data import SOURCES
 from jaxcolor.models import CONV_INITS, MODELS
@@ -20,10 +20,7 @@ FLAGS = flags.FLAGS
 def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
     """Define the flags every experiment accepts (call once, at import of the script), listed
     by the script's ``--helpshort`` beside its own."""
-    before = set(FLAGS)
-    _define_shared_flags(default_model, default_epochs)
-    for name in sorted(set(FLAGS) - before):  # absl's key flags of the script run
-        FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+    app.define_as_script_flags(lambda: _define_shared_flags(default_model, default_epochs))
 
 
 def _define_shared_flags(default_model: str, default_epochs: int) -> None:

@@ -49,3 +49,14 @@ def test_the_command_s_help_is_plain_text():
 
     text = command.parser().format_help()
     assert "``" not in text and "colorize" in text
+
+
+def test_a_folder_given_as_input_is_one_line_that_says_to_pass_its_files(tmp_path, capsys):
+    from jaxcolor.colorize import command
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    assert command.main(["colorize", str(photos), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"error: {photos} is a folder; pass the image files themselves, e.g. "
+                     f"jaxcolor colorize {photos}/*.jpg --out {tmp_path / 'out'}.\n")

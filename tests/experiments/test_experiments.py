@@ -414,6 +414,28 @@ def test_helpshort_lists_the_shared_flags_beside_the_script_s_own():
     assert "Checkpoint every N epochs; 0: only the reported" in result.stdout
 
 
+def test_the_char_rnn_trainer_s_helpshort_lists_its_flags_and_no_snapshot_flag():
+    result = run_script("r0_train_char_rnn", "--helpshort", in_process=False)
+    for flag in ("--text", "--seed", "--output_dir", "--hidden", "--seq_length", "--optimizer",
+                 "--max_seconds"):
+        assert f"  {flag}:" in result.stdout, flag
+    assert "--checkpoint" not in result.stdout  # r0 writes a snapshot, it loads none
+
+
+@pytest.mark.parametrize("text, message", [
+    ("too short", "holds only 9 characters; the char-RNN needs at least 100."),
+    ("x" * 150, "is too short for 32 streams of --seq_length=25: it needs at least 832 "
+                "characters."),
+])
+def test_a_short_text_names_the_minimum_length(text, message, tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(text)
+    result = run_script("r0_train_char_rnn", f"--text={path}", "--batch_size=32", "--steps=1",
+                        f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
 @pytest.mark.xdist_group("q2_outputs")
 def test_another_experiment_s_output_dir_is_refused_and_its_results_kept(q2_outputs):
     q2_dir = q2_outputs / "first"
