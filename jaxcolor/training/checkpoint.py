@@ -73,17 +73,27 @@ def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_i
             "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
 
 
+def _first_failure(error: BaseException) -> BaseException:
+    """The error at the start of ``error``'s chain of causes: what failed, on which file."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
 class DamagedCheckpointError(UserError):
     """A checkpoint whose files cannot be read back (truncated, garbled)."""
 
     def __init__(self, directory: epath.Path, epoch: int, cause: BaseException) -> None:
-        while cause.__cause__ is not None:  # the first failure: what was wrong with which file
-            cause = cause.__cause__
-        reason = (str(cause).strip().splitlines() or [""])[0]
+        cause = _first_failure(cause)
+        reason = _first_line(cause)
         reason = reason if len(reason) <= 240 else reason[:240] + "…"
-        super().__init__(f"the checkpoint of epoch {epoch} in {directory} cannot be read "
-                         f"({type(cause).__name__}: {reason}); use --noresume to start this run "
-                         "afresh.")
+        self.problem = (f"the checkpoint of epoch {epoch} in {directory} cannot be read "
+                        f"({type(cause).__name__}: {reason})")
+        super().__init__(f"{self.problem}; use --noresume to start this run afresh.")
         self.epoch = epoch
 
 
@@ -106,9 +116,7 @@ class CheckpointWriteError(UserError):
     """A checkpoint that could not be written; the newest finished one stays."""
 
     def __init__(self, directory: epath.Path, kept: int | None, cause: BaseException) -> None:
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        reason = (str(cause).strip().splitlines() or [""])[0]
+        reason = _first_line(_first_failure(cause))
         if "os_error_code" in reason or len(reason) > 240:  # TensorStore: the OS's words
             reason = reason.split(": ")[-1].split(" [os_error_code")[0]
         kept_text = (f"epoch {kept}'s checkpoint is kept there" if kept is not None

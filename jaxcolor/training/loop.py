@@ -199,7 +199,7 @@ def resume(checkpoints: Checkpoints, fresh: TrainState, epochs: int,
             continue
         for err in damaged:
             target = checkpoints.set_aside(err.epoch)
-            log(f"warning: {str(err).split('; use --noresume')[0]}; moved to {target}")
+            log(f"warning: {err.problem}; moved to {target}")
         log(f"resuming after epoch {epoch} from {checkpoints.directory}")
         return state, history
     raise damaged[0]

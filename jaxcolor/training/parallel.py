@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections.abc import MutableMapping
 from typing import Any
 
 import jax
@@ -21,6 +23,31 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxcolor.errors import UserError
+
+FORCED_DEVICES = re.compile(r"--xla_force_host_platform_device_count=(\d+)")
+# XLA:CPU threads per forced device (see below).
+THREADS_PER_FORCED_DEVICE = 2
+
+
+def size_thread_pool_for_forced_devices(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Give XLA:CPU's thread pool two threads per device when more CPU devices are forced
+    (``--xla_force_host_platform_device_count``) than the machine has cores, unless
+    ``PJRT_NPROC`` is set. The pool has one thread per device by default, and a device's part of
+    a step runs its tasks on it: with every thread but one held by devices already waiting in
+    an all-reduce, on a loaded machine the last device did not arrive within XLA's rendezvous
+    timeout and the process aborted. Must run before JAX starts its CPU backend (at import of
+    this module, which every path to the devices passes)."""
+    found = FORCED_DEVICES.search(environ.get("XLA_FLAGS", ""))
+    if found is None or "PJRT_NPROC" in environ:
+        return
+    devices = int(found.group(1))
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    if devices > cores:
+        environ["PJRT_NPROC"] = str(THREADS_PER_FORCED_DEVICE * devices)
+
+
+size_thread_pool_for_forced_devices()
 
 HOSTS, DEVICES = "hosts", "devices"
 BATCH_AXES = (HOSTS, DEVICES)  # a batch's leading axis is split over every device

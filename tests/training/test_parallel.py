@@ -11,6 +11,8 @@ import textwrap
 import pytest
 from conftest import REPO
 
+from jaxcolor.training import parallel
+
 FOUR_DEVICES = {"XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4",
                 "JAX_PLATFORMS": "cpu"}
 TINY = ["--source=synthetic", "--epochs=2", "--num_filters=4", "--num_colours=6",
@@ -59,13 +61,16 @@ def four_devices(tmp_path_factory):
     that process, as the tests run scripts): their results for the tests below."""
     out = tmp_path_factory.mktemp("four_devices")
     code = SHARDED_STEP_EQUALS_ONE_DEVICE + textwrap.dedent(f"""
-        import json, sys
+        import json, os, sys
         sys.path.insert(0, {str(REPO / "tests")!r})
         from conftest import run_script
         q3 = run_script("q3_unet", *{TINY!r}, "--batch_sizes=32", "--output_dir={out / 'q3'}")
         odd = run_script("q2_classification", *{TINY!r}, "--batch_size=30",
                          "--output_dir={out / 'odd'}")
-        print(json.dumps({{"q3": q3.__dict__, "odd_batch": odd.__dict__}}))
+        threads = sum("XLAEigen" in open(f"/proc/self/task/{{task}}/comm").read()
+                      for task in os.listdir("/proc/self/task"))
+        print(json.dumps({{"q3": q3.__dict__, "odd_batch": odd.__dict__,
+                          "xla_threads": threads}}))
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, **FOUR_DEVICES}, cwd=REPO, timeout=600)
@@ -86,6 +91,26 @@ def test_script_runs_end_to_end_on_four_devices(four_devices):
     rows = json.loads((out / "q3" / "results.json").read_text())
     assert len(rows[0]["history"]) == 2 and 0 < rows[0]["val_accuracy"] < 100
     assert rows[0]["history"][1]["train_loss"] < rows[0]["history"][0]["train_loss"]
+
+
+@pytest.mark.xdist_group("four_devices")
+def test_forced_devices_beyond_the_cores_get_two_xla_threads_each(four_devices):
+    """With one thread per forced device, a loaded 2-core machine aborted in XLA's all-reduce
+    rendezvous ("expected 4 threads to join, only 3 arrived")."""
+    _, _, results = four_devices
+    if len(os.sched_getaffinity(0)) >= 4:
+        pytest.skip("as many cores as forced devices: XLA's own pool size is kept")
+    assert results["xla_threads"] == 2 * 4
+
+
+def test_the_thread_pool_is_sized_only_for_forced_devices_beyond_the_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    forced = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    for environ, expected in [(dict(forced), "8"), ({**forced, "PJRT_NPROC": "3"}, "3"),
+                              ({"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, None),
+                              ({}, None)]:
+        parallel.size_thread_pool_for_forced_devices(environ)
+        assert environ.get("PJRT_NPROC") == expected, environ
 
 
 @pytest.mark.xdist_group("four_devices")
