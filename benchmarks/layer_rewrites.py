@@ -12,8 +12,8 @@ interleaved, round after round, in one process (this machine's speed drifts betw
 - ``+ native conv kernels`` (what jaxcolor runs on CPU): ``jaxcolor.cpu.native``'s convolution and
   weight-gradient kernels instead of XLA's convolutions (the first three use XLA's).
 
-All four compute the same function (``tests/test_models.py``, ``tests/test_layers.py``,
-``tests/test_native.py``).
+All four compute the same function (``tests/models/test_networks.py``,
+``tests/models/test_layers.py``, ``tests/cpu/test_native.py``).
 Batches are real horse images with ``--image_dir`` (else random). ``--lab_bins`` times q7's
 Lab-bins UNet instead (261-class 1×1 head, class-rebalanced soft-encoded loss; needs
 ``--image_dir``).

@@ -41,7 +41,7 @@ CHAR_RNN = ("--checkpoint={results}/r0_char_rnn/model.npz",)
 SHARED = (f"--checkpoint_dir={{results}}/{SHARED_CHECKPOINTS}",)
 FOUR_DEVICES = (("XLA_FLAGS", "--xla_force_host_platform_device_count=4"),)
 # q7 over three training seeds; its ablations (flips, widths, the plain loss, all classes) are
-# single commands in README, not published runs.
+# single commands (docs/experiments.md), not published runs.
 Q7_RUNS = [Run(f"q7_lab{f'_seed{seed}' if seed else ''}", "q7_lab",
                (*(f"--seed={seed}",) * bool(seed), *SHARED), minutes=7 if seed == 0 else 8)
            for seed in (0, 1, 2)]

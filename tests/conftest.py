@@ -21,7 +21,7 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_JAX_CACHE))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The tests' programs are tiny: XLA:CPU's LLVM optimizations cost far more compile time than
-# they save at run time (cold `pytest tests/` 423 s → see README), and they change no semantics.
+# they save at run time (docs/testing.md), and they change no semantics.
 # Set for this process and every subprocess the tests start; speed is measured in benchmarks/.
 TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
 os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAGS}".strip()

@@ -3,7 +3,7 @@ PoolUpsampleNet, ConvTransposeNet and its UNet (``unet_transpose``).
 
 Block order (documented choice): conv → MaxPool/Upsample → BatchNorm → ReLU, the order of the
 reference U-Net, used for every model here. The layers (``jaxcolor.models.layers``) and two exact
-rewrites make it cheaper; ``tests/test_models.py`` checks the whole network against the
+rewrites make it cheaper; ``tests/models/test_networks.py`` checks the whole network against the
 reference computation (parameters, outputs, batch statistics, gradients):
 - Nearest upsampling commutes with BatchNorm (every pixel is repeated 4 times, so the batch
   mean and variance are unchanged) and with ReLU, so the up-blocks compute conv → BatchNorm →

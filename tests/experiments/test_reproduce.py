@@ -2,9 +2,10 @@
 skips what is done at this commit, clears what other code wrote and stops on a failure."""
 
 import json
+import re
 
 import pytest
-from conftest import run_script
+from conftest import REPO, run_script
 
 from jaxcolor.errors import UserError
 from jaxcolor.results import code_commit
@@ -97,3 +98,11 @@ def test_runs_of_one_training_share_it_through_the_sweeps_checkpoints(tmp_path, 
     first, second = (json.loads((tmp_path / run.name / "results.json").read_text())
                      for run in runs)
     assert [row["val_loss"] for row in first] == [row["val_loss"] for row in second]
+
+
+def test_every_question_script_is_a_published_run():
+    listed = run_script("reproduce", "--list").stdout
+    scripts = {path.stem for path in (REPO / "experiments").glob("*.py")
+               if re.match(r"[qr]\d", path.stem)}
+    assert scripts and [name for name in sorted(scripts)
+                        if f"experiments/{name}.py " not in listed] == []

@@ -176,7 +176,7 @@ def test_fit_with_scan_epochs_matches_step_by_step():
 
 
 def test_cpu_steps_compile_without_ynnpack(tiny_task, monkeypatch):
-    """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/compiler.py).
+    """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/cpu/compiler.py).
     (XLA's convolutions, as where the native CPU kernels are not available.)"""
     monkeypatch.setattr(layers, "_use_native", lambda x, kernel: False)
     assert compiler.step_options("gpu") is None and compiler.step_options("tpu") is None
