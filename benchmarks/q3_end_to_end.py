@@ -13,7 +13,7 @@ final test-set predictions:
   ``benchmarks/torch_models.py`` in eager mode with Adam (lr 1e-3), batch 100, a fresh shuffle
   every epoch, validation loss/accuracy after every epoch and test predictions at the end; NCHW
   tensors as written, or channels-last (side ``torch_channels_last``, or every PyTorch side
-  with ``--torch_channels_last``: PyTorch's fastest CPU layout, ~1.5× here).
+  with ``--torch_channels_last``: PyTorch's fastest CPU layout).
 
 jaxcolor's side starts with a fresh HOME: it builds its native CPU kernels from scratch
 (``jaxcolor.cpu.native``) and has no JAX compilation cache (``jaxcolor.app``): the time a first

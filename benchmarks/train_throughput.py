@@ -2,9 +2,9 @@
 
 Both frameworks train on the same batches: the first horse images of ``--image_dir`` and their
 24-colour labels (``--data=real``, the default when ``--image_dir`` is given), or uniform random
-images and labels (``--data=random``). The choice matters for PyTorch: its CPU kernels ran
-~1.5× faster on real images than on random ones here (its max-pooling branches on the data;
-denormals cost it too), while XLA's compiled steps take the same time on both.
+images and labels (``--data=random``). The choice matters for PyTorch: its CPU kernels run
+faster on real images than on random ones (its max-pooling branches on the data; denormals
+cost it too), while XLA's compiled steps take the same time on both.
 
 For each model and batch size: JAX train-step images/s (after compilation; the median of
 ``--repeats`` rounds, each timing every configuration of the model once, so that the machine's slow

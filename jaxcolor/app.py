@@ -186,9 +186,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     use_compilation_cache()
     signal.signal(signal.SIGTERM, _interrupt)
     watch_stop_signals()
-    # The imported modules' ~200k objects live as long as the process: frozen, the garbage
-    # collector stops rescanning them while JAX traces and at exit (q3's start-up, i.e. imports
-    # and teardown: 3.0 s on ce566fe, 1.8 s on 8da8f7d; python benchmarks/q3_end_to_end.py,
-    # BENCHMARKS.md).
+    # The imported modules' objects live as long as the process: frozen, the garbage collector
+    # stops rescanning them while JAX traces and at exit (the start-up of BENCHMARKS.md, "The
+    # whole job, cold").
     gc.freeze()
     app.run(guarded)

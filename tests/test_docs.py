@@ -93,3 +93,15 @@ def test_the_readme_results_are_the_published_rows():
                   and row["epochs"] == int(epochs)]
         assert (format_cell(row["val_loss"]), format_cell(row["val_accuracy"])) == (
             val_loss, val_acc), line
+
+
+def test_every_benchmarks_section_a_docstring_names_exists():
+    """Docstrings and comments keep the reason and name the BENCHMARKS.md section that holds
+    the figure, as BENCHMARKS.md and the section's quoted title."""
+    headings = re.findall(r"^## (.+)$", (ROOT / "BENCHMARKS.md").read_text(), re.M)
+    named = {(str(path.relative_to(ROOT)), " ".join(name.split()))
+             for path in SOURCES
+             for name in re.findall(r'BENCHMARKS\.md, "([^"]+)"',
+                                    re.sub(r"\n\s*#?\s*", " ", path.read_text()))}
+    assert named and [item for item in sorted(named)
+                      if not any(heading.startswith(item[1]) for heading in headings)] == []

@@ -3,9 +3,9 @@
 - PSNR on RGB (per image, then averaged; identical images give +inf) and SSIM (Wang et al.
   2004: 11×11 Gaussian window, σ = 1.5, K1 = 0.01, K2 = 0.03, per channel): dm-pix's (they
   agreed with jaxcolor's own to 1e-7 SSIM / 4e-6 dB when it switched). SSIM's Gaussian blur is
-  given to dm-pix as two matrix products (its own, vmapped 1-D convolutions, took 0.38 s for
-  1,000 CIFAR-size images against 0.05 s: ``python benchmarks/reporting.py``; the values agree
-  within 1e-6: tests/colour);
+  given to dm-pix as two matrix products, several times faster than its own vmapped 1-D
+  convolutions on CPU (BENCHMARKS.md, "After training: quality metrics and gradient norms";
+  the values agree within 1e-6: tests/colour);
 - Hasler–Süsstrunk colourfulness (on the 0–255 scale; a grey image scores 0) and the AuC of the
   per-pixel ab-error CDF (CIE Lab via ``jaxcolor.colour.lab``) over thresholds 0–150, plain and
   class-rebalanced (Zhang, Isola & Efros 2016): jaxcolor's own, as no library computes them.

@@ -34,8 +34,8 @@ def _squared_distances(points: jax.Array, centres: jax.Array) -> jax.Array:
 
 
 # nearest_colour's pixels per chunk: the distances of a whole image set to the centres would
-# be a 0.5 GB array (5.12 M pixels × 24 colours); chunks stay in the cache. Horse labels 0.41 →
-# 0.19 s, all ten classes 5.1 → 2.0 s, the same labels (python benchmarks/palette.py).
+# be one array of pixels × colours; chunks stay in the cache, with the same labels and faster
+# (BENCHMARKS.md, "k-means palette, cold").
 LABEL_CHUNK = 4096
 
 

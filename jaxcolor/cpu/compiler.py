@@ -1,25 +1,23 @@
 """XLA compiler options for the compiled train, eval and predict steps, per backend.
 
-On XLA:CPU (jaxlib 0.10) convolutions go to YNNPACK by default, whose weight gradient is slow:
-a 32×32, 24→24, 3×3 layer at batch 100 took 75–500 ms there against 12–27 ms forward, and the
-CNN train step ran at 0.3–0.6× PyTorch eager. With YNNPACK fusions off, XLA runs its Eigen
-convolutions (that layer's weight gradient: 21–49 ms), and the whole train step runs 2.2–3.0×
-faster (``benchmarks/conv_layers.py``, ``benchmarks/train_throughput.py``, BENCHMARKS.md).
+On XLA:CPU (jaxlib 0.10) convolutions go to YNNPACK by default, whose weight gradient is slow
+enough that the CNN's train step ran slower than PyTorch eager. With YNNPACK fusions off, XLA
+runs its Eigen convolutions and the whole train step is several times faster (BENCHMARKS.md,
+"XLA:CPU's default convolutions (YNNPACK) against jaxcolor's compiler options").
 k-means has no convolutions and is faster with YNNPACK, so the options are per step.
 One-off measurements (run once, not part of training) also compile with XLA's backend
 optimisation off: their compile time is their cost (q3's gradient norms of two fresh models,
-also merged into one program: 6.4 → 2.4 s, ``python benchmarks/reporting.py``; same values
-within float rounding, tested).
+also merged into one program; same values within float rounding, tested; BENCHMARKS.md, "After
+training: quality metrics and gradient norms").
 Training's own programs keep the default level: at level 0 a lecun-initialised state already
 differs in the last bit, and a train step at level 2 computes other last bits. A model's initial
 state is the same to the bit at level 2 as at the default 3 (UNet, CNN and unet_transpose, both
-initialisers: ``python benchmarks/compile_levels.py``; the UNet's is tested), and level 3 is most
-of its compile time (a UNet's state: 2.4 → 1.0 s there), so state initialisation compiles at
-level 2. Both also emit their fusions with XLA:CPU's LLVM emitters instead of its MLIR fusion
-emitters, which build an MLIR module per fusion: a UNet's state then compiles in 0.5 s with the
-same bits, and q3's gradient norms compile and run in 1.65 s instead of 2.37 (``python
-benchmarks/reporting.py``). Train steps keep the MLIR emitters: with the LLVM ones they compute
-other last bits and run slower.
+initialisers; the UNet's is tested), and level 3 is most of its compile time, so state
+initialisation compiles at level 2. Both also emit their fusions with XLA:CPU's LLVM emitters
+instead of its MLIR fusion emitters, which build an MLIR module per fusion: with the same bits,
+faster again. Train steps keep the MLIR emitters: with the LLVM ones they compute other last
+bits and run slower (BENCHMARKS.md, "XLA:CPU's compile options: initial states, the epoch order,
+train steps").
 GPU and TPU compiles keep XLA's defaults.
 """
 

@@ -2,9 +2,9 @@
 
 XLA:CPU allocates each executed step's buffers afresh. glibc's malloc serves blocks above its
 mmap threshold (at most 32 MiB) with ``mmap`` and unmaps them on ``free``, so every step maps
-its buffers again and the kernel zero-fills them page by page: ~12,000–14,000 minor page
-faults (~50 MiB of 4 KiB pages) per CNN or UNet train step at batch 100; without them the steps
-ran 1.18–1.22× faster (``benchmarks/host_memory.py``, BENCHMARKS.md). With mmap off for malloc
+its buffers again and the kernel zero-fills them page by page: tens of megabytes of minor page
+faults per train step, which cost the steps a measurable share of their time (BENCHMARKS.md,
+"Retained host memory"). With mmap off for malloc
 and no trimming of the heap, freed blocks are reused. The cost: the process keeps its peak
 heap until it exits. Applied by :func:`jaxcolor.training.fit` on CPU; opt out with
 ``JAXCOLOR_RETAIN_MEMORY=0``.

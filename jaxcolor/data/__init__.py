@@ -148,9 +148,9 @@ def _load_folder(root: Path, category: str, split: str, max_images: int,
     return np.stack(images)
 
 
-# Files smaller than this decode faster than a hand-off to a thread costs: 5,000 CIFAR JPEGs
-# (~1 KB each) took 0.48 s in a loop and 0.89 s on 2 threads (`python
-# benchmarks/image_loading.py`); Pillow releases the GIL while it decodes larger files.
+# Files smaller than this decode faster than a hand-off to a thread costs (CIFAR's ~1 KB JPEGs
+# were slower on threads than in a loop: `python benchmarks/image_loading.py`); Pillow releases
+# the GIL while it decodes larger files.
 THREADED_FILE_BYTES = 16 << 10
 
 

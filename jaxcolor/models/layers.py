@@ -413,7 +413,8 @@ class Conv(nn.Module):
 
 def _sums_by_matmul() -> bool:
     """Whether :func:`channel_sums` multiplies by ones: on CPU, where XLA runs large reductions
-    as trees of reduce-windows (~2× slower per BatchNorm here); elsewhere XLA's reductions."""
+    as trees of reduce-windows, slower per BatchNorm (BENCHMARKS.md, "What each layer rewrite
+    buys"); elsewhere XLA's reductions."""
     return jax.default_backend() == "cpu"
 
 

@@ -44,8 +44,8 @@ def training_curves(runs: Sequence[tuple[str, Sequence[dict]]], path: Path) -> N
 def image_grid(columns: Sequence[tuple[str, np.ndarray]], path: Path, title: str = "") -> None:
     """One row per sample, one titled column per image set (float [0, 1], NHWC, C = 1 or 3).
     Each column is one image (its samples stacked with white gaps), so the figure has one axes
-    per column, not per image: a q3 sample grid draws in 0.21 s instead of 0.66 s
-    (``python benchmarks/reporting.py``)."""
+    per column, not per image, and draws several times faster (BENCHMARKS.md, "After training:
+    quality metrics and gradient norms")."""
     rows = len(columns[0][1])
     fig = Figure(figsize=(1.6 * len(columns), 1.6 * rows))
     for axis, (name, images) in zip(fig.subplots(1, len(columns), squeeze=False)[0], columns,

@@ -161,8 +161,7 @@ def soft_encoded_objective(bins: np.ndarray, class_weights: np.ndarray | None = 
 
     ``loss`` and ``metrics`` take the targets soft-encoded (``prepare``, once per dataset:
     :func:`packed_soft_encoding`): searching the bins in every step took most of its time
-    (``python benchmarks/layer_rewrites.py --lab_bins``: 318 → 466 img/s without the search,
-    BENCHMARKS.md of e76d0a4)."""
+    (BENCHMARKS.md, "q7's Lab-bins step")."""
     weights_of_bins = None if class_weights is None else jnp.asarray(class_weights, jnp.float32)
 
     def loss(logits: jax.Array, packed: jax.Array) -> jax.Array:

@@ -7,8 +7,7 @@ Orbax writes each checkpoint into a temporary directory and renames it when comp
 kill during a write leaves the previous checkpoint intact (unfinished ones are ignored). Saves
 are asynchronous: the state is copied off the device before ``save`` returns (the next train
 step may then reuse its buffers), the files are written on a background thread while training
-goes on (q3's checkpoint phase, 25 epochs at batch 50: 3.6 → 0.9 s, ``python
-benchmarks/q3_end_to_end.py --batch_size=50``, BENCHMARKS.md of 71ce28c); ``wait`` (called by
+goes on (the checkpoint phase of BENCHMARKS.md, "The whole job, cold"); ``wait`` (called by
 ``fit`` before it returns), ``restore`` and ``close`` wait for writes in flight.
 """
 

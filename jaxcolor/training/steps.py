@@ -125,7 +125,8 @@ def shuffle_batches(state: TrainState, rows_per_host: int, batch_per_host: int,
 def _shuffle_program() -> Callable[..., tuple[TrainState, jax.Array]]:
     """:func:`shuffle_batches` compiled as one-off programs are: integer arithmetic, so the
     same order to the bit, and its compile time outweighs the fraction of a millisecond each run
-    loses (compile 0.38 → 0.12 s: ``python benchmarks/compile_levels.py``, BENCHMARKS.md)."""
+    loses (BENCHMARKS.md, "XLA:CPU's compile options: initial states, the epoch order, train
+    steps")."""
     return compiled_once(_draw_order, static_argnames=("rows_per_host", "batch_per_host",
                                                        "sharding"))
 
