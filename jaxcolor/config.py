@@ -8,49 +8,111 @@ their registries by :func:`jaxcolor.runner.preflight`, before any training.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from jaxcolor.data import ALL_CATEGORIES, CIFAR10_CLASSES
 from jaxcolor.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
+class Setting:
+    """Where a config field shows, beside its type and default (its one declaration): ``help``
+    for its flag (``flag``: every script has one), and whether it names a training run
+    (``run_name``: its format there, e.g. ``"bs{}"``), must match for a checkpoint to resume
+    (``fingerprint``), is a TensorBoard hparam (``hparam``) and a column of every results row
+    (``row``). Run names and fingerprints keep the fields and formats they always had, so
+    existing checkpoints resume."""
+
+    help: str = ""
+    flag: bool = True
+    run_name: str | None = None
+    fingerprint: bool = False
+    hparam: bool = False
+    row: bool = False
+
+
+# The run-describing settings: in the rows, the hparams and (unless said otherwise) fingerprints.
+DESCRIBES = {"fingerprint": True, "hparam": True, "row": True}
+
+
+def setting(default: Any, help: str = "", **where: Any) -> Any:
+    """A config field with its :class:`Setting`."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(help, **where)})
+
+
+def settings_where(**wanted: Any) -> tuple[str, ...]:
+    """Names of the config fields whose :class:`Setting` has the ``wanted`` values (e.g.
+    ``row=True``), in declaration order."""
+    return tuple(field.name for field in dataclasses.fields(ExperimentConfig)
+                 if all(getattr(field.metadata["setting"], key) == value
+                        for key, value in wanted.items()))
+
+
+def setting_of(name: str) -> Setting:
+    return {field.name: field.metadata["setting"]
+            for field in dataclasses.fields(ExperimentConfig)}[name]
+
+
+@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-    experiment: str
-    model: str = "cnn"
-    task: str = "colourization"  # one of jaxcolor.tasks.TASKS
-    loss: str = "cross_entropy"  # or "rebalanced" (classification tasks)
-    epochs: int = 25
-    batch_size: int = 100
-    learning_rate: float = 1e-3
-    num_filters: int = 32
-    kernel: int = 3
-    conv_init: str = "pytorch"  # conv weight init: "pytorch" (the reference's) or "lecun" (flax)
-    num_colours: int = 24
-    seed: int = 0
-    hflip: bool = False  # random left–right mirroring of training images (augmentation)
-    lr_schedule: str = "constant"  # or "cosine" (jaxcolor.training.LR_SCHEDULES)
-    warmup_epochs: int = 0  # linear warm-up of the cosine schedule
-    colour_seed: int = 0  # k-means seed: fixed, so that training seeds share one palette
-    category: str = "horse"
-    source: str = ""  # "" = folder when image_dir is given, else tfds
-    image_dir: str | None = None
-    tfds_data_dir: str | None = None
-    max_images: int = 0  # per split; 0 = all
-    num_samples: int = 6
-    ab_bins_file: str | None = None  # (Q, 2) .npy ab bins of lab_bins (None: built-in bins)
-    # Softmax temperature of the "annealed_mean" rendering of a classifier's distribution.
-    temperature: float = 0.38
-    output_dir: str = ""
+    experiment: str = setting(dataclasses.MISSING, flag=False, row=True)
+    model: str = setting("cnn", "Model (jaxcolor.models.MODELS).", run_name="{}", **DESCRIBES)
+    task: str = setting("colourization", flag=False, run_name="{}", **DESCRIBES)
+    loss: str = setting("cross_entropy", "Classification loss: plain or class-rebalanced "
+                        "cross-entropy.", run_name="{}", **DESCRIBES)
+    epochs: int = setting(25, "Training epochs.", hparam=True, row=True)
+    batch_size: int = setting(100, "Training batch size.", run_name="bs{}", **DESCRIBES)
+    learning_rate: float = setting(1e-3, "Adam learning rate.", run_name="lr{:g}", **DESCRIBES)
+    num_filters: int = setting(32, "NF, the base channel count.", run_name="nf{}", **DESCRIBES)
+    kernel: int = setting(3, "Convolution kernel size (odd).", run_name="k{}", **DESCRIBES)
+    conv_init: str = setting("pytorch", "Conv weight init: pytorch (torch default, the "
+                             "reference's) or lecun.", **DESCRIBES)
+    num_colours: int = setting(24, "k-means colour classes.", **DESCRIBES)
+    seed: int = setting(0, "PRNG seed for initialisation and shuffling.", run_name="s{}",
+                        **DESCRIBES)
+    hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
+                          "left-right with probability 1/2, drawn per step.", run_name="hflip",
+                          hparam=True, row=True)
+    lr_schedule: str = setting("constant", "constant: --learning_rate throughout (the "
+                               "assignment's); cosine: decay it to 0 over the run (optax), after "
+                               "--warmup_epochs of linear warm-up.", hparam=True, row=True)
+    warmup_epochs: int = setting(0, "Epochs of linear warm-up from 0 (with "
+                                 "--lr_schedule=cosine).", hparam=True, row=True)
+    # k-means seed: fixed, so that training seeds share one palette
+    colour_seed: int = setting(0, flag=False)
+    category: str = setting("horse", "Image category (CIFAR-10 class name), or 'all' for every "
+                            "class.", **DESCRIBES)
+    source: str = setting("", "Image source; default: folder when --image_dir is set, else "
+                          "tfds.")
+    image_dir: str | None = setting(None, "Image folder PATH/{train,test}/{class}/*.jpg|png of "
+                                    "colour images (16-bit ones scaled to 8 bits, transparent "
+                                    "pixels composited on white; default: $JAXCOLOR_IMAGE_DIR).")
+    tfds_data_dir: str | None = setting(None, "TFDS data dir (default: tfds's own).")
+    max_images: int = setting(0, "Use at most this many images per split (0 = all).")
+    num_samples: int = setting(6, "Test images in sample grids.")
+    # (Q, 2) .npy ab bins of lab_bins (None: the built-in bins); q7's own flag.
+    ab_bins_file: str | None = setting(None, flag=False)
+    temperature: float = setting(0.38, "Softmax temperature of the annealed-mean rendering of a "
+                                 "classifier (Zhang et al.: 0.38).")
+    output_dir: str = setting("", "Where results go (default: results/<script name>).")
     # Also report the state after these epochs of the same run (exactly equal to shorter runs).
-    report_epochs: tuple[int, ...] = ()
-    checkpoint_every: int = 1  # epochs between checkpoints, 0 = none between (reported and last
-    # epochs always)
-    keep_checkpoints: int = 2  # newest checkpoints kept per run (reported epochs always)
-    resume: bool = True  # continue a run from its newest checkpoint in output_dir
-    epoch_loop: str = "steps"  # "steps" (one compiled call per batch) or "scan" (per epoch)
-    tensorboard: bool = True  # event files in output_dir/tensorboard/<run>/
-    # Checkpoints in checkpoint_dir/<run>/ ("": output_dir/checkpoints), local or gs://.
-    checkpoint_dir: str = ""
+    report_epochs: tuple[int, ...] = setting((), flag=False)
+    checkpoint_every: int = setting(1, "Checkpoint every N epochs; 0: only the reported and last "
+                                    "epochs (those always).")
+    keep_checkpoints: int = setting(2, "Newest checkpoints kept per run (reported epochs are "
+                                    "always kept).")
+    resume: bool = setting(True, "Continue each run from its newest checkpoint (in "
+                           "--checkpoint_dir); --noresume deletes them and starts afresh.")
+    epoch_loop: str = setting("steps", "steps: one compiled call per batch; scan: each epoch as "
+                              "one compiled lax.scan over its batches (same results; as fast "
+                              "with the native CPU kernels, far slower on XLA:CPU's own "
+                              "convolutions).")
+    tensorboard: bool = setting(True, "Write TensorBoard event files to "
+                                "<output_dir>/tensorboard/<run>/ (tensorboard --logdir "
+                                "results/).")
+    checkpoint_dir: str = setting("", "Checkpoints go to <this>/<run>/, a local folder or "
+                                  "gs://bucket/path (preemptible cloud runs resume from it); "
+                                  "default <output_dir>/checkpoints.")
 
     def replace(self, **changes) -> ExperimentConfig:
         """A copy with ``changes``, validated like every config."""

@@ -59,7 +59,8 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-# The settings that name a results row. A run replaces the rows of its own settings in its
+# The settings that name a results row (rows of the colourization experiments name theirs: the
+# ExperimentConfig settings marked row). A run replaces the rows of its own settings in its
 # folder's results.json and keeps every other row (earlier runs, runs writing alongside).
 ROW_SETTINGS = ("experiment", "model", "task", "loss", "category", "epochs", "batch_size",
                 "learning_rate", "num_filters", "kernel", "conv_init", "num_colours", "hflip",
@@ -79,16 +80,17 @@ def results_lock(out: Path) -> Iterator[None]:
 
 
 def merge_results(out: Path, rows: Sequence[dict[str, Any]],
-                  log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                  log: Callable[[str], None] | None = None,
+                  settings: Sequence[str] = ROW_SETTINGS) -> list[dict[str, Any]]:
     """Write ``rows`` (each with :func:`provenance`) into ``out``/results.json after the rows
-    already there whose :data:`ROW_SETTINGS` none of them share (those are replaced); the
-    merged rows. Call it under :func:`results_lock`. ``log`` hears a line for each replaced row
-    that was made from other data."""
+    already there whose ``settings`` none of them share (those are replaced); the merged rows.
+    Call it under :func:`results_lock`. ``log`` hears a line for each replaced row that was
+    made from other data."""
     new = [{**row, **provenance()} for row in rows]
-    by_settings = {_settings(row): row for row in new}
+    by_settings = {_settings(row, settings): row for row in new}
     kept = []
     for old in read_rows(out / "results.json"):
-        row = by_settings.get(_settings(old))
+        row = by_settings.get(_settings(old, settings))
         if row is None:
             kept.append(old)
             continue
@@ -107,8 +109,8 @@ def _origin_text(value: Any) -> str:
     return str(value)
 
 
-def _settings(row: dict[str, Any]) -> str:
-    return json.dumps([row.get(key) for key in ROW_SETTINGS])
+def _settings(row: dict[str, Any], settings: Sequence[str]) -> str:
+    return json.dumps([row.get(key) for key in settings])
 
 
 def row_label(row: dict[str, Any]) -> str:

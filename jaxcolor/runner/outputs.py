@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcolor import results as tables
+from jaxcolor.config import settings_where
 from jaxcolor.runner import plots
 from jaxcolor.runner.run import RunOutput, predict_renderings
 
@@ -71,7 +72,8 @@ def write_outputs(out: Path, title: str, runs: Sequence[RunOutput], notes: str =
     row; results.md links each run's sample grid (:func:`write_samples`). ``notes`` (the
     question's section) speaks for ``runs``."""
     with tables.results_lock(out):
-        rows = tables.merge_results(out, [run.row for run in runs], log)
+        rows = tables.merge_results(out, [run.row for run in runs], log,
+                                    settings_where(row=True))
         plots.training_curves([(tables.row_label(row), row["history"]) for row in rows
                                if row.get("history")], out / "training_curve.png")
         figures = ["![training curve](training_curve.png)"]

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from jaxcolor.colour import metrics
-from jaxcolor.config import ExperimentConfig
+from jaxcolor.config import ExperimentConfig, settings_where
 from jaxcolor.errors import UserError
 from jaxcolor.models import ModelSpec, build_model
 from jaxcolor.results import row_label
@@ -153,9 +153,7 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
 
 
 # The settings a run's TensorBoard hparams show.
-HPARAMS = ("model", "task", "loss", "epochs", "batch_size", "learning_rate", "num_filters",
-           "kernel", "conv_init", "num_colours", "seed", "hflip", "lr_schedule", "warmup_epochs",
-           "category")
+HPARAMS = settings_where(hparam=True)
 
 
 def log_epoch(board: tensorboard.RunLog, cfg: ExperimentConfig, data: TaskData,
@@ -228,13 +226,8 @@ def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],
     history = [dataclasses.asdict(record) for record in records]
     final = history[-1]
     row: dict[str, Any] = {
-        "experiment": cfg.experiment, "model": cfg.model, "task": cfg.task, "loss": cfg.loss,
-        "category": cfg.category, "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-        "learning_rate": cfg.learning_rate, "num_filters": cfg.num_filters, "kernel": cfg.kernel,
-        "conv_init": cfg.conv_init, "num_colours": cfg.num_colours, "hflip": cfg.hflip,
-        "lr_schedule": cfg.lr_schedule,
-        "warmup_epochs": cfg.warmup_epochs,
-        "seed": cfg.seed, "train_loss": final["train_loss"], "val_loss": final["val_loss"],
+        **{name: getattr(cfg, name) for name in settings_where(row=True)},
+        "train_loss": final["train_loss"], "val_loss": final["val_loss"],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
         "compile_seconds": compile_seconds, "wall_seconds": final["elapsed"],

@@ -31,17 +31,19 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
-from jaxcolor.config import ExperimentConfig
+from jaxcolor.config import ExperimentConfig, setting_of, settings_where
 from jaxcolor.errors import UserError
 from jaxcolor.training import parallel
 from jaxcolor.training.state import EpochRecord, TrainState
 
 
 def run_name(cfg: ExperimentConfig) -> str:
-    """Names one training run whatever its length (a longer run extends a shorter one)."""
-    return (f"{cfg.model}_{cfg.task}_{cfg.loss}_bs{cfg.batch_size}_lr{cfg.learning_rate:g}"
-            f"_nf{cfg.num_filters}_k{cfg.kernel}_s{cfg.seed}{'_hflip' if cfg.hflip else ''}"
-            + _schedule_name(cfg))
+    """Names one training run whatever its length (a longer run extends a shorter one): the
+    settings declared with a ``run_name`` format, in order (a flag only when on)."""
+    parts = [setting_of(name).run_name.format(getattr(cfg, name))
+             for name in settings_where() if setting_of(name).run_name is not None
+             and getattr(cfg, name) is not False]
+    return "_".join(parts) + _schedule_name(cfg)
 
 
 def _schedule_name(cfg: ExperimentConfig) -> str:
@@ -62,9 +64,7 @@ def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_i
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
-    settings = ("model", "task", "loss", "batch_size", "learning_rate", "num_filters", "kernel",
-                "conv_init", "num_colours", "seed", "category")
-    return {**{name: getattr(cfg, name) for name in settings},
+    return {**{name: getattr(cfg, name) for name in settings_where(fingerprint=True)},
             **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
             **({"lr_schedule": cfg.lr_schedule, "epochs": cfg.epochs,
                 "warmup_epochs": cfg.warmup_epochs} if cfg.lr_schedule != "constant" else {}),
