@@ -89,6 +89,7 @@ def test_run_freezes_the_imported_objects_and_exits_with_the_status_of_main(conf
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.slow
 def test_a_stop_during_a_long_step_takes_effect_within_the_grace_time(stop, tmp_path):
     """A real signal while XLA runs a train step that takes far longer than the grace time (a
     wide CNN at a large batch): the process ends within it, with the stop line and status 130,

@@ -60,6 +60,7 @@ def _readme_commands() -> list[list[str]]:
     return [shlex.split(part.strip()) for line in lines for part in line.split("&&") if part]
 
 
+@pytest.mark.slow
 def test_the_readme_commands_run_as_written():
     """Each README command in a dry form: pip's extras exist, each script parses the flags it
     is shown with, and the test command is this suite's."""

@@ -12,7 +12,8 @@ from conftest import REAL_DATA, REPO
 from nbclient import NotebookClient
 from tfds_download import ARCHIVE_ENV, folder_batches, write_archive
 
-pytestmark = pytest.mark.skipif(not REAL_DATA.is_dir(), reason="needs ../shared's CIFAR-10 JPEGs")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL_DATA.is_dir(),
+                                                reason="needs ../shared's CIFAR-10 JPEGs")]
 
 
 def test_the_quickstart_notebook_runs_and_shows_its_figures(tmp_path, monkeypatch):

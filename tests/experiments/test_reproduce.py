@@ -46,6 +46,7 @@ TINY = ("--source=synthetic", "--batch_size=32", "--num_filters=4", "--num_colou
         "--num_samples=2", "--epochs=1")
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_skips_what_is_done_and_redoes_what_other_code_wrote(tmp_path):
     commit = code_commit()
     runs = [Run("q2_classification", "q2_classification", TINY),

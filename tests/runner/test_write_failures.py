@@ -33,6 +33,7 @@ def run(output_dir):
                           env={**os.environ, "JAX_PLATFORMS": "cpu"})
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_keeps_what_was_written_and_the_run_goes_on(small_disk):
     out = small_disk / "out"
     for attempt in ("filled", "still full"):

@@ -155,6 +155,7 @@ def script(*args):
     return [sys.executable, str(REPO / "experiments" / "q2_classification.py"), *TINY, *args]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
@@ -181,6 +182,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_results(tmp_path):
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+@pytest.mark.slow
 def test_a_stopped_run_says_what_is_kept_in_one_line_and_resumes(tmp_path, stop):
     """Ctrl-C (or a scheduler's SIGTERM) after epoch 1's checkpoint of a 4-epoch run: exit 130,
     no traceback, one line naming the kept checkpoint; the same command then finishes. The
@@ -212,6 +214,7 @@ def test_a_stopped_run_says_what_is_kept_in_one_line_and_resumes(tmp_path, stop)
     assert json.loads((tmp_path / "results.json").read_text())[0]["epochs"] == 4
 
 
+@pytest.mark.slow
 def test_a_script_resumes_past_a_damaged_checkpoint_with_one_warning(tmp_path):
     first = run_script("q2_classification", *TINY, "--epochs=2", f"--output_dir={tmp_path}")
     assert first.returncode == 0, first.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 from jaxcolor.training import memory
 
@@ -28,6 +29,7 @@ def test_host_free_memory_respects_the_address_space_limit():
     assert 0 < limited < 3 << 30
 
 
+@pytest.mark.slow
 def test_a_run_whose_step_cannot_fit_is_refused_in_one_line_before_it_trains(tmp_path):
     """3,000 colour classes at batch 100 need gigabytes per step; under a 7 GiB address-space
     limit (``ulimit -v``, as on shared clusters) the run stops before its first step."""

@@ -82,12 +82,14 @@ def four_devices(tmp_path_factory):
     return out, result.stdout.splitlines()[0], json.loads(result.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("four_devices")
 def test_sharded_train_step_equals_the_single_device_step(four_devices):
     _, first_line, _ = four_devices
     assert first_line.startswith("max difference")
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("four_devices")
 def test_script_runs_end_to_end_on_four_devices(four_devices):
     out, _, results = four_devices
@@ -97,6 +99,7 @@ def test_script_runs_end_to_end_on_four_devices(four_devices):
     assert rows[0]["history"][1]["train_loss"] < rows[0]["history"][0]["train_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("four_devices")
 def test_forced_devices_beyond_the_cores_get_two_xla_threads_each(four_devices):
     """With one thread per forced device, a loaded 2-core machine aborted in XLA's all-reduce
@@ -117,6 +120,7 @@ def test_the_thread_pool_is_sized_only_for_forced_devices_beyond_the_cores(monke
         assert environ.get("PJRT_NPROC") == expected, environ
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("four_devices")
 def test_batch_that_does_not_divide_over_the_devices_is_one_clear_line(four_devices):
     _, _, results = four_devices
@@ -164,6 +168,7 @@ def launch_two_processes(out):
             for process, paths in zip(processes, logs, strict=True)]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_model_and_only_process_0_writes(tmp_path):
     """The multi-controller path on one machine: 2 CPU processes joined by
     jax.distributed (gloo collectives), each with its half of the images. Launched again on
