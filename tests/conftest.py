@@ -149,11 +149,17 @@ def make_task(name: str, train_images, test_images, palette=None):
 
 
 def fit_task(model, data, **kwargs):
-    """``training.fit`` of ``model`` on a TaskData with its task's plain objective."""
-    from jaxcolor.training import fit
+    """``training.fit`` of ``model`` on a TaskData with its task's plain objective; ``kwargs``
+    are the :class:`TrainOptions` and fit's keywords."""
+    import dataclasses
 
+    from jaxcolor.training import TrainOptions, fit
+
+    names = {field.name for field in dataclasses.fields(TrainOptions)}
+    options = TrainOptions(**{key: value for key, value in kwargs.items() if key in names})
     return fit(model, data.task.objective, (data.train_inputs, data.train_targets),
-               (data.test_inputs, data.test_targets), **kwargs)
+               (data.test_inputs, data.test_targets), options,
+               **{key: value for key, value in kwargs.items() if key not in names})
 
 
 def tiny_colour_task(seed: int):

@@ -28,6 +28,7 @@ from jaxcolor.training import (
     CheckpointPolicy,
     Checkpoints,
     EpochRecord,
+    TrainOptions,
     TrainState,
     compiled,
     fit,
@@ -125,11 +126,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
                 every=cfg.checkpoint_every, keep=cfg.keep_checkpoints, resume=cfg.resume))
         closing.callback(checkpoints.close)
         result = fit(model, objective, (data.train_inputs, data.train_targets),
-                     (data.test_inputs, data.test_targets), epochs=cfg.epochs,
-                     batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, seed=cfg.seed,
-                     log=log, on_epoch=after_epoch, checkpoints=checkpoints,
-                     epoch_loop=cfg.epoch_loop, hflip=cfg.hflip, progress=on_terminal(),
-                     lr_schedule=cfg.lr_schedule, warmup_epochs=cfg.warmup_epochs)
+                     (data.test_inputs, data.test_targets), TrainOptions.of(cfg), log=log,
+                     on_epoch=after_epoch, checkpoints=checkpoints, progress=on_terminal())
         reporting_start = time.perf_counter()
         for epoch in report_epochs:  # epochs trained before a resume come from checkpoints
             if epoch not in snapshots:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
+from jaxcolor.config import ExperimentConfig
 from jaxcolor.cpu import compiler, host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
@@ -53,15 +54,35 @@ class FitResult:
         return self.history[-1]
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainOptions:
+    """The settings :func:`fit` trains with, named as :class:`ExperimentConfig`'s
+    (:meth:`of`)."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int = 0
+    epoch_loop: str = "steps"
+    hflip: bool = False
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
+
+    @classmethod
+    def of(cls, config: ExperimentConfig) -> TrainOptions:
+        """The options of an experiment's config."""
+        return cls(**{field.name: getattr(config, field.name)
+                      for field in dataclasses.fields(cls)})
+
+
 def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndarray],
-        test: tuple[np.ndarray, np.ndarray], *, epochs: int, batch_size: int,
-        learning_rate: float, seed: int, log: Callable[[str], None] = print,
+        test: tuple[np.ndarray, np.ndarray], options: TrainOptions, *,
+        log: Callable[[str], None] = print,
         on_epoch: Callable[[EpochRecord, TrainState, np.ndarray], None] | None = None,
-        checkpoints: Checkpoints | None = None, epoch_loop: str = "steps",
-        hflip: bool = False, progress: bool = False, lr_schedule: str = "constant",
-        warmup_epochs: int = 0) -> FitResult:
-    """Train ``model`` on ``train`` (inputs, targets) with Adam for ``epochs`` to minimise
-    ``objective``, validating on ``test`` after every epoch (both sets' targets first go
+        checkpoints: Checkpoints | None = None, progress: bool = False) -> FitResult:
+    """Train ``model`` on ``train`` (inputs, targets) with Adam as ``options`` say (their
+    ``epochs``, ``batch_size``, …) to minimise ``objective``, validating on ``test`` after every
+    epoch (both sets' targets first go
     through ``objective.prepare``, if it has one; its seconds are the phase ``"data"``).
 
     ``on_epoch(record, state, step_losses)`` sees each epoch trained here: its record, the
@@ -79,6 +100,7 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
     """
     start = time.perf_counter()
+    epochs, batch_size, learning_rate = options.epochs, options.batch_size, options.learning_rate
     host_memory.retain_freed_memory()
     prepare_seconds = 0.0
     if objective.prepare is not None:
@@ -97,24 +119,24 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
         raise UserError(f"--batch_size={batch_size} is larger than the "
                         f"{hosts * rows_per_host} training images; use a smaller one.")
     batch_indices = [jnp.asarray(i, jnp.int32) for i in range(num_batches)]
-    tx = optimizer.adam(learning_rate, lr_schedule, epochs * num_batches,
-                        warmup_epochs * num_batches)
+    tx = optimizer.adam(learning_rate, options.lr_schedule, epochs * num_batches,
+                        options.warmup_epochs * num_batches)
 
     sample_shape = (1, *train[0].shape[1:])
     state = jax.jit(lambda key: create_train_state(model, tx, jnp.zeros(sample_shape), key),
                     out_shardings=parallel.replicated(mesh),
-                    compiler_options=compiler.init_options())(jax.random.key(seed))
+                    compiler_options=compiler.init_options())(jax.random.key(options.seed))
     history: list[EpochRecord] = []
     if checkpoints is not None:
         state, history = resume(checkpoints, state, epochs, log)
     earlier_elapsed = history[-1].elapsed if history else 0.0
     compile_start = time.perf_counter()
     _, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
-    if epoch_loop == "scan":
-        train_epoch = make_train_epoch(model, tx, objective, mesh, hflip).lower(
+    if options.epoch_loop == "scan":
+        train_epoch = make_train_epoch(model, tx, objective, mesh, options.hflip).lower(
             state, train_inputs, train_targets, order).compile()
     else:
-        train_step = make_train_step(model, tx, objective, mesh, hflip).lower(
+        train_step = make_train_step(model, tx, objective, mesh, options.hflip).lower(
             state, train_inputs, train_targets, order, batch_indices[0]).compile()
 
         def train_epoch(state, inputs, targets, order):
@@ -129,7 +151,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
             return state, jnp.stack(losses)
     eval_step = make_eval_step(model, objective, mesh).lower(
         state, *eval_batches[0]).compile()
-    memory.check_steps_fit([train_epoch if epoch_loop == "scan" else train_step, eval_step],
+    memory.check_steps_fit([train_epoch if options.epoch_loop == "scan" else train_step,
+                            eval_step],
                            list(mesh.local_devices), f"--batch_size={batch_size}")
     compile_seconds = time.perf_counter() - compile_start
     log(f"compiled train and eval steps in {compile_seconds:.1f}s")
