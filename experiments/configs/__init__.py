@@ -1,0 +1,1 @@
+"""The published runs' settings (read by experiments/reproduce.py)."""
