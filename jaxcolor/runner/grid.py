@@ -17,6 +17,7 @@ from jaxcolor.runner.outputs import samples_name, write_outputs, write_samples
 from jaxcolor.runner.prepare import image_origin, load_images, preflight, prepare_task
 from jaxcolor.runner.run import Log, RunOutput, log_line, train_and_evaluate
 from jaxcolor.tasks import TaskData
+from jaxcolor.timing import add_seconds, timed
 from jaxcolor.training import parallel
 
 
@@ -113,24 +114,22 @@ def run_grid(configs: Sequence[ExperimentConfig], title: str, *, hooks: Hooks = 
         trained = train_and_evaluate(cfg, data_by_task[cfg.task], log, after_first_epoch=(
             functools.partial(alongside.start, data_by_task[cfg.task])))
         phases = trained[-1].row["phases"]
-        reporting_start = time.perf_counter()
-        for run in trained:
-            run = dataclasses.replace(run, row={**run.row, "images": origin,
-                                                "samples": samples_name(run)})
-            if writes:
-                write_samples(out, run, first.num_samples)
-                run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
-            runs.append(run)
+        with timed(phases, "reporting"):
+            for run in trained:
+                run = dataclasses.replace(run, row={**run.row, "images": origin,
+                                                    "samples": samples_name(run)})
+                if writes:
+                    write_samples(out, run, first.num_samples)
+                    run = dataclasses.replace(run, row={**run.row, **hooks.after_run(run, out)})
+                runs.append(run)
+            if writes and index < len(configs) - 1:  # the last run's come with the section
+                write_outputs(out, title, runs, log=log)
         for name, seconds in unpaid.items():
-            phases[name] = phases.get(name, 0.0) + seconds
+            add_seconds(phases, name, seconds)
         unpaid = {}
-        if writes and index < len(configs) - 1:  # the last run's outputs come with the section
-            write_outputs(out, title, runs, log=log)
-        phases["reporting"] += time.perf_counter() - reporting_start
-    section_start = time.perf_counter()
-    alongside.finish(data_by_task[first.task])
-    section = hooks.at_end(runs, out) if writes else ""
-    runs[-1].row["phases"]["reporting"] += time.perf_counter() - section_start
+    with timed(runs[-1].row["phases"], "reporting"):
+        alongside.finish(data_by_task[first.task])
+        section = hooks.at_end(runs, out) if writes else ""
     trainings = [run.row for run in runs if "phases" in run.row]
     for row in trainings:
         phases = {name: row["phases"].get(name, 0.0) for name in PHASES}

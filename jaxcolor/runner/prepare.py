@@ -16,6 +16,7 @@ from jaxcolor.errors import UserError
 from jaxcolor.models import CONV_INITS, MODELS
 from jaxcolor.runner.run import Log, log_line
 from jaxcolor.tasks import TaskData, build_task, check_task, make_task_data
+from jaxcolor.timing import add_seconds
 from jaxcolor.training import EPOCH_LOOPS, optimizer, parallel
 
 
@@ -84,8 +85,8 @@ def prepare_task(cfg: ExperimentConfig, images: dict[str, np.ndarray], log: Log 
     seconds = time.perf_counter() - start
     log(f"task {cfg.task}: {task.describe()}, {seconds:.1f}s")
     if phases is not None:
-        phases["palette"] = phases.get("palette", 0.0) + palette_seconds
-        phases["data"] = phases.get("data", 0.0) + seconds - palette_seconds
+        add_seconds(phases, "palette", palette_seconds)
+        add_seconds(phases, "data", seconds - palette_seconds)
     return task_data
 
 

@@ -24,6 +24,7 @@ from jaxcolor.config import ExperimentConfig
 from jaxcolor.cpu import compiler, host_memory
 from jaxcolor.errors import RunInterruptedError, UserError
 from jaxcolor.objectives import Objective
+from jaxcolor.timing import timed
 from jaxcolor.training import memory, optimizer, parallel
 from jaxcolor.training.checkpoint import Checkpoints, DamagedCheckpointError
 from jaxcolor.training.state import EpochRecord, TrainState, create_train_state
@@ -163,27 +164,26 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     try:
         for epoch in range(len(history) + 1, epochs + 1):
             epoch_start = time.perf_counter()
-            state, order = shuffle_batches(state, rows_per_host, batch_per_host, order_sharding)
-            state, losses = train_epoch(state, train_inputs, train_targets, order)
-            train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
-            train_seconds = time.perf_counter() - epoch_start
-            images_per_sec = num_batches * batch_size / train_seconds
+            with timed(phases, "train") as training:
+                state, order = shuffle_batches(state, rows_per_host, batch_per_host,
+                                               order_sharding)
+                state, losses = train_epoch(state, train_inputs, train_targets, order)
+                train_loss = float(jnp.mean(losses))  # the one host sync of the epoch
+            images_per_sec = num_batches * batch_size / training.seconds
             if not math.isfinite(train_loss):
                 raise divergence_error(losses, epoch, learning_rate, checkpoints)
-            metrics = evaluate(eval_step, state, eval_batches)
-            phases["train"] += train_seconds
-            phases["eval"] += time.perf_counter() - epoch_start - train_seconds
+            with timed(phases, "eval"):
+                metrics = evaluate(eval_step, state, eval_batches)
             accuracy = 100.0 * metrics["accuracy"] if "accuracy" in metrics else None
             record = EpochRecord(epoch, train_loss, metrics["loss"], accuracy,
                                  time.perf_counter() - epoch_start,
                                  images_per_sec,
                                  earlier_elapsed + time.perf_counter() - start)
             history.append(record)
-            keep_start = time.perf_counter()
-            if on_epoch is not None:
-                on_epoch(record, state, np.asarray(losses))
-            saved = checkpoints is not None and checkpoints.save(epoch, state, history)
-            phases["checkpoint"] += time.perf_counter() - keep_start
+            with timed(phases, "checkpoint"):
+                if on_epoch is not None:
+                    on_epoch(record, state, np.asarray(losses))
+                saved = checkpoints is not None and checkpoints.save(epoch, state, history)
             accuracy_text = f"  val_acc {accuracy:5.2f}%" if accuracy is not None else ""
             trained_here = history[-(epoch - first_epoch + 1):]
             left = (epochs - epoch) * sum(r.seconds for r in trained_here) / len(trained_here)
@@ -194,9 +194,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     except KeyboardInterrupt:
         raise interruption(epoch, checkpoints) from None
     if checkpoints is not None:  # every save on disk before fit returns
-        wait_start = time.perf_counter()
-        checkpoints.wait()
-        phases["checkpoint"] += time.perf_counter() - wait_start
+        with timed(phases, "checkpoint"):
+            checkpoints.wait()
     return FitResult(state, history, compile_seconds,
                      earlier_elapsed + time.perf_counter() - start, phases)
 
