@@ -20,8 +20,9 @@ class Setting:
     for its flag (``flag``: every script has one), and whether it names a training run
     (``run_name``: its format there, e.g. ``"bs{}"``), must match for a checkpoint to resume
     (``fingerprint``), is a TensorBoard hparam (``hparam``) and a column of every results row
-    (``row``). Run names and fingerprints keep the fields and formats they always had, so
-    existing checkpoints resume."""
+    (``row``), and how the report's settings column names a value other than the default
+    (``label``, e.g. ``"NF {}"``). Run names and fingerprints keep the fields and formats they
+    always had, so existing checkpoints resume."""
 
     help: str = ""
     flag: bool = True
@@ -29,6 +30,7 @@ class Setting:
     fingerprint: bool = False
     hparam: bool = False
     row: bool = False
+    label: str | None = None
 
 
 # The run-describing settings: in the rows, the hparams and (unless said otherwise) fingerprints.
@@ -53,6 +55,10 @@ def setting_of(name: str) -> Setting:
             for field in dataclasses.fields(ExperimentConfig)}[name]
 
 
+def default_of(name: str) -> Any:
+    return {field.name: field.default for field in dataclasses.fields(ExperimentConfig)}[name]
+
+
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     experiment: str = setting(dataclasses.MISSING, flag=False, row=True)
@@ -63,25 +69,29 @@ class ExperimentConfig:
     epochs: int = setting(25, "Training epochs.", hparam=True, row=True)
     batch_size: int = setting(100, "Training batch size.", run_name="bs{}", **DESCRIBES)
     learning_rate: float = setting(1e-3, "Adam learning rate.", run_name="lr{:g}", **DESCRIBES)
-    num_filters: int = setting(32, "NF, the base channel count.", run_name="nf{}", **DESCRIBES)
-    kernel: int = setting(3, "Convolution kernel size (odd).", run_name="k{}", **DESCRIBES)
+    num_filters: int = setting(32, "NF, the base channel count.", run_name="nf{}",
+                               label="NF {}", **DESCRIBES)
+    kernel: int = setting(3, "Convolution kernel size (odd).", run_name="k{}", label="kernel {}",
+                          **DESCRIBES)
     conv_init: str = setting("pytorch", "Conv weight init: pytorch (torch default, the "
                              "reference's) or lecun.", **DESCRIBES)
     num_colours: int = setting(24, "k-means colour classes.", **DESCRIBES)
     seed: int = setting(0, "PRNG seed for initialisation and shuffling.", run_name="s{}",
-                        **DESCRIBES)
-    hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
-                          "left-right with probability 1/2, drawn per step.", run_name="hflip",
-                          hparam=True, row=True)
+                        label="seed {}", **DESCRIBES)
     lr_schedule: str = setting("constant", "constant: --learning_rate throughout (the "
                                "assignment's); cosine: decay it to 0 over the run (optax), after "
-                               "--warmup_epochs of linear warm-up.", hparam=True, row=True)
+                               "--warmup_epochs of linear warm-up.", hparam=True, row=True,
+                               label="{}")
     warmup_epochs: int = setting(0, "Epochs of linear warm-up from 0 (with "
-                                 "--lr_schedule=cosine).", hparam=True, row=True)
+                                 "--lr_schedule=cosine).", hparam=True, row=True,
+                                 label="{}-epoch warm-up")
+    hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
+                          "left-right with probability 1/2, drawn per step.", run_name="hflip",
+                          hparam=True, row=True, label="hflip")
     # k-means seed: fixed, so that training seeds share one palette
     colour_seed: int = setting(0, flag=False)
     category: str = setting("horse", "Image category (CIFAR-10 class name), or 'all' for every "
-                            "class.", **DESCRIBES)
+                            "class.", label="category {}", **DESCRIBES)
     source: str = setting("", "Image source; default: folder when --image_dir is set, else "
                           "tfds.")
     image_dir: str | None = setting(None, "Image folder PATH/{train,test}/{class}/*.jpg|png of "

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from jaxcolor.config import default_of, setting_of, settings_where
 from jaxcolor.results import markdown_table, read_rows
 
 # (experiment, model, batch size, epochs) → what the reference runs reported.
@@ -36,22 +37,11 @@ def reference_for(row: dict[str, Any]) -> str:
 
 
 def settings_of(row: dict[str, Any]) -> str | None:
-    """The settings that tell a row from its neighbours, where they differ from the defaults
-    (NF 32, kernel 3, seed 0, constant learning rate, no flips, horses); None when none do."""
-    parts = []
-    if row.get("num_filters", 32) != 32:
-        parts.append(f"NF {row['num_filters']}")
-    if row.get("kernel", 3) != 3:
-        parts.append(f"kernel {row['kernel']}")
-    if row.get("seed", 0):
-        parts.append(f"seed {row['seed']}")
-    if row.get("lr_schedule", "constant") != "constant":
-        warmup = row.get("warmup_epochs", 0)
-        parts.append(row["lr_schedule"] + (f", {warmup}-epoch warm-up" if warmup else ""))
-    if row.get("hflip"):
-        parts.append("hflip")
-    if row.get("category", "horse") != "horse":
-        parts.append(f"category {row['category']}")
+    """The settings that tell a row from its neighbours (those declared with a report label),
+    where they differ from the defaults; None when none do."""
+    parts = [setting_of(name).label.format(row[name]) for name in settings_where()
+             if setting_of(name).label is not None and row.get(name, default_of(name))
+             != default_of(name)]
     return ", ".join(parts) or None
 
 
