@@ -61,13 +61,18 @@ class ReferenceConv(layers.Conv):
         kernel = self.param("kernel", layers.CONV_INITS[self.conv_init],
                             (self.kernel, self.kernel, inputs.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return layers.conv2d(inputs, kernel) + bias
+        return layers.conv2d(inputs, kernel, impl=self.impl) + bias
+
+
+class ReferenceBatchNorm(nn.BatchNorm):
+    """flax's own BatchNorm (it has no convolution implementation to choose)."""
+
+    impl: str = "auto"
 
 
 def reference_layers() -> None:
-    models.BatchNorm = nn.BatchNorm
+    models.BatchNorm = ReferenceBatchNorm
     models.Conv = ReferenceConv
-    layers._use_native = lambda x, kernel: False
 
 
 def upsampled_conv_rewrite() -> None:
@@ -78,20 +83,18 @@ def fused_batch_norm() -> None:
     models.BatchNorm = ORIGINAL["BatchNorm"]
 
 
-def native_kernels() -> None:
-    layers._use_native = ORIGINAL["use_native"]
-
-
-ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv, "use_native": layers._use_native}
-# Applied in this order, each on top of the previous (the modules look these up at trace time).
-VARIANTS: dict[str, Callable[[], None]] = {"reference layers": reference_layers,
-                                           "+ upsampled-conv rewrite": upsampled_conv_rewrite,
-                                           "+ fused BatchNorm": fused_batch_norm,
-                                           "+ native conv kernels": native_kernels}
+ORIGINAL = {"BatchNorm": models.BatchNorm, "Conv": models.Conv}
+# Applied in this order, each on top of the previous (the modules look these up at trace time),
+# and the convolution implementation each builds its model with.
+VARIANTS: dict[str, tuple[Callable[[], None], str]] = {
+    "reference layers": (reference_layers, "xla"),
+    "+ upsampled-conv rewrite": (upsampled_conv_rewrite, "xla"),
+    "+ fused BatchNorm": (fused_batch_norm, "xla"),
+    "+ native conv kernels": (lambda: None, "auto")}
 
 
 def lab_bins_setup(image_dir: str, count: int
-                   ) -> tuple[jax.Array, jax.Array, Callable[[str], nn.Module], Objective]:
+                   ) -> tuple[jax.Array, jax.Array, Callable[[str, str], nn.Module], Objective]:
     """q7's Lab-bins task on the first ``count`` horse images: L inputs, soft-encoded ab targets,
     the model builder and the class-rebalanced objective, as ``experiments/q7_lab.py`` sets
     them up."""
@@ -101,7 +104,8 @@ def lab_bins_setup(image_dir: str, count: int
     objective = data.task.rebalanced_objective(data.train_targets)
     inputs, targets = (jnp.asarray(a[None, :count]) for a in (
         data.train_inputs, objective.prepare(data.train_targets[:count])))
-    return inputs, targets, lambda name: build_model(model_spec(cfg, data.task)), objective
+    return (inputs, targets, lambda name, impl: build_model(model_spec(cfg.replace(
+        conv_impl=impl), data.task)), objective)
 
 
 def main() -> None:
@@ -124,8 +128,9 @@ def main() -> None:
         inputs, targets = (jnp.asarray(a[None]) for a in benchmark_data(count, args.image_dir))
         objective, names = CLASSIFICATION, args.models.split(",")
 
-        def build(name: str) -> nn.Module:
-            return build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24))
+        def build(name: str, impl: str) -> nn.Module:
+            return build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=24,
+                                         conv_impl=impl))
     order = jnp.arange(count).reshape(1, args.steps, batch)
     indices = [jnp.asarray(i, jnp.int32) for i in range(args.steps)]
     mesh, tx = parallel.data_mesh(), optax.adam(1e-3)
@@ -134,9 +139,9 @@ def main() -> None:
           f"of {args.steps} steps", flush=True)
     for name in names:
         compiled = {}
-        for label, apply_variant in VARIANTS.items():
+        for label, (apply_variant, impl) in VARIANTS.items():
             apply_variant()
-            model = build(name)
+            model = build(name, impl)
             state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
             step = train.make_train_step(model, tx, objective, mesh).lower(
                 state, inputs, targets, order, 0).compile()

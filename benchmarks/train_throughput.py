@@ -43,8 +43,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from unittest import mock
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,7 +53,7 @@ import optax
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from jaxcolor.cpu import host_memory, native  # noqa: E402
-from jaxcolor.models import ModelSpec, build_model, layers  # noqa: E402
+from jaxcolor.models import ModelSpec, build_model  # noqa: E402
 from jaxcolor.objectives import CLASSIFICATION  # noqa: E402
 from jaxcolor.training import parallel  # noqa: E402
 from jaxcolor.training import state as train_state  # noqa: E402
@@ -111,12 +111,11 @@ def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.nd
     return data.train_inputs[rows], data.train_targets[rows].astype(np.int32)
 
 
-def xla_convolutions(enabled: bool = True) -> contextlib.AbstractContextManager:
-    """While tracing in this context the models use XLA's convolutions, not jaxcolor's native
-    CPU kernels (``jaxcolor.cpu.native``)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return mock.patch.object(layers, "_use_native", lambda x, kernel: False)
+def jax_model(name: str, conv_impl: str = "auto") -> nn.Module:
+    """The benchmarked net ``name`` with the convolutions of ``conv_impl`` (``xla``: XLA's, not
+    jaxcolor's native CPU kernels, ``jaxcolor.cpu.native``)."""
+    return build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=NUM_COLOURS,
+                                 conv_impl=conv_impl))
 
 
 # JAX configurations: jaxcolor as it runs; its step compiled with XLA's default options and
@@ -133,23 +132,21 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     count = steps * batch
     inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
     order = jnp.arange(count).reshape(1, steps, batch)
-    model = build_model(ModelSpec(name, num_filters=32, kernel=3, num_outputs=NUM_COLOURS))
+    model = jax_model(name, "auto" if variant == "jaxcolor" else "xla")
     tx = optax.adam(1e-3)
     mesh = parallel.data_mesh()
     state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
     start = time.perf_counter()
-    with xla_convolutions(variant != "jaxcolor"):
-        train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh),
-                              donate_argnums=0) if variant == "xla_defaults"
-                      else train.make_train_step(model, tx, CLASSIFICATION, mesh))
-        lowered = train_step.lower(state, inputs, targets, order, 0)
-        step = lowered.compile()
+    train_step = (jax.jit(train._train_step(model, tx, CLASSIFICATION, mesh), donate_argnums=0)
+                  if variant == "xla_defaults"
+                  else train.make_train_step(model, tx, CLASSIFICATION, mesh))
+    lowered = train_step.lower(state, inputs, targets, order, 0)
+    step = lowered.compile()
     compile_seconds = time.perf_counter() - start
     # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after),
     # counted with XLA's convolutions: XLA counts none for the native kernels' custom calls.
-    with xla_convolutions():
-        flops = float((train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
-            state, inputs, targets, order, 0).cost_analysis() or {}).get("flops", float("nan")))
+    flops = float((train.make_train_step(jax_model(name, "xla"), tx, CLASSIFICATION, mesh).lower(
+        state, inputs, targets, order, 0).cost_analysis() or {}).get("flops", float("nan")))
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]
     holder = {"state": state}
 

@@ -113,6 +113,10 @@ class ExperimentConfig:
                                     "always kept).")
     resume: bool = setting(True, "Continue each run from its newest checkpoint (in "
                            "--checkpoint_dir); --noresume deletes them and starts afresh.")
+    conv_impl: str = setting("auto", "How convolutions run: auto (the native CPU kernels where "
+                             "they can: float32, one CPU device; else XLA's), xla, or native "
+                             "(an error where they cannot). Same results within float rounding; "
+                             "each row records what ran.")
     epoch_loop: str = setting("steps", "steps: one compiled call per batch; scan: each epoch as "
                               "one compiled lax.scan over its batches (same results; as fast "
                               "with the native CPU kernels, far slower on XLA:CPU's own "

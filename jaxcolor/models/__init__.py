@@ -9,7 +9,12 @@ from __future__ import annotations
 import dataclasses
 
 from jaxcolor.errors import UserError
-from jaxcolor.models.layers import CONV_INITS, prepare_kernels
+from jaxcolor.models.layers import (
+    CONV_IMPLEMENTATIONS,
+    CONV_INITS,
+    conv_implementation,
+    prepare_kernels,
+)
 from jaxcolor.models.networks import (
     CNN,
     MODELS,
@@ -21,9 +26,9 @@ from jaxcolor.models.networks import (
     UNetTranspose,
 )
 
-__all__ = ["CNN", "CONV_INITS", "MODELS", "ColourNet", "ConvTransposeNet", "ModelSpec",
-           "PoolUpsampleNet", "RegressionCNN", "UNet", "UNetTranspose", "build_model",
-           "prepare_kernels"]
+__all__ = ["CNN", "CONV_IMPLEMENTATIONS", "CONV_INITS", "MODELS", "ColourNet", "ConvTransposeNet",
+           "ModelSpec", "PoolUpsampleNet", "RegressionCNN", "UNet", "UNetTranspose",
+           "build_model", "conv_implementation", "prepare_kernels"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ModelSpec:
     conv_init: str = "pytorch"
     head_features: int = 0
     final_kernel: int = 0
+    conv_impl: str = "auto"  # layers.CONV_IMPLEMENTATIONS: how the convolutions run
 
 
 def build_model(spec: ModelSpec) -> ColourNet:
@@ -46,4 +52,5 @@ def build_model(spec: ModelSpec) -> ColourNet:
         raise UserError(f"--model={spec.model!r} is unknown; use one of {', '.join(MODELS)}.")
     return MODELS[spec.model](num_filters=spec.num_filters, num_outputs=spec.num_outputs,
                               kernel=spec.kernel, conv_init=spec.conv_init,
-                              head_features=spec.head_features, final_kernel=spec.final_kernel)
+                              head_features=spec.head_features, final_kernel=spec.final_kernel,
+                              conv_impl=spec.conv_impl)

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcolor.cpu import native
+from jaxcolor.cpu import native, native_ops
+from jaxcolor.errors import UserError
 
 # Convolution weight initialisers by flag name. "pytorch" is torch.nn.Conv2d's default
 # (kaiming-uniform with a = √5, i.e. U(±1/√fan_in)), which the reference numbers were trained
@@ -99,7 +100,7 @@ maxpool2x.defvjp(_maxpool_forward, _maxpool_backward)
 
 
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
-           padding: native.Padding | None = None) -> jax.Array:
+           padding: native.Padding | None = None, impl: str = "auto") -> jax.Array:
     """Stride-1 convolution of NHWC maps with an HWIO kernel that keeps the image size, plus
     ``bias`` if given (``nn.Conv``'s): zero ``padding`` rows above and columns left of each
     image (the rest below and right), by default SAME's.
@@ -107,11 +108,12 @@ def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
     On a single CPU device with the native kernels (:mod:`jaxcolor.cpu.native`, float32) the
     convolution and its gradients (input, kernel, bias) run as native kernels: same values and
     gradients (tested), no batch-minor transposes for the weight gradient, no separate passes
-    for the bias. Elsewhere XLA's. The native form supports reverse-mode autodiff only (no
-    ``jax.jvp``, no ``vmap``)."""
+    for the bias. Elsewhere XLA's. ``impl`` (:data:`CONV_IMPLEMENTATIONS`) chooses: ``auto``
+    as said, ``xla`` always XLA's, ``native`` the native kernels or a UserError saying why
+    they cannot run. The native form supports reverse-mode autodiff only (no ``jax.jvp``)."""
     padding = padding or native.centred(kernel.shape[:2])
-    if _use_native(x, kernel):
-        return _native_conv2d(x, kernel, jnp.zeros(kernel.shape[-1:], x.dtype)
+    if _use_native(x, kernel, impl):
+        return native_ops.conv2d(x, kernel, jnp.zeros(kernel.shape[-1:], x.dtype)
                               if bias is None else bias, padding)
     y = _xla_conv2d(x, kernel, padding)
     return y if bias is None else y + bias
@@ -131,35 +133,34 @@ def _xla_conv2d(x: jax.Array, kernel: jax.Array, padding: native.Padding | None 
                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def _use_native(x: jax.Array, kernel: jax.Array) -> bool:
-    """float32 on a single CPU device: the native kernel has no sharding rule, so under a
-    multi-device mesh XLA would gather whole batches onto every device."""
-    return (x.dtype == kernel.dtype == jnp.float32 and jax.default_backend() == "cpu"
-            and jax.device_count() == 1 and native.available())
+# How convolutions (and BatchNorm's sums) run: "auto" (the native CPU kernels where they can,
+# else XLA's), "xla" or "native" (or a UserError saying why not).
+CONV_IMPLEMENTATIONS = ("auto", "xla", "native")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _native_conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: native.Padding
-                   ) -> jax.Array:
-    return native.conv(x, kernel, bias, padding)
+def _use_native(x: jax.Array, kernel: jax.Array, impl: str) -> bool:
+    """Whether ``impl`` runs this convolution natively: float32 on a single CPU device (the
+    native kernel has no sharding rule, so under a multi-device mesh XLA would gather whole
+    batches onto every device) with the kernels built."""
+    if impl == "xla":
+        return False
+    if impl not in CONV_IMPLEMENTATIONS:
+        raise UserError(f"--conv_impl={impl!r} is unknown; use one of "
+                        f"{', '.join(CONV_IMPLEMENTATIONS)}.")
+    possible = (x.dtype == kernel.dtype == jnp.float32 and jax.default_backend() == "cpu"
+                and jax.device_count() == 1)
+    if impl == "native" and not (possible and native.available()):
+        raise UserError("--conv_impl=native: the native CPU kernels run on float32 on one CPU "
+                        "device, with AVX2 or AVX-512 and a C++ compiler (JAXCOLOR_NATIVE not 0); "
+                        "not here. Use --conv_impl=auto or xla.")
+    return possible and native.available()
 
 
-def _native_conv2d_forward(x, kernel, bias, padding):
-    return native.conv(x, kernel, bias, padding), (x, kernel)
-
-
-def _native_conv2d_backward(padding, residual, grad):
-    """Input gradient: the convolution of grad with the flipped kernel, in/out swapped, padded
-    on the other sides; kernel and bias gradients: one native pass over x and grad."""
-    x, kernel = residual
-    height, width = kernel.shape[:2]
-    flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
-    grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype),
-                         (height - 1 - padding[0], width - 1 - padding[1]))
-    return (grad_x, *native.conv_weight_grad(x, grad, (height, width), padding))
-
-
-_native_conv2d.defvjp(_native_conv2d_forward, _native_conv2d_backward)
+def conv_implementation(impl: str = "auto") -> str:
+    """What ``impl`` resolves to for float32 models on this machine: ``native-<isa>`` or
+    ``xla`` (recorded in every results row)."""
+    probe = jnp.zeros((1, 1, 1, 1), jnp.float32)
+    return f"native-{native.isa()}" if _use_native(probe, probe, impl) else "xla"
 
 
 def _tap_matrix(size: int, offset: Callable[[int, int], int | None], parity: int,
@@ -208,8 +209,8 @@ def _depth_to_space(phases: jax.Array) -> jax.Array:
         n, 2 * h, 2 * w, c)
 
 
-def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
-                      ) -> jax.Array:
+def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
+                      impl: str = "auto") -> jax.Array:
     """``conv2d(upsample2x(x), kernel, bias)``, computed at x's resolution.
 
     Each of the 4 output pixel phases (row, column parity) of a convolution over a nearest-
@@ -219,9 +220,9 @@ def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = 
     """
     size = kernel.shape[0]
     if size == 1:
-        return upsample2x(conv2d(x, kernel, bias))
+        return upsample2x(conv2d(x, kernel, bias, impl=impl))
     if size % 2 == 0:  # SAME padding is asymmetric for even kernels: no phase form here
-        return conv2d(upsample2x(x), kernel, bias)
+        return conv2d(upsample2x(x), kernel, bias, impl=impl)
     _, _, in_channels, out_channels = kernel.shape
     half = (size // 2 + 1) // 2  # every phase within offsets ±half
     t = jnp.asarray(np.stack([_tap_matrix(size, _upsampled_offset(size), parity, (-half, half))[0]
@@ -229,7 +230,7 @@ def conv_of_upsampled(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = 
     phase_kernel = jnp.einsum("pak,qbl,klio->abipqo", t, t, kernel).reshape(
         2 * half + 1, 2 * half + 1, in_channels, 4 * out_channels)
     phase_bias = None if bias is None else jnp.tile(bias, 4)  # each phase's channels
-    return _depth_to_space(conv2d(x, phase_kernel, phase_bias))
+    return _depth_to_space(conv2d(x, phase_kernel, phase_bias, impl=impl))
 
 
 def stride2_padding(size: int) -> tuple[int, int]:
@@ -261,21 +262,22 @@ def _phase_kernel(kernel: jax.Array, offset: Callable[[int, int], int | None],
 PARITIES = ((0, 0), (0, 1), (1, 0), (1, 1))
 
 
-def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
-                 ) -> jax.Array:
+def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
+                 impl: str = "auto") -> jax.Array:
     """PyTorch's ``Conv2d(stride=2, padding=(k−1)//2)`` of NHWC maps with an HWIO kernel:
     (N, H, W, ·) → (N, H/2, W/2, ·) for even H and W.
 
     With the native CPU kernels (where :func:`conv2d` uses them): one strided native
-    convolution, its gradients native too (:func:`_native_conv_stride2`). Elsewhere on CPU: the
+    convolution, its gradients native too (:func:`jaxcolor.cpu.native_ops.conv_stride2`).
+    Elsewhere on CPU: the
     sum over the 4 input pixel phases (every other row and column) of stride-1 convolutions
     with the taps that read each phase (1×1, 1×2, 2×1 and 2×2 for k = 3: no multiplication by a
     structural zero), which spares XLA:CPU's strided weight gradient. Same values up to float
     rounding (tested against XLA's)."""
     n, h, w, _ = x.shape
     padding = stride2_padding(kernel.shape[0])[0]
-    if h % 2 == 0 and w % 2 == 0 and _use_native(x, kernel):
-        return _native_conv_stride2(x, kernel, _bias_or_zeros(bias, kernel), (padding, padding))
+    if h % 2 == 0 and w % 2 == 0 and _use_native(x, kernel, impl):
+        return native_ops.conv_stride2(x, kernel, _bias_or_zeros(bias, kernel), (padding, padding))
     if not _phase_forms() or h % 2 or w % 2:
         y = lax.conv_general_dilated(x, kernel, (2, 2), [(padding, padding)] * 2,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -284,25 +286,26 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
     for row, column in PARITIES:  # the bias goes to the first term only
         phase_kernel, padding = _phase_kernel(kernel, offset, (row, column))
         terms.append(conv2d(x[:, row::2, column::2], phase_kernel, None if terms else bias,
-                            padding))
+                            padding, impl))
     return sum(terms[1:], terms[0])
 
 
-def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None
-                     ) -> jax.Array:
+def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
+                     impl: str = "auto") -> jax.Array:
     """PyTorch's ``ConvTranspose2d(stride=2, padding=(k−1)//2, output_padding=k % 2)`` of NHWC
     maps: (N, H, W, in) → (N, 2H, 2W, out). ``kernel`` is (k, k, in, out), PyTorch's weight
     (in, out, k, k) transposed: input pixel i adds x[i]·kernel[t] to output pixel 2i − P + t.
 
     With the native CPU kernels (where :func:`conv2d` uses them): one native transposed
-    convolution, its gradients native too (:func:`_native_conv_transpose2x`). Elsewhere on CPU:
+    convolution, its gradients native too (:func:`jaxcolor.cpu.native_ops.conv_transpose2x`).
+    Elsewhere on CPU:
     each of the 4 output pixel phases is a stride-1 convolution of x with the taps that reach it
     (1×1, 1×2, 2×1 and 2×2 for k = 3) and the phases are interleaved. Same values up to float
     rounding (tested against XLA's)."""
     size = kernel.shape[0]
     padding, output_padding = stride2_padding(size)
-    if _use_native(x, kernel):
-        return _native_conv_transpose2x(x, kernel, _bias_or_zeros(bias, kernel),
+    if _use_native(x, kernel, impl):
+        return native_ops.conv_transpose2x(x, kernel, _bias_or_zeros(bias, kernel),
                                         (padding, padding))
     if not _phase_forms():
         low, high = size - 1 - padding, size - 1 - padding + output_padding
@@ -311,67 +314,14 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
     offset = _transposed_offset(size)
-    phases = [conv2d(x, phase_kernel, bias, phase_padding) for phase_kernel, phase_padding in
+    phases = [conv2d(x, phase_kernel, bias, phase_padding, impl)
+              for phase_kernel, phase_padding in
               (_phase_kernel(kernel, offset, parities) for parities in PARITIES)]
     return _depth_to_space(jnp.concatenate(phases, axis=-1))
 
 
 def _bias_or_zeros(bias: jax.Array | None, kernel: jax.Array) -> jax.Array:
     return jnp.zeros(kernel.shape[-1:], kernel.dtype) if bias is None else bias
-
-
-def _swap_channels(kernel: jax.Array) -> jax.Array:
-    """HWIO → HWOI: the kernel of the other direction (a convolution's input gradient is the
-    transposed convolution with it, and the reverse)."""
-    return kernel.transpose(0, 1, 3, 2)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _native_conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array,
-                         padding: native.Padding) -> jax.Array:
-    return native.conv(x, kernel, bias, padding, stride=2)
-
-
-def _native_conv_stride2_forward(x, kernel, bias, padding):
-    return native.conv(x, kernel, bias, padding, stride=2), (x, kernel)
-
-
-def _native_conv_stride2_backward(padding, residual, grad):
-    """Input gradient: the transposed convolution of grad (input pixel 2i − P + t received
-    grad[i]·kernel[t]); kernel and bias gradients: one native pass reading x at stride 2."""
-    x, kernel = residual
-    grad_x = native.conv_transpose(grad, _swap_channels(kernel),
-                                   jnp.zeros(kernel.shape[2:3], grad.dtype), padding)
-    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[:2], padding, stride=2))
-
-
-_native_conv_stride2.defvjp(_native_conv_stride2_forward, _native_conv_stride2_backward)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _native_conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array,
-                             padding: native.Padding) -> jax.Array:
-    return native.conv_transpose(x, kernel, bias, padding)
-
-
-def _native_conv_transpose2x_forward(x, kernel, bias, padding):
-    return native.conv_transpose(x, kernel, bias, padding), (x, kernel)
-
-
-def _native_conv_transpose2x_backward(padding, residual, grad):
-    """Input gradient: the stride-2 convolution of grad (input pixel i reached output pixels
-    2i − P + t); kernel and bias gradients: the stride-2 weight gradient with x and grad swapped
-    (Σ grad[2i − P + t] ⊗ x[i]) and grad's channel sums, in one native pass."""
-    x, kernel = residual
-    grad_x = native.conv(grad, _swap_channels(kernel), jnp.zeros(kernel.shape[2:3], grad.dtype),
-                         padding, stride=2)
-    swapped, grad_bias = native.conv_weight_grad(grad, x, kernel.shape[:2], padding, stride=2,
-                                                 sums_of_x=True)
-    return grad_x, _swap_channels(swapped), grad_bias
-
-
-_native_conv_transpose2x.defvjp(_native_conv_transpose2x_forward,
-                                _native_conv_transpose2x_backward)
 
 
 # A layer's input: feature maps concatenated along channels, each at the layer's resolution
@@ -391,6 +341,7 @@ class Conv(nn.Module):
     features: int
     kernel: int
     conv_init: str = "pytorch"
+    impl: str = "auto"  # CONV_IMPLEMENTATIONS
 
     @nn.compact
     def __call__(self, parts: Parts) -> jax.Array:
@@ -405,9 +356,10 @@ class Conv(nn.Module):
         terms = []
         if full:
             terms.append(conv2d(jnp.concatenate([x for x, _ in full], axis=-1),
-                                jnp.concatenate([w for _, w in full], axis=2), bias))
+                                jnp.concatenate([w for _, w in full], axis=2), bias,
+                                impl=self.impl))
         for x, w in half:  # the bias goes to the first term only
-            terms.append(conv_of_upsampled(x, w, None if terms else bias))
+            terms.append(conv_of_upsampled(x, w, None if terms else bias, self.impl))
         return sum(terms[1:], terms[0])
 
 
@@ -431,45 +383,46 @@ def channel_sums(x: jax.Array, by_matmul: bool | None = None) -> jax.Array:
     return jnp.einsum("nm,nmc->nc", ones, per_image).sum(axis=0)
 
 
-def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array | None = None
-                    ) -> tuple[jax.Array, jax.Array]:
+def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array | None = None,
+                    impl: str = "auto") -> tuple[jax.Array, jax.Array]:
     """Per-channel Σ a and Σ a·(b − shift) of NHWC maps of one shape (``shift`` per channel,
     default 0): one native pass where :func:`conv2d` runs native kernels
     (:func:`jaxcolor.cpu.native.channel_moments`), else :func:`channel_sums` of a and of the
     product."""
     shift = jnp.zeros(a.shape[-1:], a.dtype) if shift is None else shift
-    if _use_native(a, b):
+    if _use_native(a, b, impl):
         return native.channel_moments(a, b, shift)
     return channel_sums(a), channel_sums(a * (b - shift))
 
 
-def batch_statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def batch_statistics(x: jax.Array, impl: str = "auto") -> tuple[jax.Array, jax.Array]:
     """Per-channel mean and (biased) variance as flax computes them (``use_fast_variance``)."""
     count = x.size // x.shape[-1]
-    sums, squares = channel_moments(x, x)
+    sums, squares = channel_moments(x, x, impl=impl)
     mean = sums / count
     return mean, jnp.maximum(0.0, squares / count - mean * mean)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
+               impl: str = "auto") -> jax.Array:
     """(x − mean) / √(var + ε) · scale + bias with the batch's statistics (training mode).
 
     The backward pass is the closed form (two per-channel sums) rather than autodiff through
     the statistics (four), which is what makes it cheaper; same gradients (tested)."""
-    return _batch_norm_forward(x, scale, bias, epsilon)[0]
+    return _batch_norm_forward(x, scale, bias, epsilon, impl)[0]
 
 
-def _batch_norm_forward(x, scale, bias, epsilon):
-    mean, var = batch_statistics(x)
+def _batch_norm_forward(x, scale, bias, epsilon, impl):
+    mean, var = batch_statistics(x, impl)
     inverse_std = lax.rsqrt(var + epsilon)
     return (x - mean) * (inverse_std * scale) + bias, (x, mean, inverse_std, scale)
 
 
-def _batch_norm_backward(_epsilon, residual, grad):
+def _batch_norm_backward(_epsilon, impl, residual, grad):
     x, mean, inverse_std, scale = residual
     count = x.size // x.shape[-1]
-    grad_bias, centred_sums = channel_moments(grad, x, mean)
+    grad_bias, centred_sums = channel_moments(grad, x, mean, impl)
     grad_scale = centred_sums * inverse_std
     normalised = (x - mean) * inverse_std
     grad_x = (scale * inverse_std / count) * (count * grad - grad_bias - normalised * grad_scale)
@@ -487,6 +440,7 @@ class BatchNorm(nn.Module):
     use_running_average: bool
     momentum: float
     epsilon: float
+    impl: str = "auto"  # CONV_IMPLEMENTATIONS: how the batch statistics are summed
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -499,7 +453,7 @@ class BatchNorm(nn.Module):
             inverse_std = lax.rsqrt(running_var.value + self.epsilon)
             return (x - running_mean.value) * (inverse_std * scale) + bias
         if not self.is_initializing():
-            mean, var = batch_statistics(jax.lax.stop_gradient(x))
+            mean, var = batch_statistics(jax.lax.stop_gradient(x), self.impl)
             running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
             running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
-        return batch_norm(x, scale, bias, self.epsilon)
+        return batch_norm(x, scale, bias, self.epsilon, self.impl)

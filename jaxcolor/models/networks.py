@@ -53,14 +53,15 @@ class ConvBlock(nn.Module):
     kernel: int
     resample: Resample = "none"
     conv_init: str = "pytorch"
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, parts: Parts, train: bool) -> jax.Array:
-        x = Conv(self.features, self.kernel, self.conv_init, name="Conv_0")(parts)
+        x = Conv(self.features, self.kernel, self.conv_init, self.conv_impl, name="Conv_0")(parts)
         if self.resample == "down":
             x = maxpool2x(x)
         x = BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                      name="BatchNorm_0")(x)
+                      impl=self.conv_impl, name="BatchNorm_0")(x)
         x = nn.relu(x)  # for up-blocks: before upsampling, same values on ¼ of the pixels
         self.sow("intermediates", "activations", upsample2x(x) if self.resample == "up" else x)
         return x
@@ -74,7 +75,8 @@ class ColourNet(nn.Module):
     is k×k. For hundreds of outputs (the Lab ab bins) that costs ~Q²·k² per pixel, so
     ``head_features`` (the last block's width; 0 = ``num_outputs``) and ``final_kernel``
     (0 = ``kernel``) give a cheap head instead: e.g. NF wide and a 1×1 classifier, as in Zhang
-    et al.'s network. ``skip_connections``: the U-Net variant of a net."""
+    et al.'s network. ``skip_connections``: the U-Net variant of a net. ``conv_impl``: how the
+    convolutions run (:data:`~jaxcolor.models.layers.CONV_IMPLEMENTATIONS`)."""
 
     num_filters: int = 32
     num_outputs: int = 24
@@ -82,6 +84,7 @@ class ColourNet(nn.Module):
     conv_init: str = "pytorch"
     head_features: int = 0
     final_kernel: int = 0
+    conv_impl: str = "auto"
     skip_connections: ClassVar[bool] = False
 
 
@@ -98,14 +101,15 @@ class CNN(ColourNet):
             """The next layer's input parts: features (‖ skip, in the UNet)."""
             return [(features, upsampled)] + [(skip, False)] * self.skip_connections
 
-        b1 = ConvBlock(nf, k, "down", init, name="block1")([(x, False)], train)
-        b2 = ConvBlock(2 * nf, k, "down", init, name="block2")([(b1, False)], train)
-        b3 = (ConvBlock(2 * nf, k, "none", init, name="block3")([(b2, False)], train)
+        impl = self.conv_impl
+        b1 = ConvBlock(nf, k, "down", init, impl, name="block1")([(x, False)], train)
+        b2 = ConvBlock(2 * nf, k, "down", init, impl, name="block2")([(b1, False)], train)
+        b3 = (ConvBlock(2 * nf, k, "none", init, impl, name="block3")([(b2, False)], train)
               if self.middle_block else b2)
-        b4 = ConvBlock(nf, k, "up", init, name="block4")(join(b3, False, b2), train)
-        b5 = ConvBlock(self.head_features or nc, k, "up", init, name="block5")(
+        b4 = ConvBlock(nf, k, "up", init, impl, name="block4")(join(b3, False, b2), train)
+        b5 = ConvBlock(self.head_features or nc, k, "up", init, impl, name="block5")(
             join(b4, True, b1), train)
-        return Conv(nc, self.final_kernel or k, init, name="final")(join(b5, True, x))
+        return Conv(nc, self.final_kernel or k, init, impl, name="final")(join(b5, True, x))
 
 
 class UNet(CNN):
@@ -136,6 +140,7 @@ class StridedBlock(nn.Module):
     kernel: int
     resample: Literal["down", "up"]
     conv_init: str = "pytorch"
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
@@ -144,9 +149,9 @@ class StridedBlock(nn.Module):
         init = transposed_init(self.conv_init) if up else CONV_INITS[self.conv_init]
         kernel = self.param("kernel", init, shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x = (conv_transpose2x if up else conv_stride2)(x, kernel, bias)
+        x = (conv_transpose2x if up else conv_stride2)(x, kernel, bias, self.conv_impl)
         x = BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                      name="BatchNorm_0")(x)
+                      impl=self.conv_impl, name="BatchNorm_0")(x)
         x = nn.relu(x)
         self.sow("intermediates", "activations", x)
         return x
@@ -160,13 +165,13 @@ class ConvTransposeNet(ColourNet):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         nf, nc, k, init = self.num_filters, self.num_outputs, self.kernel, self.conv_init
-        skip = self.skip_connections
-        b1 = StridedBlock(nf, k, "down", init, name="block1")(x, train)
-        b2 = StridedBlock(2 * nf, k, "down", init, name="block2")(b1, train)
-        b3 = StridedBlock(nf, k, "up", init, name="block3")(b2, train)
-        b4 = StridedBlock(self.head_features or nc, k, "up", init, name="block4")(
+        skip, impl = self.skip_connections, self.conv_impl
+        b1 = StridedBlock(nf, k, "down", init, impl, name="block1")(x, train)
+        b2 = StridedBlock(2 * nf, k, "down", init, impl, name="block2")(b1, train)
+        b3 = StridedBlock(nf, k, "up", init, impl, name="block3")(b2, train)
+        b4 = StridedBlock(self.head_features or nc, k, "up", init, impl, name="block4")(
             jnp.concatenate([b3, b1], axis=-1) if skip else b3, train)
-        return Conv(nc, self.final_kernel or k, init, name="final")(
+        return Conv(nc, self.final_kernel or k, init, impl, name="final")(
             [(b4, False)] + [(x, False)] * skip)
 
 

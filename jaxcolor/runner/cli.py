@@ -10,7 +10,7 @@ from absl import flags
 from jaxcolor import app
 from jaxcolor.config import ExperimentConfig, setting_of, settings_where
 from jaxcolor.data import SOURCES
-from jaxcolor.models import CONV_INITS, MODELS
+from jaxcolor.models import CONV_IMPLEMENTATIONS, CONV_INITS, MODELS
 from jaxcolor.runner.prepare import preflight
 from jaxcolor.tasks import LOSSES
 from jaxcolor.training import EPOCH_LOOPS, LR_SCHEDULES, parallel
@@ -27,7 +27,7 @@ def define_flags(default_model: str = "cnn", default_epochs: int = 25) -> None:
 # The registries that name the allowed values of a setting's flag, checked by absl while it
 # parses (the model's, a string flag, by preflight, with a one-line error).
 CHOICES = {"conv_init": CONV_INITS, "loss": LOSSES, "lr_schedule": LR_SCHEDULES,
-           "source": SOURCES, "epoch_loop": EPOCH_LOOPS}
+           "source": SOURCES, "epoch_loop": EPOCH_LOOPS, "conv_impl": CONV_IMPLEMENTATIONS}
 DEFINE_BY_TYPE = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float,
                   "bool": flags.DEFINE_boolean}
 

@@ -13,7 +13,7 @@ from jaxcolor.colour import lab
 from jaxcolor.colour.palette import colour_palette
 from jaxcolor.config import ExperimentConfig
 from jaxcolor.errors import UserError
-from jaxcolor.models import CONV_INITS, MODELS
+from jaxcolor.models import CONV_IMPLEMENTATIONS, CONV_INITS, MODELS, conv_implementation
 from jaxcolor.runner.run import Log, log_line
 from jaxcolor.tasks import TaskData, build_task, check_task, make_task_data
 from jaxcolor.timing import add_seconds
@@ -23,6 +23,11 @@ from jaxcolor.training import EPOCH_LOOPS, optimizer, parallel
 def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
     """``cfg`` if every name in it is known and its files readable, else a UserError naming the
     flag: run before any training, so a bad later run of a grid fails first."""
+    if cfg.conv_impl not in CONV_IMPLEMENTATIONS:
+        raise UserError(f"--conv_impl={cfg.conv_impl!r} is unknown; use one of "
+                        f"{', '.join(CONV_IMPLEMENTATIONS)}.")
+    if cfg.conv_impl == "native":
+        conv_implementation("native")  # where they cannot run: one line before any work
     if cfg.model not in MODELS:
         raise UserError(f"--model={cfg.model!r} is unknown; use one of {', '.join(MODELS)}.")
     if cfg.conv_init not in CONV_INITS:

@@ -20,7 +20,7 @@ import numpy as np
 from jaxcolor.colour import metrics
 from jaxcolor.config import ExperimentConfig, settings_where
 from jaxcolor.errors import UserError
-from jaxcolor.models import ModelSpec, build_model
+from jaxcolor.models import ModelSpec, build_model, conv_implementation
 from jaxcolor.results import row_label
 from jaxcolor.runner import tensorboard
 from jaxcolor.tasks import Task, TaskData
@@ -56,7 +56,7 @@ def model_spec(cfg: ExperimentConfig, task: Task) -> ModelSpec:
     """The model of ``cfg`` with the output width and head of ``task``."""
     return ModelSpec(cfg.model, num_filters=cfg.num_filters, kernel=cfg.kernel,
                      num_outputs=task.num_outputs, conv_init=cfg.conv_init,
-                     **task.head(cfg.num_filters))
+                     conv_impl=cfg.conv_impl, **task.head(cfg.num_filters))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +229,7 @@ def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
         "compile_seconds": compile_seconds, "wall_seconds": final["elapsed"],
+        "conv_implementation": conv_implementation(cfg.conv_impl),
     }
     if final["val_accuracy"] is not None:
         best = max(history, key=lambda r: r["val_accuracy"])

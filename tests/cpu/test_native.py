@@ -67,7 +67,7 @@ def test_native_conv_values_and_gradients_equal_xla(shape, isa):
     kernel = jax.random.normal(keys[1], (*size, c_in, c_out))
     bias = jax.random.normal(keys[2], (c_out,))
     weights = jax.random.normal(keys[3], (n, h, w, c_out))
-    assert layers._use_native(x, kernel)
+    assert layers._use_native(x, kernel, "auto")
     xla = layers._xla_conv2d(x, kernel, padding)
     assert_close(layers.conv2d(x, kernel, padding=padding), xla, 1e-6)
     assert_close(layers.conv2d(x, kernel, bias, padding), xla + bias, 1e-6)
@@ -103,13 +103,12 @@ def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa,
     weights = jax.random.normal(keys[3], jax.eval_shape(layer, x, kernel, bias).shape)
     loss = jax.jit(jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights),
                                       (0, 1, 2)))
-    assert layers._use_native(x, kernel)
+    assert layers._use_native(x, kernel, "auto")
     assert f"jaxcolor_conv_transpose_{isa}" in loss.lower(x, kernel, bias).as_text()
     ours = loss(x, kernel, bias)
-    monkeypatch.setattr(layers, "_use_native", lambda x, k: False)
     monkeypatch.setattr(layers, "_phase_forms", lambda: False)
-    theirs = jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), (0, 1, 2))(
-        x, kernel, bias)
+    theirs = jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a, impl="xla")) * weights),
+                                (0, 1, 2))(x, kernel, bias)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
     for got, want in zip(ours[1], theirs[1], strict=True):
         assert_close(got, want, 5e-5)
@@ -122,7 +121,6 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, i
     edition's stride-2 layers as phase forms) give the losses and parameters of the same steps
     with XLA's convolutions (and its strided ones). (SGD: Adam's first steps turn float noise
     in the zero gradients of the biases that feed BatchNorm into full steps.)"""
-    model = build_model(ModelSpec(name, num_filters=8, kernel=3, num_outputs=5))
     tx, mesh = optax.sgd(0.1), parallel.data_mesh()
     rng = np.random.default_rng(0)
     inputs = jnp.asarray(rng.random((1, 8, 16, 16, 1), np.float32))
@@ -130,7 +128,8 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, i
     order = jnp.arange(8).reshape(1, 2, 4)
     results = {}
     for use in (True, False):
-        monkeypatch.setattr(layers, "_use_native", lambda x, k, use=use: use)
+        model = build_model(ModelSpec(name, num_filters=8, kernel=3, num_outputs=5,
+                                      conv_impl="native" if use else "xla"))
         monkeypatch.setattr(layers, "_phase_forms", lambda use=use: use)
         state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
         lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
@@ -177,14 +176,15 @@ def test_native_channel_moments_are_bitwise_reproducible_and_handle_no_images(is
 
 def test_forms_that_the_native_kernels_do_not_cover_use_xla():
     x = jnp.ones((2, 4, 4, 3))
-    assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4), jnp.bfloat16))
+    assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4), jnp.bfloat16),
+                                  "auto")
 
 
 def test_native_kernels_can_be_switched_off(tmp_path):
     """JAXCOLOR_NATIVE=0: not built, not used; the models still train (XLA's convolutions)."""
     code = ("import jax.numpy as jnp; from jaxcolor.models import layers; "
             "from jaxcolor.cpu import native; assert not native.available(); "
-            "assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)))")
+            "assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)), 'auto')")
     env = {**os.environ, "JAXCOLOR_NATIVE": "0", "JAXCOLOR_NATIVE_CACHE_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
     assert not list(tmp_path.iterdir())
@@ -196,7 +196,8 @@ def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
             "from jaxcolor.cpu import native\n"
             "with warnings.catch_warnings(record=True) as caught:\n"
             "    warnings.simplefilter('always')\n"
-            "    assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)))\n"
+            "    assert not layers._use_native(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3)),"
+            " 'auto')\n"
             "    assert not native.available()\n"
             "print(len(caught), caught[0].message if caught else '')")
     env = {**os.environ, "CXX": "false", "JAXCOLOR_NATIVE_CACHE_DIR": str(tmp_path)}

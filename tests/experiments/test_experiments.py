@@ -494,3 +494,24 @@ def test_q0_trains_from_scratch_offline_and_checks_backprop(tmp_path):
     assert "BP1–BP4 vs jax.grad" in (out / "results.md").read_text()
     bad = run_script("q0_from_scratch", "--dataset=digits", "--epochs=0", f"--output_dir={out}")
     assert bad.returncode != 0 and "--epochs=0 must be a positive integer" in bad.stderr
+
+
+def test_the_convolution_implementation_is_a_setting_recorded_in_every_row(tmp_path,
+                                                                          monkeypatch):
+    """--conv_impl=xla trains with XLA's convolutions and says so in its row; the default
+    (auto) records what ran; --conv_impl=native where the kernels cannot run is one line."""
+    from jaxcolor.models import conv_implementation
+
+    for impl in ("auto", "xla"):
+        result = run_script("q2_classification", *TINY, "--epochs=1", f"--conv_impl={impl}",
+                            f"--output_dir={tmp_path / impl}")
+        assert result.returncode == 0, result.stderr
+        (row,) = json.loads((tmp_path / impl / "results.json").read_text())
+        assert row["conv_implementation"] == conv_implementation(impl)
+    assert json.loads((tmp_path / "xla" / "results.json").read_text())[0][
+        "conv_implementation"] == "xla"
+    monkeypatch.setenv("JAXCOLOR_NATIVE", "0")
+    refused = run_script("q2_classification", *TINY, "--conv_impl=native",
+                         f"--output_dir={tmp_path / 'native'}")
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: --conv_impl=native: the native CPU kernels run on")

@@ -108,12 +108,13 @@ STRIDE2_FORMS = {"native kernels": (True, True), "phase forms": (False, True),
                  "XLA's strided ops": (False, False)}
 
 
-def use_stride2_form(monkeypatch, form):
+def use_stride2_form(monkeypatch, form) -> str:
+    """Set the phase forms as ``form`` has them; its convolution implementation."""
     use_native, phase_forms = STRIDE2_FORMS[form]
     if use_native and not native.available():
         pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
-    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: use_native)
     monkeypatch.setattr(layers, "_phase_forms", lambda: phase_forms)
+    return "native" if use_native else "xla"
 
 
 @pytest.mark.parametrize("form", STRIDE2_FORMS)
@@ -131,15 +132,15 @@ def test_stride2_layers_compute_pytorchs_layers_and_xlas_gradients(layer, size, 
                                   layer is conv_transpose2x) + np.asarray(bias)
     weights = jax.random.normal(jax.random.key(3), expected.shape)
 
-    def value_and_grads():
+    def value_and_grads(impl):
         return jax.jit(jax.value_and_grad(
-            lambda *a: jnp.sum(jnp.sin(layer(*a)) * weights), argnums=(0, 1, 2)))(x, kernel, bias)
+            lambda *a: jnp.sum(jnp.sin(layer(*a, impl)) * weights), argnums=(0, 1, 2)))(
+            x, kernel, bias)
 
-    use_stride2_form(monkeypatch, "XLA's strided ops")
-    want = value_and_grads()
-    use_stride2_form(monkeypatch, form)
-    np.testing.assert_allclose(layer(x, kernel, bias), expected, rtol=1e-5, atol=1e-5)
-    got = value_and_grads()
+    want = value_and_grads(use_stride2_form(monkeypatch, "XLA's strided ops"))
+    impl = use_stride2_form(monkeypatch, form)
+    np.testing.assert_allclose(layer(x, kernel, bias, impl), expected, rtol=1e-5, atol=1e-5)
+    got = value_and_grads(impl)
     for ours, xla in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(ours, xla, rtol=1e-4, atol=1e-4)
 
@@ -162,16 +163,16 @@ def test_channel_moments_equal_float64_sums(native_sums, monkeypatch):
     rounding, including 24 channels (a 16 + 8-lane tail) and large means."""
     if native_sums and not native.available():
         pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
-    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: native_sums)
+    impl = "native" if native_sums else "xla"
     a = jax.random.normal(jax.random.key(0), (7, 6, 5, 24)) * 3 + 10
     b = jax.random.normal(jax.random.key(1), (7, 6, 5, 24)) - 4
     shift = jnp.linspace(-5.0, 5.0, 24)
     exact = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(shift, np.float64)
-    sums, products = layers.channel_moments(a, b, shift)
+    sums, products = layers.channel_moments(a, b, shift, impl)
     np.testing.assert_allclose(sums, exact[0].sum(axis=(0, 1, 2)), rtol=1e-6)
     np.testing.assert_allclose(products, (exact[0] * (exact[1] - exact[2])).sum(axis=(0, 1, 2)),
                                rtol=1e-5)
-    np.testing.assert_allclose(layers.channel_moments(a, a)[1],
+    np.testing.assert_allclose(layers.channel_moments(a, a, impl=impl)[1],
                                (exact[0] ** 2).sum(axis=(0, 1, 2)), rtol=1e-6)
 
 
@@ -181,9 +182,9 @@ def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypa
     with the native kernels' sums (CPU) and with XLA's."""
     if native_sums and not native.available():
         pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
-    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: native_sums)
+    impl = "native" if native_sums else "xla"
     x = jax.random.normal(jax.random.key(0), (6, 4, 4, 5)) * 2 + 1
-    ours, theirs = (BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5),
+    ours, theirs = (BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5, impl=impl),
                     nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5))
     variables = ours.init(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
@@ -211,7 +212,7 @@ def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypa
                             mutable=["batch_stats"])[0]
 
     args = (x, variables["params"]["scale"], variables["params"]["bias"])
-    ours_grad = jax.grad(lambda *a: loss(lambda *b: batch_norm(*b, 1e-5), *a),
+    ours_grad = jax.grad(lambda *a: loss(lambda *b: batch_norm(*b, 1e-5, impl), *a),
                          argnums=(0, 1, 2))(*args)
     theirs_grad = jax.grad(lambda *a: loss(flax_norm, *a), argnums=(0, 1, 2))(*args)
     for a, b in zip(ours_grad, theirs_grad, strict=True):

@@ -7,7 +7,7 @@ from conftest import fit_task, make_task, model_for, tiny_colour_task
 
 from jaxcolor import data
 from jaxcolor.cpu import compiler
-from jaxcolor.models import ModelSpec, build_model, layers
+from jaxcolor.models import ModelSpec, build_model
 from jaxcolor.objectives import CLASSIFICATION
 from jaxcolor.training import parallel
 from jaxcolor.training import state as train_state
@@ -175,12 +175,12 @@ def test_fit_with_scan_epochs_matches_step_by_step():
     assert runs["scan"][-1].train_loss < runs["scan"][0].train_loss
 
 
-def test_cpu_steps_compile_without_ynnpack(tiny_task, monkeypatch):
+def test_cpu_steps_compile_without_ynnpack(tiny_task):
     """XLA:CPU's YNNPACK convolution weight gradient is the slow path (jaxcolor/cpu/compiler.py).
     (XLA's convolutions, as where the native CPU kernels are not available.)"""
-    monkeypatch.setattr(layers, "_use_native", lambda x, kernel: False)
     assert compiler.step_options("gpu") is None and compiler.step_options("tpu") is None
-    model = model_for("cnn", 4, tiny_task)
+    model = build_model(ModelSpec("cnn", num_filters=4, kernel=3,
+                                  num_outputs=tiny_task.task.num_outputs, conv_impl="xla"))
     tx = optax.adam(1e-3)
     inputs = jnp.asarray(tiny_task.train_inputs[:8])[None]
     targets = jnp.asarray(tiny_task.train_targets[:8])[None]
