@@ -50,7 +50,10 @@ SOURCE = Path(__file__).with_name("native") / "conv.cc"
 # Portable code per instruction set (not -march=native): a cache shared by machines stays valid.
 ISAS = {"avx512": (("avx512f", "fma"), ("-mavx512f", "-mfma")),
         "avx2": (("avx2", "fma"), ("-mavx2", "-mfma"))}
-FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w")
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra")
+# Under ``jax.vmap`` a kernel runs once per mapped element (its maps are already batches of
+# images: a model vmapped over, e.g., ensembles or per-example gradients).
+VMAP = "sequential"
 # FFI target name (suffixed with the instruction set) → handler symbol in the library.
 TARGETS = {"jaxcolor_conv": "JaxcolorConv", "jaxcolor_conv_transpose": "JaxcolorConvTranspose",
            "jaxcolor_conv_weight_grad": "JaxcolorConvWeightGrad",
@@ -82,12 +85,17 @@ def isa() -> str | None:
     return next((name for name in ISAS if cpu_supports(name)), None)
 
 
+def compile_command(compiler: str, isa: str) -> list[str]:
+    """The compiler's command line for the ``isa`` kernels (``-o LIBRARY`` to be added); XLA's
+    FFI headers are a system library's (their own warnings are not the kernels')."""
+    return [compiler, *FLAGS, *ISAS[isa][1], "-isystem", jax.ffi.include_dir(), str(SOURCE)]
+
+
 def _build(compiler: str, isa: str) -> Path:
     """Compile the kernels for ``isa`` (once per source, jaxlib and compiler); return the
     library."""
     flags = (*FLAGS, *ISAS[isa][1])
-    include = jax.ffi.include_dir()
-    command = [compiler, *flags, f"-I{include}", str(SOURCE)]
+    command = compile_command(compiler, isa)
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), jaxlib.__version__, version,
                                     *flags]).encode()).hexdigest()[:16]
@@ -182,7 +190,7 @@ def conv_weight_grad(x: jax.Array, grad: jax.Array, size: tuple[int, int], paddi
     sums = x.shape[-1] if sums_of_x else grad.shape[-1]
     shapes = (jax.ShapeDtypeStruct((*size, x.shape[-1], grad.shape[-1]), jnp.float32),
               jax.ShapeDtypeStruct((sums,), jnp.float32))
-    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes)(
+    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes, vmap_method=VMAP)(
         x, grad, **_attributes(padding), stride=np.int64(stride), sums_of_x=sums_of_x))
 
 
@@ -193,7 +201,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding | No
     input's size) or 2 (half of the input's even size); needs :func:`available`."""
     n, h, w, _ = x.shape
     shape = jax.ShapeDtypeStruct((n, h // stride, w // stride, kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape)(
+    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape, vmap_method=VMAP)(
         x, kernel, bias, **_attributes(padding or centred(kernel.shape[:2])),
         stride=np.int64(stride))
 
@@ -205,7 +213,7 @@ def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Pa
     twice the input's size; needs :func:`available`."""
     n, h, w, _ = x.shape
     shape = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(_target("jaxcolor_conv_transpose"), shape)(
+    return jax.ffi.ffi_call(_target("jaxcolor_conv_transpose"), shape, vmap_method=VMAP)(
         x, kernel, bias, **_attributes(padding))
 
 
@@ -214,5 +222,6 @@ def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array) -> tuple[jax.A
     shape (``shift`` per channel) in one pass, bit-for-bit reproducible; needs
     :func:`available`."""
     shape = jax.ShapeDtypeStruct((2, a.shape[-1]), jnp.float32)
-    sums = jax.ffi.ffi_call(_target("jaxcolor_channel_moments"), shape)(a, b, shift)
+    sums = jax.ffi.ffi_call(_target("jaxcolor_channel_moments"), shape, vmap_method=VMAP)(
+        a, b, shift)
     return sums[0], sums[1]

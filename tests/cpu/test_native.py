@@ -1,6 +1,7 @@
 """The native CPU convolution kernels against XLA's convolution: values and gradients."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -246,3 +247,50 @@ def test_nothing_builds_in_the_background_when_switched_off(monkeypatch):
     monkeypatch.setattr(native, "_builds", {})
     layers.prepare_kernels()
     assert native._builds == {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isa", list(native.ISAS))
+@pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+def test_the_kernels_compile_warning_clean(isa, tmp_path):
+    """The build's own command (-Wall -Wextra) with warnings as errors, for each instruction
+    set."""
+    command = native.compile_command(shutil.which("g++"), isa)
+    result = subprocess.run([*command, "-Werror", "-o", str(tmp_path / "kernels.so")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@needs_native
+def test_a_model_vmapped_over_its_parameters_runs_the_native_kernels(isa):
+    """vmap of a model's loss gradient over two parameter sets (an ensemble) with the native
+    kernels equals each set's gradient alone, and XLA's."""
+    def loss_grads(impl):
+        model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5,
+                                      conv_impl=impl))
+        x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+        stacked = jax.vmap(lambda key: model.init(key, x[:1]))(jax.random.split(jax.random.key(1)))
+
+        def grads(variables):
+            def loss(params):
+                out, _ = model.apply({**variables, "params": params}, x, train=True,
+                                     mutable=["batch_stats"])
+                return jnp.sum(jnp.sin(out))
+            return jax.grad(loss)(variables["params"])
+
+        together = jax.jit(jax.vmap(grads))(stacked)
+        alone = [grads(jax.tree.map(lambda leaf, i=i: leaf[i], stacked)) for i in range(2)]
+        return together, alone
+
+    native_together, native_alone = loss_grads("native")
+    xla_together, _ = loss_grads("xla")
+
+    def assert_trees_close(got, want, tolerance):  # the biases before BatchNorm get ~0: float
+        scale = max(float(jnp.abs(leaf).max()) for leaf in jax.tree.leaves(want))  # noise
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=tolerance * scale)
+
+    for i in range(2):
+        assert_trees_close(jax.tree.map(lambda leaf, i=i: leaf[i], native_together),
+                           native_alone[i], 1e-5)
+    assert_trees_close(native_together, xla_together, 1e-4)

@@ -25,6 +25,10 @@
 // only difference.
 #include <immintrin.h>
 
+// Vector types serve as template arguments (tags that choose a lane count); the alignment
+// attributes GCC drops from them there do not matter.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -110,7 +114,9 @@ inline Last narrow(__m512 v) {
   if constexpr (std::is_same_v<Last, __m512>) {
     return v;
   } else {
-    return _mm512_castps512_ps256(v);
+    // The lower half (no instruction); GCC's _mm512_castps512_ps256 draws a false
+    // maybe-uninitialized warning from its own header.
+    return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
   }
 }
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -394,7 +400,7 @@ ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || !stride_fits(stride) ||
       xd[0] != gd[0] || xd[1] != stride * gd[1] || xd[2] != stride * gd[2] ||
       !padding_fits(wd[0], wd[1], pad_top, pad_left) || wd[2] != xd[3] || wd[3] != gd[3] ||
-      db->element_count() != (sums_of_x ? xd[3] : gd[3])) {
+      static_cast<int64_t>(db->element_count()) != (sums_of_x ? xd[3] : gd[3])) {
     return ffi::Error::InvalidArgument(
         "conv_weight_grad: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
         "db (Ci if sums_of_x else Co), stride s 1 or 2, 0 <= pad_top < kh, "
@@ -453,7 +459,8 @@ ffi::Error ChannelMomentsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a,
                               ffi::ResultBuffer<ffi::F32> out) {
   const auto ad = a.dimensions(), bd = b.dimensions();
   if (ad.size() != 4 || bd.size() != 4 || !std::equal(ad.begin(), ad.end(), bd.begin()) ||
-      m.element_count() != ad[3] || out->element_count() != 2 * ad[3]) {
+      static_cast<int64_t>(m.element_count()) != ad[3] ||
+      static_cast<int64_t>(out->element_count()) != 2 * ad[3]) {
     return ffi::Error::InvalidArgument(
         "channel_moments: expected a and b (N,H,W,C), m (C), out (2,C)");
   }
