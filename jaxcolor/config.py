@@ -21,8 +21,9 @@ class Setting:
     (``run_name``: its format there, e.g. ``"bs{}"``), must match for a checkpoint to resume
     (``fingerprint``), is a TensorBoard hparam (``hparam``) and a column of every results row
     (``row``), and how the report's settings column names a value other than the default
-    (``label``, e.g. ``"NF {}"``). Run names and fingerprints keep the fields and formats they
-    always had, so existing checkpoints resume."""
+    (``label``, e.g. ``"NF {}"``). Run names keep the fields and formats they always had, and a
+    checkpoint that does not record a fingerprint setting ran with its default, so existing
+    checkpoints resume and a new fingerprint setting needs no special case."""
 
     help: str = ""
     flag: bool = True
@@ -80,14 +81,13 @@ class ExperimentConfig:
                         label="seed {}", **DESCRIBES)
     lr_schedule: str = setting("constant", "constant: --learning_rate throughout (the "
                                "assignment's); cosine: decay it to 0 over the run (optax), after "
-                               "--warmup_epochs of linear warm-up.", hparam=True, row=True,
-                               label="{}")
+                               "--warmup_epochs of linear warm-up.", label="{}", **DESCRIBES)
     warmup_epochs: int = setting(0, "Epochs of linear warm-up from 0 (with "
-                                 "--lr_schedule=cosine).", hparam=True, row=True,
-                                 label="{}-epoch warm-up")
+                                 "--lr_schedule=cosine).", label="{}-epoch warm-up",
+                                 **DESCRIBES)
     hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
                           "left-right with probability 1/2, drawn per step.", run_name="hflip",
-                          hparam=True, row=True, label="hflip")
+                          label="hflip", **DESCRIBES)
     # k-means seed: fixed, so that training seeds share one palette
     colour_seed: int = setting(0, flag=False)
     category: str = setting("horse", "Image category (CIFAR-10 class name), or 'all' for every "

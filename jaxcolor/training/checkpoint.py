@@ -65,9 +65,8 @@ def run_fingerprint(cfg: ExperimentConfig, arrays: Sequence[np.ndarray], train_i
     for array in arrays:
         digest.update(np.ascontiguousarray(array).tobytes())
     return {**{name: getattr(cfg, name) for name in settings_where(fingerprint=True)},
-            **({"hflip": True} if cfg.hflip else {}),  # checkpoints made before the flag resume
-            **({"lr_schedule": cfg.lr_schedule, "epochs": cfg.epochs,
-                "warmup_epochs": cfg.warmup_epochs} if cfg.lr_schedule != "constant" else {}),
+            # A scheduled run's length fixes its every step; a constant-rate one extends.
+            **({"epochs": cfg.epochs} if cfg.lr_schedule != "constant" else {}),
             "train_images": train_images,
             "data_sha256": parallel.digest_over_processes(digest.digest()).hex()[:16]}
 
@@ -268,8 +267,12 @@ class Checkpoints:
         return target
 
     def _check_fingerprint(self, saved: dict[str, Any]) -> None:
-        differences = [f"{key} {saved.get(key)!r} (checkpoint) vs {value!r} (now)"
-                       for key, value in self.fingerprint.items() if saved.get(key) != value]
+        """A UserError naming every setting that differs. A setting the checkpoint does not
+        record did not exist when it was written: it ran with that setting's default."""
+        defaults = {field.name: field.default for field in dataclasses.fields(ExperimentConfig)}
+        differences = [f"{key} {saved.get(key, defaults.get(key))!r} (checkpoint) vs "
+                       f"{value!r} (now)" for key, value in self.fingerprint.items()
+                       if saved.get(key, defaults.get(key)) != value]
         if differences:
             raise UserError(
                 f"the checkpoint in {self.directory} was written by a different run: "

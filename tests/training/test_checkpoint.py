@@ -141,6 +141,16 @@ def test_checkpoint_of_a_different_run_is_refused_with_the_difference(tiny_task,
     assert afresh.epochs() == []  # --noresume deletes the old run's checkpoints
 
 
+def test_a_setting_a_checkpoint_does_not_record_counts_as_its_default(tiny_task, tmp_path):
+    """Checkpoints written before a setting existed resume with its default, and are refused
+    with any other value, naming it."""
+    fit(tiny_task, 1, Checkpoints(tmp_path, FINGERPRINT, epochs=1))
+    newer = {**FINGERPRINT, "hflip": False, "warmup_epochs": 0, "lr_schedule": "constant"}
+    assert len(fit(tiny_task, 2, Checkpoints(tmp_path, newer, epochs=2)).history) == 2
+    with pytest.raises(UserError, match=r"hflip False \(checkpoint\) vs True \(now\)"):
+        fit(tiny_task, 3, Checkpoints(tmp_path, {**newer, "hflip": True}, epochs=3))
+
+
 def test_checkpoints_beyond_the_requested_epochs_are_refused(tiny_task, tmp_path):
     fit(tiny_task, 4, Checkpoints(tmp_path, FINGERPRINT, epochs=4))
     with pytest.raises(UserError, match="start after epoch 3, beyond --epochs=2"):
