@@ -20,7 +20,6 @@ import gc
 import hashlib
 import os
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -145,15 +144,15 @@ SETTLE_ROUNDS = 10  # of 50 ms: for the other reads of a failed restore to end
 
 @contextlib.contextmanager
 def _unraisable_silenced() -> Iterator[None]:
-    """Python's reports of errors nobody can catch, silenced: a failed Orbax restore leaves
-    its other reads to fail on TensorStore's threads against a closed event loop, each with a
-    traceback on stderr (the failure itself is reported once, by the caller)."""
-    hooks = sys.unraisablehook, sys.excepthook, threading.excepthook
-    sys.unraisablehook = sys.excepthook = threading.excepthook = lambda *args: None
+    """Python's reports of errors nobody can catch (``sys.unraisablehook``), silenced: a failed
+    Orbax restore leaves its other reads' coroutines to be collected with their errors, each
+    with a traceback on stderr (the failure itself is reported once, by the caller)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
     try:
         yield
     finally:
-        sys.unraisablehook, sys.excepthook, threading.excepthook = hooks
+        sys.unraisablehook = hook
 
 
 @dataclasses.dataclass(frozen=True)
