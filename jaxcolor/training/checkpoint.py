@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import gc
 import hashlib
+import logging
 import os
 import sys
 import time
@@ -139,6 +140,15 @@ def _closed_loop_reports_left_out() -> None:
     sys.unraisablehook = hook
 
 
+def _stray_read_reports_left_out(checkpoint: epath.Path) -> None:
+    """A failed restore's other reads may end after it, at any later time; asyncio then logs
+    "Task exception was never retrieved" with each one's error, which names the files read.
+    Those about ``checkpoint`` (already reported once, as damaged) are left out."""
+    named = f"{checkpoint}{os.sep}"
+    logging.getLogger("asyncio").addFilter(
+        lambda record: named not in record.getMessage())
+
+
 SETTLE_ROUNDS = 10  # of 50 ms: for the other reads of a failed restore to end
 
 
@@ -252,6 +262,7 @@ class Checkpoints:
                     time.sleep(0.05)
                     gc.collect()
         if failure is not None:
+            _stray_read_reports_left_out(self.directory / str(epoch))
             raise failure
         return state, history
 

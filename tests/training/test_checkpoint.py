@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from conftest import REPO, fit_task, model_for, run_script, tiny_colour_task
 from etils import epath
 
 from jaxcolor.errors import UserError
-from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints
+from jaxcolor.training.checkpoint import CheckpointPolicy, Checkpoints, DamagedCheckpointError
 
 FINGERPRINT = {"model": "cnn", "learning_rate": 0.01}
 NUMBERS = ("epoch", "train_loss", "val_loss", "val_accuracy")
@@ -97,6 +98,27 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_from_the_o
     assert f"resuming after epoch 2 from {tmp_path}" in lines
     assert numbers(resumed.history) == numbers(fit(tiny_task, 4).history)  # epoch 3 retrained
     assert again.epochs() == [3, 4] and (tmp_path / "damaged-3" / "state").is_dir()
+
+
+def test_late_reports_of_a_failed_restore_s_other_reads_are_left_out(tiny_task, tmp_path,
+                                                                      caplog):
+    """The failed restore's other reads may end at any later time, each logged by asyncio as
+    an exception never retrieved; those naming the damaged checkpoint's files are left out."""
+    first = Checkpoints(tmp_path, FINGERPRINT, epochs=2)
+    fit(tiny_task, 2, first)
+    first.close()
+    _damage(tmp_path / "2", "truncated_data")
+    with pytest.raises(DamagedCheckpointError):
+        Checkpoints(tmp_path, FINGERPRINT, epochs=3).restore(2, fit(tiny_task, 1).state)
+    stray = (f"Task exception was never retrieved\nfuture: <Task finished exception=ValueError("
+             f"\"{{'path': '{tmp_path / '2' / 'state'}/'}}\")>")
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.error(stray)
+    asyncio_log.error("Task exception was never retrieved\nfuture: <Task finished "
+                      "exception=ValueError('something else')>")
+    assert [record.getMessage() for record in caplog.records] == [
+        "Task exception was never retrieved\nfuture: <Task finished "
+        "exception=ValueError('something else')>"]
 
 
 def test_when_no_checkpoint_can_be_read_one_error_names_noresume(tiny_task, tmp_path):
