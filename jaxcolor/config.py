@@ -20,18 +20,23 @@ class Setting:
     for its flag (``flag``: every script has one), and whether it names a training run
     (``run_name``: its format there, e.g. ``"bs{}"``), must match for a checkpoint to resume
     (``fingerprint``), is a TensorBoard hparam (``hparam``) and a column of every results row
-    (``row``), and how the report's settings column names a value other than the default
-    (``label``, e.g. ``"NF {}"``). Run names keep the fields and formats they always had, and a
-    checkpoint that does not record a fingerprint setting ran with its default, so existing
-    checkpoints resume and a new fingerprint setting needs no special case."""
+    (``row``), how the report's settings column names a value other than the default
+    (``label``, e.g. ``"NF {}"``), and the values it may take where they are fixed here
+    (``choices``; registries of models, losses, … are checked by their own modules). Run names
+    keep the fields and formats they always had (a setting added later names runs only away from
+    its default: ``named_at_default=False``), and a checkpoint that does not record a fingerprint
+    setting ran with its default, so existing checkpoints resume and a new setting needs no
+    special case."""
 
     help: str = ""
     flag: bool = True
     run_name: str | None = None
+    named_at_default: bool = True
     fingerprint: bool = False
     hparam: bool = False
     row: bool = False
     label: str | None = None
+    choices: tuple[str, ...] | None = None
 
 
 # The run-describing settings: in the rows, the hparams and (unless said otherwise) fingerprints.
@@ -87,7 +92,7 @@ class ExperimentConfig:
                                  **DESCRIBES)
     hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
                           "left-right with probability 1/2, drawn per step.", run_name="hflip",
-                          label="hflip", **DESCRIBES)
+                          named_at_default=False, label="hflip", **DESCRIBES)
     # k-means seed: fixed, so that training seeds share one palette
     colour_seed: int = setting(0, flag=False)
     category: str = setting("horse", "Image category (CIFAR-10 class name), or 'all' for every "
@@ -134,6 +139,11 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         """Raise UserError naming the first bad value."""
+        for field in dataclasses.fields(self):
+            choices, value = field.metadata["setting"].choices, getattr(self, field.name)
+            if choices is not None and value not in choices:
+                raise UserError(f"--{field.name}={value!r} is unknown; use one of "
+                                f"{', '.join(choices)}.")
         if not 0.0 < self.temperature <= 10.0:
             raise UserError(f"--temperature={self.temperature} must lie in (0, 10] (Zhang et "
                             f"al. use 0.38; 1 is the plain mean).")

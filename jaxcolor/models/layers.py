@@ -329,8 +329,16 @@ def _bias_or_zeros(bias: jax.Array | None, kernel: jax.Array) -> jax.Array:
 Parts = Sequence[tuple[jax.Array, bool]]
 
 
+def compute_dtype(x: jax.Array, *params: jax.Array) -> tuple[jax.Array, ...]:
+    """``params`` (float32) cast to the dtype of ``x``: every layer computes in the dtype of its
+    input (bfloat16 activations and convolution inputs for mixed precision), while parameters,
+    BatchNorm statistics and their gradients stay float32."""
+    return tuple(param.astype(x.dtype) for param in params)
+
+
 class Conv(nn.Module):
-    """k×k SAME convolution with bias over the channel concatenation of ``parts``.
+    """k×k SAME convolution with bias over the channel concatenation of ``parts``, in the parts'
+    dtype (:func:`compute_dtype`).
 
     The parameters are ``nn.Conv``'s (same names, shapes and initialisation). Half-resolution
     parts go through :func:`conv_of_upsampled` with their slice of the kernel; the others are
@@ -349,6 +357,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", CONV_INITS[self.conv_init],
                             (self.kernel, self.kernel, sum(channels), self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel, bias = compute_dtype(parts[0][0], kernel, bias)
         starts = np.cumsum([0, *channels])
         slices = [kernel[:, :, start:end] for start, end in zip(starts, starts[1:], strict=False)]
         half = [(x, w) for (x, upsampled), w in zip(parts, slices, strict=True) if upsampled]
@@ -371,16 +380,17 @@ def _sums_by_matmul() -> bool:
 
 
 def channel_sums(x: jax.Array, by_matmul: bool | None = None) -> jax.Array:
-    """Per-channel sums of NHWC maps, (C,). ``by_matmul`` (default: on CPU): each image's sum
-    as a batched matrix-vector product, then the sum over images (accurate to ~1e-6 relative;
-    one product over all pixels would accumulate N·H·W terms in sequence, ~1e-5)."""
+    """Per-channel float32 sums of NHWC maps, (C,). ``by_matmul`` (default: on CPU): each
+    image's sum as a batched matrix-vector product, then the sum over images (accurate to ~1e-6
+    relative; one product over all pixels would accumulate N·H·W terms in sequence, ~1e-5)."""
     if by_matmul is None:
         by_matmul = _sums_by_matmul()
     if not by_matmul:
-        return jnp.sum(x, axis=tuple(range(x.ndim - 1)))
+        return jnp.sum(x, axis=tuple(range(x.ndim - 1)), dtype=jnp.float32)
     per_image = x.reshape(x.shape[0], -1, x.shape[-1])
     ones = jnp.ones(per_image.shape[:2], x.dtype)
-    return jnp.einsum("nm,nmc->nc", ones, per_image).sum(axis=0)
+    return jnp.einsum("nm,nmc->nc", ones, per_image,
+                      preferred_element_type=jnp.float32).sum(axis=0)
 
 
 def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array | None = None,
@@ -389,7 +399,7 @@ def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array | None = None,
     default 0): one native pass where :func:`conv2d` runs native kernels
     (:func:`jaxcolor.cpu.native.channel_moments`), else :func:`channel_sums` of a and of the
     product."""
-    shift = jnp.zeros(a.shape[-1:], a.dtype) if shift is None else shift
+    shift = jnp.zeros(a.shape[-1:], jnp.float32) if shift is None else shift  # f32 products
     if _use_native(a, b, impl):
         return native.channel_moments(a, b, shift)
     return channel_sums(a), channel_sums(a * (b - shift))
@@ -406,7 +416,8 @@ def batch_statistics(x: jax.Array, impl: str = "auto") -> tuple[jax.Array, jax.A
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
                impl: str = "auto") -> jax.Array:
-    """(x − mean) / √(var + ε) · scale + bias with the batch's statistics (training mode).
+    """(x − mean) / √(var + ε) · scale + bias with the batch's statistics (training mode), in
+    the dtype of x (statistics and parameters float32).
 
     The backward pass is the closed form (two per-channel sums) rather than autodiff through
     the statistics (four), which is what makes it cheaper; same gradients (tested)."""
@@ -416,7 +427,8 @@ def batch_norm(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
 def _batch_norm_forward(x, scale, bias, epsilon, impl):
     mean, var = batch_statistics(x, impl)
     inverse_std = lax.rsqrt(var + epsilon)
-    return (x - mean) * (inverse_std * scale) + bias, (x, mean, inverse_std, scale)
+    y = (x - mean) * (inverse_std * scale) + bias
+    return y.astype(x.dtype), (x, mean, inverse_std, scale)
 
 
 def _batch_norm_backward(_epsilon, impl, residual, grad):
@@ -426,7 +438,7 @@ def _batch_norm_backward(_epsilon, impl, residual, grad):
     grad_scale = centred_sums * inverse_std
     normalised = (x - mean) * inverse_std
     grad_x = (scale * inverse_std / count) * (count * grad - grad_bias - normalised * grad_scale)
-    return grad_x, grad_scale, grad_bias
+    return grad_x.astype(x.dtype), grad_scale, grad_bias
 
 
 batch_norm.defvjp(_batch_norm_forward, _batch_norm_backward)
@@ -435,7 +447,7 @@ batch_norm.defvjp(_batch_norm_forward, _batch_norm_backward)
 class BatchNorm(nn.Module):
     """``nn.BatchNorm`` over the last axis: the same parameters (scale, bias), running averages
     (batch_stats mean, var; not updated while initialising) and values, faster (see
-    :func:`batch_norm`)."""
+    :func:`batch_norm`); in the dtype of its input, with float32 statistics."""
 
     use_running_average: bool
     momentum: float
@@ -451,7 +463,7 @@ class BatchNorm(nn.Module):
         running_var = self.variable("batch_stats", "var", jnp.ones, features)
         if self.use_running_average:
             inverse_std = lax.rsqrt(running_var.value + self.epsilon)
-            return (x - running_mean.value) * (inverse_std * scale) + bias
+            return ((x - running_mean.value) * (inverse_std * scale) + bias).astype(x.dtype)
         if not self.is_initializing():
             mean, var = batch_statistics(jax.lax.stop_gradient(x), self.impl)
             running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean

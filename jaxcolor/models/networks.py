@@ -30,6 +30,7 @@ from jaxcolor.models.layers import (
     BatchNorm,
     Conv,
     Parts,
+    compute_dtype,
     conv_stride2,
     conv_transpose2x,
     maxpool2x,
@@ -149,6 +150,7 @@ class StridedBlock(nn.Module):
         init = transposed_init(self.conv_init) if up else CONV_INITS[self.conv_init]
         kernel = self.param("kernel", init, shape)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel, bias = compute_dtype(x, kernel, bias)
         x = (conv_transpose2x if up else conv_stride2)(x, kernel, bias, self.conv_impl)
         x = BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                       impl=self.conv_impl, name="BatchNorm_0")(x)

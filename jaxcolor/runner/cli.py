@@ -43,8 +43,9 @@ def _define_shared_flags(default_model: str, default_epochs: int) -> None:
         default = getattr(defaults, field.name)
         if field.name == "model":
             flags.DEFINE_string("model", default, f"Model: {', '.join(MODELS)}.")
-        elif field.name in CHOICES:
-            flags.DEFINE_enum(field.name, default or None, list(CHOICES[field.name]), info.help)
+        elif info.choices or field.name in CHOICES:
+            flags.DEFINE_enum(field.name, default or None,
+                              list(info.choices or CHOICES[field.name]), info.help)
         elif field.type in DEFINE_BY_TYPE:
             DEFINE_BY_TYPE[field.type](field.name, default, info.help)
         else:

@@ -31,7 +31,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint import checkpoint_managers
 
-from jaxcolor.config import ExperimentConfig, setting_of, settings_where
+from jaxcolor.config import ExperimentConfig, default_of, setting_of, settings_where
 from jaxcolor.errors import UserError
 from jaxcolor.training import parallel
 from jaxcolor.training.state import EpochRecord, TrainState
@@ -39,10 +39,11 @@ from jaxcolor.training.state import EpochRecord, TrainState
 
 def run_name(cfg: ExperimentConfig) -> str:
     """Names one training run whatever its length (a longer run extends a shorter one): the
-    settings declared with a ``run_name`` format, in order (a flag only when on)."""
+    settings declared with a ``run_name`` format, in order (some only away from their
+    default)."""
     parts = [setting_of(name).run_name.format(getattr(cfg, name))
              for name in settings_where() if setting_of(name).run_name is not None
-             and getattr(cfg, name) is not False]
+             and (setting_of(name).named_at_default or getattr(cfg, name) != default_of(name))]
     return "_".join(parts) + _schedule_name(cfg)
 
 

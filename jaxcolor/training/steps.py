@@ -67,7 +67,8 @@ def _train_step(model: nn.Module, tx: optax.GradientTransformation, objective: O
         def loss_of(params):
             outputs, updates = model.apply({"params": params, "batch_stats": state.batch_stats},
                                            batch_inputs, train=True, mutable=["batch_stats"])
-            return jnp.mean(objective.loss(outputs, batch_targets)), updates["batch_stats"]
+            loss = objective.loss(outputs.astype(jnp.float32), batch_targets)  # whatever the
+            return jnp.mean(loss), updates["batch_stats"]  # model computes in (mixed precision)
 
         (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -156,7 +157,7 @@ def make_eval_step(model: nn.Module, objective: Objective, mesh: Mesh
 
     def eval_step(state: TrainState, inputs: jax.Array, targets: jax.Array, weights: jax.Array):
         outputs = model.apply({"params": state.params, "batch_stats": state.batch_stats}, inputs,
-                              train=False)
+                              train=False).astype(jnp.float32)
         per_pixel = {"loss": objective.loss(outputs, targets),
                      **objective.metrics(outputs, targets)}
         sums = {name: jnp.sum(jnp.mean(v, axis=(1, 2)) * weights)

@@ -219,6 +219,29 @@ def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypa
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_batch_norm_of_bfloat16_maps_is_float32_batch_norm_rounded_once():
+    """bfloat16 in and out, computed in float32 inside: values and input gradients within one
+    bfloat16 rounding of float32's on the same numbers; statistics and parameter gradients
+    float32."""
+    x = (jax.random.normal(jax.random.key(0), (6, 4, 4, 5)) * 2 + 1).astype(jnp.bfloat16)
+    cotangent = jax.random.normal(jax.random.key(2), x.shape).astype(jnp.bfloat16)
+    scale, bias = jnp.linspace(0.5, 2.0, 5), jnp.arange(5.0)
+    results = {}
+    for dtype in (jnp.bfloat16, jnp.float32):
+        y, pullback = jax.vjp(lambda x, s, b: batch_norm(x, s, b, 1e-5, "xla"),
+                              x.astype(dtype), scale, bias)
+        results[dtype] = (y, *pullback(cotangent.astype(dtype)))
+    assert [a.dtype.name for a in results[jnp.bfloat16]] == ["bfloat16", "bfloat16", "float32",
+                                                              "float32"]
+    for ours, exact in zip(results[jnp.bfloat16], results[jnp.float32], strict=True):
+        rounding = 2.0 ** -8 if ours.dtype == jnp.bfloat16 else 1e-5
+        np.testing.assert_allclose(np.asarray(ours, np.float32), exact,
+                                   rtol=rounding, atol=rounding * float(jnp.std(exact)))
+    mean, var = layers.batch_statistics(x, "xla")
+    assert mean.dtype == var.dtype == jnp.float32
+    np.testing.assert_allclose(var, jnp.var(x.astype(jnp.float32), axis=(0, 1, 2)), rtol=1e-5)
+
+
 def test_max_and_first_argmax_match_numpy_with_ties_and_nan():
     from jaxcolor.models.layers import _max_and_first_argmax
 
