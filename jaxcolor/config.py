@@ -93,6 +93,11 @@ class ExperimentConfig:
     hflip: bool = setting(False, "Augment: mirror each training image (and its targets) "
                           "left-right with probability 1/2, drawn per step.", run_name="hflip",
                           named_at_default=False, label="hflip", **DESCRIBES)
+    precision: str = setting("float32", "bfloat16: mixed precision, activations and "
+                             "convolution inputs in bfloat16; parameters, optimizer state, "
+                             "BatchNorm statistics, losses and metrics in float32.",
+                             run_name="{}", named_at_default=False, label="{}",
+                             choices=("float32", "bfloat16"), **DESCRIBES)
     # k-means seed: fixed, so that training seeds share one palette
     colour_seed: int = setting(0, flag=False)
     category: str = setting("horse", "Image category (CIFAR-10 class name), or 'all' for every "

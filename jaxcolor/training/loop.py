@@ -68,6 +68,7 @@ class TrainOptions:
     hflip: bool = False
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
+    precision: str = "float32"  # the dtype the model computes in (its inputs')
 
     @classmethod
     def of(cls, config: ExperimentConfig) -> TrainOptions:
@@ -95,7 +96,9 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     key, so the continuation is identical to an uninterrupted run) and saves as its policy says.
     ``epoch_loop``: ``"steps"`` dispatches one compiled step per batch, ``"scan"`` compiles the
     whole epoch as one ``lax.scan`` (:data:`.steps.EPOCH_LOOPS`). ``hflip``: random left–right
-    mirroring of the training batches (:func:`make_train_step`). ``progress``: a tqdm bar over
+    mirroring of the training batches (:func:`make_train_step`). ``precision``: the inputs enter
+    the model in it, and its layers compute in their inputs' dtype
+    (:func:`jaxcolor.models.layers.compute_dtype`). ``progress``: a tqdm bar over
     each epoch's steps (each step then waits for the one before: for a terminal, not for logs).
     On CPU the process keeps freed host memory for reuse
     (:func:`jaxcolor.cpu.host_memory.retain_freed_memory`).
@@ -104,6 +107,8 @@ def fit(model: nn.Module, objective: Objective, train: tuple[np.ndarray, np.ndar
     epochs, batch_size, learning_rate = options.epochs, options.batch_size, options.learning_rate
     host_memory.retain_freed_memory()
     prepare_seconds = 0.0
+    train, test = ((inputs.astype(options.precision, copy=False), targets)
+                   for inputs, targets in (train, test))
     if objective.prepare is not None:
         train, test = ((inputs, objective.prepare(targets)) for inputs, targets in (train, test))
         prepare_seconds = time.perf_counter() - start
