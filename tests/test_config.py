@@ -62,8 +62,20 @@ def test_run_names_and_fingerprints_are_those_checkpoints_were_made_with(changes
     fingerprint = run_fingerprint(cfg, [], 10)
     assert fingerprint.keys() >= OLD_FINGERPRINT
     assert fingerprint.keys() - OLD_FINGERPRINT <= {"hflip", "lr_schedule", "epochs",
-                                                    "warmup_epochs", "train_images",
+                                                    "warmup_epochs", "precision", "train_images",
                                                     "data_sha256"}
+
+
+def test_the_precision_names_only_bfloat16_runs_and_enters_the_fingerprint():
+    from jaxcolor.training import run_fingerprint, run_name
+
+    cfg = ExperimentConfig("x", hflip=True)
+    assert run_name(cfg.replace(precision="float32")) == _old_run_name(cfg)
+    assert run_name(cfg.replace(precision="bfloat16")) == _old_run_name(cfg) + "_bfloat16"
+    assert run_fingerprint(cfg.replace(precision="bfloat16"), [], 10)["precision"] == "bfloat16"
+    with pytest.raises(UserError, match="--precision='float16' is unknown; use one of float32, "
+                                        "bfloat16"):
+        cfg.replace(precision="float16")
 
 
 def test_the_published_runs_names_are_unchanged():

@@ -156,10 +156,10 @@ def _use_native(x: jax.Array, kernel: jax.Array, impl: str) -> bool:
     return possible and native.available()
 
 
-def conv_implementation(impl: str = "auto") -> str:
-    """What ``impl`` resolves to for float32 models on this machine: ``native-<isa>`` or
-    ``xla`` (recorded in every results row)."""
-    probe = jnp.zeros((1, 1, 1, 1), jnp.float32)
+def conv_implementation(impl: str = "auto", precision: str = "float32") -> str:
+    """What ``impl`` resolves to for models computing in ``precision`` on this machine:
+    ``native-<isa>`` or ``xla`` (recorded in every results row)."""
+    probe = jnp.zeros((1, 1, 1, 1), precision)
     return f"native-{native.isa()}" if _use_native(probe, probe, impl) else "xla"
 
 

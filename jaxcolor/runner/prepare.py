@@ -27,7 +27,7 @@ def preflight(cfg: ExperimentConfig) -> ExperimentConfig:
         raise UserError(f"--conv_impl={cfg.conv_impl!r} is unknown; use one of "
                         f"{', '.join(CONV_IMPLEMENTATIONS)}.")
     if cfg.conv_impl == "native":
-        conv_implementation("native")  # where they cannot run: one line before any work
+        conv_implementation("native", cfg.precision)  # where they cannot: one line first
     if cfg.model not in MODELS:
         raise UserError(f"--model={cfg.model!r} is unknown; use one of {', '.join(MODELS)}.")
     if cfg.conv_init not in CONV_INITS:

@@ -229,7 +229,7 @@ def result_row(cfg: ExperimentConfig, records: Sequence[EpochRecord],
         "val_accuracy": final["val_accuracy"],
         "train_images_per_sec": statistics.median(r["train_images_per_sec"] for r in history),
         "compile_seconds": compile_seconds, "wall_seconds": final["elapsed"],
-        "conv_implementation": conv_implementation(cfg.conv_impl),
+        "conv_implementation": conv_implementation(cfg.conv_impl, cfg.precision),
     }
     if final["val_accuracy"] is not None:
         best = max(history, key=lambda r: r["val_accuracy"])

@@ -286,3 +286,16 @@ def test_hflip_step_trains_on_the_mirrored_batch_it_draws(tiny_task):
         if "Conv_0" in name and "bias" in name:
             continue  # rounding amplified to ±lr by Adam, as in the scan test above
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_bfloat16_training_learns_as_float32_does(tiny_task):
+    """--precision=bfloat16: the same run's losses within bfloat16's noise of float32's, and
+    its state (parameters, statistics, optimizer) float32, so checkpoints fit either."""
+    model = model_for("cnn", 8, tiny_task)
+    runs = {precision: fit_task(model, tiny_task, epochs=6, batch_size=8, learning_rate=0.01,
+                                precision=precision) for precision in ("float32", "bfloat16")}
+    full, half = ([record.train_loss for record in runs[p].history] for p in runs)
+    assert half[-1] < 0.8 * half[0]
+    np.testing.assert_allclose(half, full, rtol=0.05)
+    assert {leaf.dtype.name for leaf in jax.tree.leaves(runs["bfloat16"].state)
+            if jnp.issubdtype(leaf.dtype, jnp.floating)} == {"float32"}
