@@ -65,7 +65,8 @@ NUM_COLOURS = 24
 # here), and channels-last with jaxcolor's up-block order (BatchNorm before upsampling).
 TORCH_VARIANTS = {"reference": "NCHW, reference order",
                   "channels_last": "channels-last, reference order",
-                  "channels_last_bn_first": "channels-last, BN before upsample"}
+                  "channels_last_bn_first": "channels-last, BN before upsample",
+                  "channels_last_bf16": "channels-last, bfloat16 autocast"}
 UPSAMPLING_MODELS = ("cnn", "unet", "pool_upsample")  # the nets with nearest upsampling
 
 
@@ -88,9 +89,11 @@ def interleaved_median_seconds(runs: list, repeats: int) -> list[float]:
     return [statistics.median(spent) for spent in times]
 
 
-def matmul_gflops(repeats: int) -> float:
-    a = jax.random.normal(jax.random.key(0), (2048, 2048))
-    product = jax.jit(lambda m: m @ m)
+def matmul_gflops(repeats: int, precision: str = "float32") -> float:
+    """A 2048² matmul's rate in ``precision`` (float32 accumulation): the peak a step in that
+    precision is measured against."""
+    a = jax.random.normal(jax.random.key(0), (2048, 2048)).astype(precision)
+    product = jax.jit(lambda m: jnp.matmul(m, m, preferred_element_type=jnp.float32))
     seconds = median_seconds(lambda: product(a).block_until_ready(), repeats)
     return 2 * 2048**3 / seconds / 1e9
 
@@ -125,12 +128,14 @@ JAX_VARIANTS = {"jaxcolor": "jax", "xla_defaults": "jax (XLA defaults)",
 
 
 def jax_row(name: str, batch: int, steps: int, repeats: int,
-            data: tuple[np.ndarray, np.ndarray], variant: str = "jaxcolor"
-            ) -> tuple[dict, Callable[[], None]]:
-    """JAX's row on ``data`` (steps·batch images, labels) for one of ``JAX_VARIANTS``, and the
+            data: tuple[np.ndarray, np.ndarray], variant: str = "jaxcolor",
+            precision: str = "float32") -> tuple[dict, Callable[[], None]]:
+    """JAX's row on ``data`` (steps·batch images, labels) for one of ``JAX_VARIANTS`` computing
+    in ``precision`` (the dtype its inputs enter the model in, as ``fit`` does), and the
     function that runs its ``steps`` train steps (timed by the caller)."""
     count = steps * batch
-    inputs, targets = (jnp.asarray(a[None, :count]) for a in data)
+    inputs = jnp.asarray(data[0][None, :count], precision)
+    targets = jnp.asarray(data[1][None, :count])
     order = jnp.arange(count).reshape(1, steps, batch)
     model = jax_model(name, "auto" if variant == "jaxcolor" else "xla")
     tx = optax.adam(1e-3)
@@ -146,7 +151,8 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after),
     # counted with XLA's convolutions: XLA counts none for the native kernels' custom calls.
     flops = float((train.make_train_step(jax_model(name, "xla"), tx, CLASSIFICATION, mesh).lower(
-        state, inputs, targets, order, 0).cost_analysis() or {}).get("flops", float("nan")))
+        state, inputs.astype(jnp.float32), targets, order, 0).cost_analysis() or {}).get(
+            "flops", float("nan")))
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]
     holder = {"state": state}
 
@@ -155,8 +161,9 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
             holder["state"], loss = step(holder["state"], inputs, targets, order, i)
         loss.block_until_ready()
 
-    row = {"framework": JAX_VARIANTS[variant], "model": name, "batch": batch,
-           "compile_seconds": compile_seconds, "step_flops": flops}
+    row = {"framework": JAX_VARIANTS[variant] + f" {precision}", "model": name, "batch": batch,
+           "jax_variant": variant, "precision": precision, "compile_seconds": compile_seconds,
+           "step_flops": flops}
     if variant == "jaxcolor":
         eval_step = train.make_eval_step(model, CLASSIFICATION, mesh)
         batches = train.device_batches([np.asarray(inputs[0]), np.asarray(targets[0])], batch,
@@ -191,7 +198,8 @@ def torch_row(name: str, batch: int, steps: int, data: tuple[np.ndarray, np.ndar
     def run_steps() -> None:
         for i in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs[i]), targets[i])
+            with torch.autocast(device, torch.bfloat16, enabled=variant.endswith("_bf16")):
+                loss = loss_fn(model(inputs[i]), targets[i])
             loss.backward()
             optimizer.step()
         loss.item()  # waits for the device
@@ -262,8 +270,9 @@ def timed_rows(name: str, batch: int, args: argparse.Namespace,
     JAX's row gets the ratios."""
     timed = [jax_row(name, batch, args.steps, args.repeats, data, variant)
              for variant in ("xla_defaults", "xla_convolutions") if getattr(args, variant)]
-    timed.append(jax_row(name, batch, args.steps, args.repeats, data))
-    ours = timed[-1][0]
+    timed += [jax_row(name, batch, args.steps, args.repeats, data, precision=precision)
+              for precision in args.precisions.split(",")]
+    ours = [row for row, _ in timed if row.get("jax_variant") == "jaxcolor"]
     with (TorchWorker(name, batch, args.steps, data_file)
           if importlib.util.find_spec("torch") else contextlib.nullcontext()) as worker:
         if worker is not None:
@@ -275,8 +284,9 @@ def timed_rows(name: str, batch: int, args: argparse.Namespace,
             row["gflops_per_sec"] = row.pop("step_flops") * args.steps / spent / 1e9
     for row, _ in timed:
         if "variant" in row:  # PyTorch's
-            ours[f"jax_over_torch_{row['variant']}"] = (
-                ours["train_images_per_sec"] / row["train_images_per_sec"])
+            for mine in ours:
+                mine[f"jax_over_torch_{row['variant']}"] = (
+                    mine["train_images_per_sec"] / row["train_images_per_sec"])
     print(json.dumps([row for row, _ in timed]), flush=True)
 
 
@@ -285,7 +295,7 @@ def fresh_process_rows(name: str, batch: int, args: argparse.Namespace, data_fil
     """:func:`timed_rows` in a fresh process (this file with ``--worker=jax``)."""
     command = [sys.executable, __file__, "--worker=jax", f"--models={name}",
                f"--batch_sizes={batch}", f"--repeats={args.repeats}", f"--steps={args.steps}",
-               f"--data_file={data_file}"]
+               f"--data_file={data_file}", f"--precisions={args.precisions}"]
     command += [f"--{flag}" for flag in ("xla_defaults", "xla_convolutions")
                 if getattr(args, flag)]
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
@@ -324,6 +334,8 @@ def main() -> None:
                         help="also time JAX compiled with XLA's default options")
     parser.add_argument("--xla_convolutions", action="store_true",
                         help="also time jaxcolor with XLA's convolutions (no native kernels)")
+    parser.add_argument("--precisions", default="float32,bfloat16",
+                        help="jaxcolor's rows: one per precision (--precision of the scripts)")
     parser.add_argument("--worker", choices=["jax", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--data_file", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -343,8 +355,10 @@ def main() -> None:
     device = jax.devices()[0]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"jax {jax.__version__} on {device.platform} ({device.device_kind})", flush=True)
-    peak = matmul_gflops(args.repeats)
-    print(f"2048² float32 matmul: {peak:.0f} GFLOP/s; jaxcolor's native CPU kernels: "
+    peaks = {precision: matmul_gflops(args.repeats, precision)
+             for precision in args.precisions.split(",")}
+    print(f"2048² matmul: {', '.join(f'{p} {g:.0f}' for p, g in peaks.items())} GFLOP/s; "
+          f"jaxcolor's native CPU kernels: "
           f"{'on' if native.available() else 'off'}; freed host memory retained (both "
           f"frameworks): {'yes' if retained else 'no'}", flush=True)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -357,20 +371,22 @@ def main() -> None:
         rows = [row for name in args.models.split(",") for batch in batch_sizes
                 for row in fresh_process_rows(name, batch, args, data_file)]
     print("\n| framework | model | batch | train img/s | compile s | eval img/s | GFLOP/s "
-          "| JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values()) + ") |\n"
-          "|---|---|---|---|---|---|---|---|")
+          "(of its precision's matmul) | JAX ÷ PyTorch (" + " / ".join(TORCH_VARIANTS.values())
+          + ") |\n|---|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [row["framework"], row["model"], row["batch"],
                  f"{row['train_images_per_sec']:.0f}",
                  f"{row['compile_seconds']:.1f}" if "compile_seconds" in row else "",
                  f"{row['eval_images_per_sec']:.0f}" if "eval_images_per_sec" in row else "",
-                 f"{row['gflops_per_sec']:.1f}" if "gflops_per_sec" in row else "",
+                 (f"{row['gflops_per_sec']:.1f} "
+                  f"({row['gflops_per_sec'] / peaks[row['precision']]:.0%})")
+                 if "gflops_per_sec" in row else "",
                  " / ".join(f"{row[key]:.2f}×" for key in
                             (f"jax_over_torch_{variant}" for variant in TORCH_VARIANTS)
                             if key in row)]
         print("| " + " | ".join(str(c) for c in cells) + " |")
     summary = {"device": f"{device.platform} ({device.device_kind})", "cpus": os.cpu_count(),
-               "matmul_gflops": peak, "native_kernels": native.available(),
+               "matmul_gflops": peaks, "native_kernels": native.available(),
                "host_memory_retained": retained, "data": data_kind, "rows": rows}
     if args.image_dir:
         summary["data_prep_seconds"] = data_prep_seconds(args.image_dir)

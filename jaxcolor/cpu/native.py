@@ -48,8 +48,11 @@ CACHE_DIR_ENV = "JAXCOLOR_NATIVE_CACHE_DIR"
 SOURCE = Path(__file__).with_name("native") / "conv.cc"
 # Instruction set → the /proc/cpuinfo flags it needs and its compiler flags, best first.
 # Portable code per instruction set (not -march=native): a cache shared by machines stays valid.
-ISAS = {"avx512": (("avx512f", "fma"), ("-mavx512f", "-mfma")),
+ISAS = {"avx512bf16": (("avx512f", "fma", "avx512_bf16", "avx512bw", "avx512vl"),
+                       ("-mavx512f", "-mfma", "-mavx512bf16", "-mavx512bw", "-mavx512vl")),
+        "avx512": (("avx512f", "fma"), ("-mavx512f", "-mfma")),
         "avx2": (("avx2", "fma"), ("-mavx2", "-mfma"))}
+BFLOAT16_ISAS = ("avx512bf16",)  # whose kernels also take bfloat16 maps
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-Wall", "-Wextra")
 # Under ``jax.vmap`` a kernel runs once per mapped element (its maps are already batches of
 # images: a model vmapped over, e.g., ensembles or per-example gradients).
@@ -58,6 +61,7 @@ VMAP = "sequential"
 TARGETS = {"jaxcolor_conv": "JaxcolorConv", "jaxcolor_conv_transpose": "JaxcolorConvTranspose",
            "jaxcolor_conv_weight_grad": "JaxcolorConvWeightGrad",
            "jaxcolor_channel_moments": "JaxcolorChannelMoments"}
+BFLOAT16_TARGETS = {f"{target}_bf16": f"{symbol}Bf16" for target, symbol in TARGETS.items()}
 
 
 @functools.cache
@@ -153,18 +157,36 @@ def _load(isa: str) -> bool:
         warnings.warn(f"jaxcolor: native CPU kernels not built ({detail}); using XLA's "
                       f"convolutions.", stacklevel=3)
         return False
-    for target, symbol in TARGETS.items():
+    targets = {**TARGETS, **(BFLOAT16_TARGETS if isa in BFLOAT16_ISAS else {})}
+    for target, symbol in targets.items():
         jax.ffi.register_ffi_target(f"{target}_{isa}",
                                     jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
     return True
 
 
-def _target(name: str) -> str:
-    """The FFI target ``name`` of the kernels in use."""
-    if not available():
-        raise RuntimeError("jaxcolor's native CPU kernels are not available on this machine "
-                           "(see jaxcolor.cpu.native); use jaxcolor.models.layers.conv2d")
-    return f"{name}_{isa()}"
+def runs(dtype: jnp.dtype) -> bool:
+    """Whether the kernels in use take maps of ``dtype``: float32 wherever they are
+    :func:`available`, bfloat16 with AVX512_BF16 (``vdpbf16ps``)."""
+    if dtype == jnp.bfloat16:
+        return available() and isa() in BFLOAT16_ISAS
+    return dtype == jnp.float32 and available()
+
+
+def _target(name: str, dtype: jnp.dtype) -> str:
+    """The FFI target ``name`` of the kernels in use for maps of ``dtype``."""
+    if not runs(dtype):
+        raise RuntimeError(f"jaxcolor's native CPU kernels for {jnp.dtype(dtype).name} are not "
+                           "available on this machine (see jaxcolor.cpu.native); use "
+                           "jaxcolor.models.layers.conv2d")
+    return f"{name}{'_bf16' if dtype == jnp.bfloat16 else ''}_{isa()}"
+
+
+def _packed(kernel: jax.Array) -> jax.Array:
+    """A bfloat16 HWIO kernel as the bfloat16 kernels read it, (kh, kw, ⌈ci/2⌉, co, 2): input
+    channels in pairs (a zero channel added to an odd count), one pair per output channel."""
+    kh, kw, ci, co = kernel.shape
+    even = jnp.pad(kernel, ((0, 0), (0, 0), (0, ci % 2), (0, 0)))
+    return even.reshape(kh, kw, (ci + 1) // 2, 2, co).transpose(0, 1, 2, 4, 3)
 
 
 Padding = tuple[int, int]  # zero rows above and columns left of each image (0 ≤ · < kernel size)
@@ -183,45 +205,55 @@ def _attributes(padding: Padding) -> dict[str, np.int64]:
 def conv_weight_grad(x: jax.Array, grad: jax.Array, size: tuple[int, int], padding: Padding,
                      stride: int = 1, sums_of_x: bool = False) -> tuple[jax.Array, jax.Array]:
     """∂/∂W and ∂/∂b of Σ grad · (conv(x, W) + b) for a ``size`` (kh, kw) convolution with
-    ``padding`` and ``stride`` (1 or 2; x is ``stride`` times grad's size) of NHWC float32 maps
-    with an HWIO kernel; needs :func:`available`. With ``sums_of_x`` the second result is x's
-    channel sums instead of grad's: with x and grad swapped, ∂/∂W (its channels swapped) and
-    ∂/∂b of a transposed convolution."""
+    ``padding`` and ``stride`` (1 or 2; x is ``stride`` times grad's size) of NHWC maps
+    with an HWIO kernel, float32 sums (of bfloat16 maps too); needs :func:`runs`. With
+    ``sums_of_x`` the second result is x's channel sums instead of grad's: with x and grad
+    swapped, ∂/∂W (its channels swapped) and ∂/∂b of a transposed convolution."""
     sums = x.shape[-1] if sums_of_x else grad.shape[-1]
     shapes = (jax.ShapeDtypeStruct((*size, x.shape[-1], grad.shape[-1]), jnp.float32),
               jax.ShapeDtypeStruct((sums,), jnp.float32))
-    return tuple(jax.ffi.ffi_call(_target("jaxcolor_conv_weight_grad"), shapes, vmap_method=VMAP)(
+    target = _target("jaxcolor_conv_weight_grad", x.dtype)
+    return tuple(jax.ffi.ffi_call(target, shapes, vmap_method=VMAP)(
         x, grad, **_attributes(padding), stride=np.int64(stride), sums_of_x=sums_of_x))
 
 
 def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding | None = None,
          stride: int = 1) -> jax.Array:
-    """conv(x, kernel) + bias: convolution of NHWC float32 maps with an HWIO kernel, zero
-    ``padding`` (rows above, columns left; default SAME) and ``stride`` 1 (the output the
-    input's size) or 2 (half of the input's even size); needs :func:`available`."""
+    """conv(x, kernel) + bias: convolution of NHWC maps with an HWIO kernel of their dtype
+    (float32, or bfloat16 with float32 sums), zero ``padding`` (rows above, columns left;
+    default SAME) and ``stride`` 1 (the output the input's size) or 2 (half of the input's even
+    size); needs :func:`runs`."""
     n, h, w, _ = x.shape
-    shape = jax.ShapeDtypeStruct((n, h // stride, w // stride, kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(_target("jaxcolor_conv"), shape, vmap_method=VMAP)(
-        x, kernel, bias, **_attributes(padding or centred(kernel.shape[:2])),
+    shape = jax.ShapeDtypeStruct((n, h // stride, w // stride, kernel.shape[-1]), x.dtype)
+    return jax.ffi.ffi_call(_target("jaxcolor_conv", x.dtype), shape, vmap_method=VMAP)(
+        x, *_kernel_and_bias(kernel, bias), **_attributes(padding or centred(kernel.shape[:2])),
         stride=np.int64(stride))
+
+
+def _kernel_and_bias(kernel: jax.Array, bias: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """As a forward kernel of ``kernel``'s dtype takes them (bfloat16: packed, float32 bias)."""
+    if kernel.dtype == jnp.bfloat16:
+        return _packed(kernel), bias.astype(jnp.float32)
+    return kernel, bias
 
 
 def conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: Padding
                    ) -> jax.Array:
-    """PyTorch's stride-2 transposed convolution plus bias of NHWC float32 maps with an HWIO
-    kernel: input pixel i adds x[i]·kernel[t] to output pixel 2i − padding + t of an output
-    twice the input's size; needs :func:`available`."""
+    """PyTorch's stride-2 transposed convolution plus bias of NHWC maps with an HWIO kernel
+    (as :func:`conv`'s): input pixel i adds x[i]·kernel[t] to output pixel 2i − padding + t of
+    an output twice the input's size; needs :func:`runs`."""
     n, h, w, _ = x.shape
-    shape = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, kernel.shape[-1]), jnp.float32)
-    return jax.ffi.ffi_call(_target("jaxcolor_conv_transpose"), shape, vmap_method=VMAP)(
-        x, kernel, bias, **_attributes(padding))
+    shape = jax.ShapeDtypeStruct((n, 2 * h, 2 * w, kernel.shape[-1]), x.dtype)
+    return jax.ffi.ffi_call(_target("jaxcolor_conv_transpose", x.dtype), shape,
+                            vmap_method=VMAP)(x, *_kernel_and_bias(kernel, bias),
+                                              **_attributes(padding))
 
 
 def channel_moments(a: jax.Array, b: jax.Array, shift: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Per-channel Σ a and Σ a·(b − shift) over every pixel of NHWC float32 maps a and b of one
-    shape (``shift`` per channel) in one pass, bit-for-bit reproducible; needs
-    :func:`available`."""
+    """Per-channel float32 Σ a and Σ a·(b − shift) over every pixel of NHWC maps a and b of one
+    shape and dtype (``shift`` per channel, float32) in one pass, bit-for-bit reproducible;
+    needs :func:`runs`."""
     shape = jax.ShapeDtypeStruct((2, a.shape[-1]), jnp.float32)
-    sums = jax.ffi.ffi_call(_target("jaxcolor_channel_moments"), shape, vmap_method=VMAP)(
-        a, b, shift)
+    sums = jax.ffi.ffi_call(_target("jaxcolor_channel_moments", a.dtype), shape,
+                            vmap_method=VMAP)(a, b, shift.astype(jnp.float32))
     return sums[0], sums[1]

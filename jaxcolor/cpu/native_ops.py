@@ -18,6 +18,13 @@ def swap_channels(kernel: jax.Array) -> jax.Array:
     return kernel.transpose(0, 1, 3, 2)
 
 
+def _like(kernel: jax.Array, grads: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """The kernel and bias gradients (float32 sums) in the dtype of the parameters they belong
+    to (bfloat16 where the layer computes in it; the float32 parameters' gradients then come
+    from the cast's own gradient)."""
+    return tuple(grad.astype(kernel.dtype) for grad in grads)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def conv2d(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: native.Padding
                    ) -> jax.Array:
@@ -36,7 +43,7 @@ def _conv2d_backward(padding, residual, grad):
     flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2)
     grad_x = native.conv(grad, flipped, jnp.zeros(kernel.shape[2:3], grad.dtype),
                          (height - 1 - padding[0], width - 1 - padding[1]))
-    return (grad_x, *native.conv_weight_grad(x, grad, (height, width), padding))
+    return (grad_x, *_like(kernel, native.conv_weight_grad(x, grad, (height, width), padding)))
 
 
 conv2d.defvjp(_conv2d_forward, _conv2d_backward)
@@ -58,7 +65,8 @@ def _conv_stride2_backward(padding, residual, grad):
     x, kernel = residual
     grad_x = native.conv_transpose(grad, swap_channels(kernel),
                                    jnp.zeros(kernel.shape[2:3], grad.dtype), padding)
-    return (grad_x, *native.conv_weight_grad(x, grad, kernel.shape[:2], padding, stride=2))
+    return (grad_x, *_like(kernel, native.conv_weight_grad(x, grad, kernel.shape[:2], padding,
+                                                           stride=2)))
 
 
 conv_stride2.defvjp(_conv_stride2_forward, _conv_stride2_backward)
@@ -83,7 +91,7 @@ def _conv_transpose2x_backward(padding, residual, grad):
                          padding, stride=2)
     swapped, grad_bias = native.conv_weight_grad(grad, x, kernel.shape[:2], padding, stride=2,
                                                  sums_of_x=True)
-    return grad_x, swap_channels(swapped), grad_bias
+    return (grad_x, *_like(kernel, (swap_channels(swapped), grad_bias)))
 
 
 conv_transpose2x.defvjp(_conv_transpose2x_forward, _conv_transpose2x_backward)

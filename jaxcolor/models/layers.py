@@ -139,7 +139,7 @@ CONV_IMPLEMENTATIONS = ("auto", "xla", "native")
 
 
 def _use_native(x: jax.Array, kernel: jax.Array, impl: str) -> bool:
-    """Whether ``impl`` runs this convolution natively: float32 on a single CPU device (the
+    """Whether ``impl`` runs this convolution natively: on a single CPU device (the
     native kernel has no sharding rule, so under a multi-device mesh XLA would gather whole
     batches onto every device) with the kernels built."""
     if impl == "xla":
@@ -147,13 +147,14 @@ def _use_native(x: jax.Array, kernel: jax.Array, impl: str) -> bool:
     if impl not in CONV_IMPLEMENTATIONS:
         raise UserError(f"--conv_impl={impl!r} is unknown; use one of "
                         f"{', '.join(CONV_IMPLEMENTATIONS)}.")
-    possible = (x.dtype == kernel.dtype == jnp.float32 and jax.default_backend() == "cpu"
+    possible = (x.dtype == kernel.dtype and jax.default_backend() == "cpu"
                 and jax.device_count() == 1)
-    if impl == "native" and not (possible and native.available()):
-        raise UserError("--conv_impl=native: the native CPU kernels run on float32 on one CPU "
-                        "device, with AVX2 or AVX-512 and a C++ compiler (JAXCOLOR_NATIVE not 0); "
-                        "not here. Use --conv_impl=auto or xla.")
-    return possible and native.available()
+    if impl == "native" and not (possible and native.runs(x.dtype)):
+        raise UserError(f"--conv_impl=native: the native CPU kernels run on one CPU device, "
+                        f"with AVX2 or AVX-512 (bfloat16: AVX512_BF16) and a C++ compiler "
+                        f"(JAXCOLOR_NATIVE not 0); not here for {jnp.dtype(x.dtype).name}. Use "
+                        f"--conv_impl=auto or xla.")
+    return possible and native.runs(x.dtype)
 
 
 def conv_implementation(impl: str = "auto", precision: str = "float32") -> str:

@@ -23,9 +23,15 @@ needs_native = pytest.mark.skipif(not native.available(),
                                   reason="native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
 # Every instruction set this CPU runs (AVX-512 machines run the AVX2 kernels too).
 SUPPORTED_ISAS = [isa for isa in native.ISAS if native.cpu_supports(isa)]
+# Those tested: each vector width once (the AVX512_BF16 build's float32 kernels are the AVX-512
+# build's source; each build compiles warning-clean, test_the_kernels_compile_warning_clean).
+TESTED_ISAS = [isa for isa in SUPPORTED_ISAS
+               if not (isa == "avx512" and "avx512bf16" in SUPPORTED_ISAS)]
+needs_bfloat16 = pytest.mark.skipif(not native.runs(jnp.bfloat16),
+                                    reason="bfloat16 kernels need AVX512_BF16 (and g++)")
 
 
-@pytest.fixture(params=SUPPORTED_ISAS)
+@pytest.fixture(params=TESTED_ISAS)
 def isa(request, monkeypatch):
     """Runs the test with the kernels of each supported instruction set (forced as a user
     would: ``JAXCOLOR_NATIVE_ISA``); the test traces afresh, so it calls that set's targets."""
@@ -177,8 +183,9 @@ def test_native_channel_moments_are_bitwise_reproducible_and_handle_no_images(is
 
 def test_forms_that_the_native_kernels_do_not_cover_use_xla():
     x = jnp.ones((2, 4, 4, 3))
-    assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4), jnp.bfloat16),
+    assert not layers._use_native(x.astype(jnp.float16), jnp.ones((3, 3, 3, 4), jnp.float16),
                                   "auto")
+    assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4)), "auto")
 
 
 def test_native_kernels_can_be_switched_off(tmp_path):
@@ -227,7 +234,8 @@ def test_the_best_instruction_set_is_chosen_unless_one_is_forced(monkeypatch):
     monkeypatch.setenv(native.ISA_ENV, "avx2")
     assert native.isa() == "avx2"
     monkeypatch.setenv(native.ISA_ENV, "sse")
-    with pytest.raises(UserError, match="JAXCOLOR_NATIVE_ISA='sse': expected one of avx512, avx2"):
+    with pytest.raises(UserError, match="JAXCOLOR_NATIVE_ISA='sse': expected one of "
+                                        "avx512bf16, avx512, avx2"):
         native.isa()
 
 
@@ -294,3 +302,83 @@ def test_a_model_vmapped_over_its_parameters_runs_the_native_kernels(isa):
         assert_trees_close(jax.tree.map(lambda leaf, i=i: leaf[i], native_together),
                            native_alone[i], 1e-5)
     assert_trees_close(native_together, xla_together, 1e-4)
+
+
+def relative_error(got, want):
+    got, want = (np.asarray(a, np.float32) for a in (got, want))
+    return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+# (in channels, out channels, stride or "transposed"): odd channel counts (paired with a zero
+# channel), the 16-lane and 8-lane tails, two 16-lane vectors, several 32-channel blocks.
+BFLOAT16_LAYERS = [(1, 32, 1), (25, 24, 1), (3, 5, 1), (32, 64, 1), (33, 40, 1), (32, 24, 2),
+                   (7, 40, 2), (32, 24, "transposed"), (5, 3, "transposed"),
+                   (64, 96, "transposed")]
+
+
+@needs_bfloat16
+@pytest.mark.parametrize("layer", BFLOAT16_LAYERS, ids=str)
+def test_bfloat16_kernels_are_float32_s_values_and_gradients_rounded_once(layer):
+    """The bfloat16 kernels (vdpbf16ps, float32 sums) against XLA's float32 convolution of the
+    same bfloat16 numbers: values and input gradients within one bfloat16 rounding, kernel and
+    bias gradients too (float32 sums, rounded to the parameters' bfloat16)."""
+    c_in, c_out, stride = layer
+    size = 8 if stride == "transposed" else 16
+    keys = jax.random.split(jax.random.key(c_in * c_out), 4)
+    x = jax.random.normal(keys[0], (3, size, size + 2, c_in)).astype(jnp.bfloat16)
+    kernel = (jax.random.normal(keys[1], (3, 3, c_in, c_out)) / 3).astype(jnp.bfloat16)
+    bias = jax.random.normal(keys[2], (c_out,)).astype(jnp.bfloat16)
+
+    def layer_of(impl):
+        if stride == "transposed":
+            return lambda *a: layers.conv_transpose2x(*a, impl=impl)
+        if stride == 2:
+            return lambda *a: layers.conv_stride2(*a, impl=impl)
+        return lambda *a: layers.conv2d(*a, impl=impl)
+
+    ours, pullback = jax.vjp(layer_of("native"), x, kernel, bias)
+    exact, exact_pullback = jax.vjp(layer_of("xla"), *(a.astype(jnp.float32)
+                                                       for a in (x, kernel, bias)))
+    assert ours.dtype == jnp.bfloat16
+    assert relative_error(ours, exact) < 2.0 ** -8
+    cotangent = jax.random.normal(keys[3], ours.shape).astype(jnp.bfloat16)
+    for got, want in zip(pullback(cotangent), exact_pullback(cotangent.astype(jnp.float32)),
+                         strict=True):
+        assert got.dtype == jnp.bfloat16
+        assert relative_error(got, want) < 2.0 ** -8
+
+
+@needs_bfloat16
+def test_bfloat16_channel_moments_are_float32_sums():
+    a, b = (jax.random.normal(jax.random.key(i), (4, 8, 6, 24)).astype(jnp.bfloat16)
+            for i in range(2))
+    shift = jnp.linspace(-1.0, 1.0, 24)
+    sums, products = native.channel_moments(a, b, shift)
+    wide_a, wide_b = (v.astype(jnp.float32) for v in (a, b))
+    np.testing.assert_allclose(sums, wide_a.sum(axis=(0, 1, 2)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(products, (wide_a * (wide_b - shift)).sum(axis=(0, 1, 2)),
+                               rtol=1e-5, atol=1e-4)
+    assert layers.batch_statistics(a, "native")[1].dtype == jnp.float32
+
+
+@needs_bfloat16
+def test_a_bfloat16_train_step_with_the_native_kernels_is_xla_s_within_rounding():
+    """A whole UNet train step in bfloat16, native kernels against XLA's convolutions."""
+    def step(impl):
+        model = build_model(ModelSpec("unet", num_filters=8, kernel=3, num_outputs=5,
+                                      conv_impl=impl))
+        tx = optax.adam(1e-3)
+        images = jax.random.uniform(jax.random.key(0), (1, 8, 16, 16, 1)).astype(jnp.bfloat16)
+        labels = jax.random.randint(jax.random.key(1), (1, 8, 16, 16), 0, 5)
+        state = train_state.create_train_state(model, tx, images[0, :1].astype(jnp.float32),
+                                               jax.random.key(2))
+        step = train.make_train_step(model, tx, CLASSIFICATION, parallel.data_mesh())
+        state, loss = step(state, images, labels, jnp.arange(8)[None, None], 0)
+        return loss, state.params
+
+    (native_loss, native_params), (xla_loss, xla_params) = step("native"), step("xla")
+    np.testing.assert_allclose(native_loss, xla_loss, rtol=1e-2)
+    for got, want in zip(jax.tree.leaves(native_params), jax.tree.leaves(xla_params),
+                         strict=True):
+        assert got.dtype == jnp.float32
+        np.testing.assert_allclose(got, want, atol=2e-3)  # one Adam step: ±1e-3 each

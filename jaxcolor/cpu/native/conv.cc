@@ -552,30 +552,47 @@ void conv_row(const float* x, int64_t x_step, const Taps& taps, const float* ker
     }
 }
 
-// Copies image n of x (h×w pixels of ci channels) into the scratch map xpad (pw pixels wide,
-// zero where nothing is copied) at row top, column left.
-void pad_image(const float* x, int64_t n, int64_t h, int64_t w, int64_t ci, int64_t top,
-               int64_t left, int64_t pw, float* xpad) {
-  for (int64_t r = 0; r < h; ++r)
-    std::memcpy(xpad + ((r + top) * pw + left) * ci, x + (n * h + r) * w * ci,
-                w * ci * sizeof(float));
+// Channels as the forward kernels read them: float32 ones one by one, bfloat16 ones in pairs
+// (a map's channels padded to even, the kernel's packed in pairs: see the bfloat16 section).
+template <class T>
+constexpr int64_t kPack = std::is_same_v<T, float> ? 1 : 2;
+template <class T>
+int64_t packed_channels(int64_t c) {
+  return (c + kPack<T> - 1) / kPack<T> * kPack<T>;
+}
+
+// Copies image n of x (h×w pixels of ci channels) into the scratch map xpad (pw pixels wide of
+// cp >= ci channels, zero where nothing is copied) at row top, column left.
+template <class T>
+void pad_image(const T* x, int64_t n, int64_t h, int64_t w, int64_t ci, int64_t cp,
+               int64_t top, int64_t left, int64_t pw, T* xpad) {
+  for (int64_t r = 0; r < h; ++r) {
+    const T* from = x + (n * h + r) * w * ci;
+    T* to = xpad + ((r + top) * pw + left) * cp;
+    if (cp == ci) {
+      std::memcpy(to, from, w * ci * sizeof(T));
+    } else {
+      for (int64_t j = 0; j < w; ++j) std::memcpy(to + j * cp, from + j * ci, ci * sizeof(T));
+    }
+  }
 }
 
 // The convolution for images [n0, n1) (s.h × s.w: the output's size).
-void convolve(const float* x, const float* kernel, const float* bias, const Shape& s,
-              int64_t n0, int64_t n1, float* y) {
-  const int64_t st = s.stride, xh = st * s.h, xw = st * s.w;
+template <class T>
+void convolve(const T* x, const T* kernel, const float* bias, const Shape& s, int64_t n0,
+              int64_t n1, T* y) {
+  const int64_t st = s.stride, xh = st * s.h, xw = st * s.w, cp = packed_channels<T>(s.ci);
   const int64_t pw = xw + s.kw - 1, ph = xh + s.kh - 1;
   Taps taps;
   for (int64_t a = 0; a < s.kh; ++a)
     for (int64_t b = 0; b < s.kw; ++b)
-      taps.push_back({(a * pw + b) * s.ci, (a * s.kw + b) * s.ci * s.co});
-  thread_local std::vector<float> xpad;
-  xpad.assign(ph * pw * s.ci, 0.0f);
+      taps.push_back({(a * pw + b) * cp, (a * s.kw + b) * cp * s.co});
+  thread_local std::vector<T> xpad;
+  xpad.assign(ph * pw * cp, T{0});
   for (int64_t n = n0; n < n1; ++n) {
-    pad_image(x, n, xh, xw, s.ci, s.pt, s.pl, pw, xpad.data());
+    pad_image(x, n, xh, xw, s.ci, cp, s.pt, s.pl, pw, xpad.data());
     for (int64_t h = 0; h < s.h; ++h)
-      conv_row(&xpad[st * h * pw * s.ci], st * s.ci, taps, kernel, bias, s.ci, s.co, s.w,
+      conv_row(&xpad[st * h * pw * cp], st * cp, taps, kernel, bias, cp / kPack<T>, s.co, s.w,
                y + (n * s.h + h) * s.w * s.co, s.co);
   }
 }
@@ -591,8 +608,9 @@ std::vector<std::pair<int64_t, int64_t>> phase_taps(int64_t k, int64_t p, int64_
 
 // The transposed convolution for images [n0, n1) (s.h × s.w: the input's size): output pixel
 // (2u + q, 2v + r) reads x[u + i, v + j] for the taps (i, j offsets) of phase (q, r).
-void convolve_transposed(const float* x, const float* kernel, const float* bias, const Shape& s,
-                         int64_t n0, int64_t n1, float* y) {
+template <class T>
+void convolve_transposed(const T* x, const T* kernel, const float* bias, const Shape& s,
+                         int64_t n0, int64_t n1, T* y) {
   std::vector<std::pair<int64_t, int64_t>> rows[2], columns[2];
   int64_t top = 0, bottom = 0, left = 0, right = 0;  // zero padding the offsets need
   for (int q = 0; q < 2; ++q) {
@@ -601,23 +619,22 @@ void convolve_transposed(const float* x, const float* kernel, const float* bias,
     for (const auto& [t, i] : rows[q]) top = std::max(top, -i), bottom = std::max(bottom, i);
     for (const auto& [t, j] : columns[q]) left = std::max(left, -j), right = std::max(right, j);
   }
-  const int64_t pw = s.w + left + right, ph = s.h + top + bottom;
+  const int64_t pw = s.w + left + right, ph = s.h + top + bottom, cp = packed_channels<T>(s.ci);
   Taps taps[2][2];
   for (int q = 0; q < 2; ++q)
     for (int r = 0; r < 2; ++r)
       for (const auto& [a, i] : rows[q])
         for (const auto& [b, j] : columns[r])
-          taps[q][r].push_back({((i + top) * pw + j + left) * s.ci,
-                                (a * s.kw + b) * s.ci * s.co});
-  thread_local std::vector<float> xpad;
-  xpad.assign(ph * pw * s.ci, 0.0f);
+          taps[q][r].push_back({((i + top) * pw + j + left) * cp, (a * s.kw + b) * cp * s.co});
+  thread_local std::vector<T> xpad;
+  xpad.assign(ph * pw * cp, T{0});
   const int64_t yw = 2 * s.w;
   for (int64_t n = n0; n < n1; ++n) {
-    pad_image(x, n, s.h, s.w, s.ci, top, left, pw, xpad.data());
+    pad_image(x, n, s.h, s.w, s.ci, cp, top, left, pw, xpad.data());
     for (int64_t u = 0; u < s.h; ++u)
       for (int q = 0; q < 2; ++q)
         for (int r = 0; r < 2; ++r)
-          conv_row(&xpad[u * pw * s.ci], s.ci, taps[q][r], kernel, bias, s.ci, s.co, s.w,
+          conv_row(&xpad[u * pw * cp], cp, taps[q][r], kernel, bias, cp / kPack<T>, s.co, s.w,
                    y + ((n * 2 * s.h + 2 * u + q) * yw + r) * s.co, 2 * s.co);
   }
 }
@@ -633,15 +650,17 @@ bool forward_shapes_fit(ffi::Span<const int64_t> xd, ffi::Span<const int64_t> kd
 }
 
 // Runs a forward convolution (convolve or convolve_transposed) of shape s, one image per task.
-using Convolution = void (*)(const float*, const float*, const float*, const Shape&, int64_t,
-                             int64_t, float*);
-ffi::Error over_images(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32>& x,
-                       ffi::Buffer<ffi::F32>& kernel, ffi::Buffer<ffi::F32>& bias,
-                       ffi::ResultBuffer<ffi::F32>& y, const Shape& s, Convolution convolution) {
-  const float* xp = x.typed_data();
-  const float* kp = kernel.typed_data();
+template <ffi::DataType D>
+using Convolution = void (*)(const ffi::NativeType<D>*, const ffi::NativeType<D>*, const float*,
+                             const Shape&, int64_t, int64_t, ffi::NativeType<D>*);
+template <ffi::DataType D>
+ffi::Error over_images(ffi::ThreadPool& pool, ffi::Buffer<D>& x, ffi::Buffer<D>& kernel,
+                       ffi::Buffer<ffi::F32>& bias, ffi::ResultBuffer<D>& y, const Shape& s,
+                       Convolution<D> convolution) {
+  const auto* xp = x.typed_data();
+  const auto* kp = kernel.typed_data();
   const float* bp = bias.typed_data();
-  float* yp = y->typed_data();
+  auto* yp = y->typed_data();
   parallel_images(pool, worker_count(pool, s.n), s.n, 1, [=](int64_t, int64_t n0, int64_t n1) {
     convolution(xp, kp, bp, s, n0, n1, yp);
   });
@@ -670,9 +689,9 @@ ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
         "conv: expected x (N,s·H,s·W,Ci), kernel (kh,kw,Ci,Co), bias (Co), y (N,H,W,Co), "
         "stride s 1 or 2, 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  return over_images(pool, x, kernel, bias, y,
-                     {yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride},
-                     convolve);
+  return over_images<ffi::F32>(
+      pool, x, kernel, bias, y,
+      {yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride}, convolve);
 }
 
 ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
@@ -685,10 +704,227 @@ ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
         "conv_transpose: expected x (N,H,W,Ci), kernel (kh,kw,Ci,Co), bias (Co), "
         "y (N,2H,2W,Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
   }
-  return over_images(pool, x, kernel, bias, y,
-                     {xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2},
-                     convolve_transposed);
+  return over_images<ffi::F32>(
+      pool, x, kernel, bias, y,
+      {xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2},
+      convolve_transposed);
 }
+
+#if defined(__AVX512BF16__)
+// ---------------------------------------------------------------------------------------------
+// bfloat16 (the AVX512_BF16 build): maps and kernels in bfloat16, float32 accumulation.
+// Forward convolutions multiply channel pairs with vdpbf16ps (two products per float32 lane,
+// twice the float32 multiply-add's rate): the kernel comes packed as (kh, kw, ⌈ci/2⌉, co, 2),
+// each 32-bit element a pair of input channels for one output channel; a pixel's pair is
+// broadcast against it. The outputs are rounded to bfloat16 (nearest even) once. The weight
+// gradient and the channel moments widen each chunk of images to float32 (exact) and run the
+// float32 kernels above: their results are float32 sums.
+using bf16 = ffi::NativeType<ffi::BF16>;
+
+inline int32_t channel_pair(const bf16* p) {
+  int32_t pair;
+  std::memcpy(&pair, p, sizeof(pair));
+  return pair;
+}
+
+inline __mmask16 first_lanes(int64_t count) {
+  return static_cast<__mmask16>((1u << count) - 1);
+}
+
+// y[p·y_step + o0..] = bf16(bias + Σ_taps Σ_pairs x-pair · kernel-pair) for the tile's pixels,
+// NV vectors of 16 output channels (the last one's lanes masked).
+template <int PIXELS, int NV>
+void conv_tile_bf16(const bf16* x, int64_t x_step, const Taps& taps, const bf16* kernel,
+                    const float* bias, int64_t pairs, int64_t co, int64_t o0, __mmask16 last,
+                    bf16* y, int64_t y_step) {
+  __m512 acc[PIXELS][NV];
+#pragma GCC unroll 2
+  for (int j = 0; j < NV; ++j) {
+    const __m512 start = _mm512_maskz_loadu_ps(j + 1 < NV ? 0xFFFF : last, bias + o0 + 16 * j);
+#pragma GCC unroll 8
+    for (int p = 0; p < PIXELS; ++p) acc[p][j] = start;
+  }
+  for (const Tap& tap : taps) {
+    const bf16* xp = x + tap.x;
+    const bf16* kp = kernel + tap.k + 2 * o0;
+    for (int64_t c = 0; c < pairs; ++c, kp += 2 * co) {
+      __m512bh k[NV];
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j)
+        k[j] = (__m512bh)_mm512_maskz_loadu_epi32(j + 1 < NV ? 0xFFFF : last, kp + 32 * j);
+#pragma GCC unroll 8
+      for (int p = 0; p < PIXELS; ++p) {
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(channel_pair(xp + 2 * c + p * x_step));
+#pragma GCC unroll 2
+        for (int j = 0; j < NV; ++j) acc[p][j] = _mm512_dpbf16_ps(acc[p][j], a, k[j]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int p = 0; p < PIXELS; ++p)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j)
+      _mm256_mask_storeu_epi16(y + p * y_step + o0 + 16 * j, j + 1 < NV ? 0xFFFF : last,
+                               (__m256i)_mm512_cvtneps_pbh(acc[p][j]));
+}
+
+template <int NV>
+void conv_tiles_bf16(int pixels, const bf16* x, int64_t x_step, const Taps& taps,
+                     const bf16* kernel, const float* bias, int64_t pairs, int64_t co,
+                     int64_t o0, __mmask16 last, bf16* y, int64_t y_step) {
+  if (pixels == kPixels) {
+    return conv_tile_bf16<kPixels, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
+                                       y_step);
+  }
+  if (pixels & 4) conv_tile_bf16<4, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
+                                        y_step),
+      x += 4 * x_step, y += 4 * y_step;
+  if (pixels & 2) conv_tile_bf16<2, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
+                                        y_step),
+      x += 2 * x_step, y += 2 * y_step;
+  if (pixels & 1) conv_tile_bf16<1, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
+                                        y_step);
+}
+
+// One row of `width` output pixels (see the float32 conv_row); `pairs` channel pairs per tap.
+void conv_row(const bf16* x, int64_t x_step, const Taps& taps, const bf16* kernel,
+              const float* bias, int64_t pairs, int64_t co, int64_t width, bf16* y,
+              int64_t y_step) {
+  for (int64_t o0 = 0; o0 < co; o0 += 32) {
+    const int64_t block = std::min<int64_t>(32, co - o0);
+    const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
+    for (int64_t w0 = 0; w0 < width; w0 += kPixels) {
+      const int pixels = static_cast<int>(std::min<int64_t>(kPixels, width - w0));
+      if (block > 16) {
+        conv_tiles_bf16<2>(pixels, x + w0 * x_step, x_step, taps, kernel, bias, pairs, co, o0,
+                           last, y + w0 * y_step, y_step);
+      } else {
+        conv_tiles_bf16<1>(pixels, x + w0 * x_step, x_step, taps, kernel, bias, pairs, co, o0,
+                           last, y + w0 * y_step, y_step);
+      }
+    }
+  }
+}
+
+// count bfloat16 values as float32 (exact: the same bits, shifted; the loop vectorizes).
+void widen(const bf16* p, int64_t count, float* out) {
+  for (int64_t i = 0; i < count; ++i) {
+    const uint32_t bits = static_cast<uint32_t>(p[i]) << 16;
+    std::memcpy(out + i, &bits, sizeof(float));
+  }
+}
+
+// The packed kernel (kh, kw, ⌈ci/2⌉, co, 2) of a bfloat16 convolution of x (N,·,·,ci) into y.
+bool packed_kernel_fits(ffi::Span<const int64_t> xd, ffi::Span<const int64_t> kd,
+                        ffi::Span<const int64_t> yd, int64_t bias_count, int64_t pad_top,
+                        int64_t pad_left) {
+  return xd.size() == 4 && kd.size() == 5 && yd.size() == 4 && kd[4] == 2 &&
+         padding_fits(kd[0], kd[1], pad_top, pad_left) && kd[2] == (xd[3] + 1) / 2 &&
+         yd[0] == xd[0] && yd[3] == kd[3] && bias_count == kd[3];
+}
+
+ffi::Error ConvBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x,
+                        ffi::Buffer<ffi::BF16> kernel, ffi::Buffer<ffi::F32> bias,
+                        ffi::ResultBuffer<ffi::BF16> y, int64_t pad_top, int64_t pad_left,
+                        int64_t stride) {
+  const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
+  if (!packed_kernel_fits(xd, kd, yd, bias.element_count(), pad_top, pad_left) ||
+      !stride_fits(stride) || xd[1] != stride * yd[1] || xd[2] != stride * yd[2]) {
+    return ffi::Error::InvalidArgument(
+        "conv_bf16: expected x (N,s·H,s·W,Ci), kernel (kh,kw,⌈Ci/2⌉,Co,2), bias (Co) float32, "
+        "y (N,H,W,Co), stride s 1 or 2, 0 <= pad_top < kh, 0 <= pad_left < kw");
+  }
+  return over_images<ffi::BF16>(
+      pool, x, kernel, bias, y,
+      {yd[0], yd[1], yd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, stride},
+      convolve<bf16>);
+}
+
+ffi::Error ConvTransposeBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x,
+                                 ffi::Buffer<ffi::BF16> kernel, ffi::Buffer<ffi::F32> bias,
+                                 ffi::ResultBuffer<ffi::BF16> y, int64_t pad_top,
+                                 int64_t pad_left) {
+  const auto xd = x.dimensions(), kd = kernel.dimensions(), yd = y->dimensions();
+  if (!packed_kernel_fits(xd, kd, yd, bias.element_count(), pad_top, pad_left) ||
+      yd[1] != 2 * xd[1] || yd[2] != 2 * xd[2]) {
+    return ffi::Error::InvalidArgument(
+        "conv_transpose_bf16: expected x (N,H,W,Ci), kernel (kh,kw,⌈Ci/2⌉,Co,2), bias (Co) "
+        "float32, y (N,2H,2W,Co), 0 <= pad_top < kh, 0 <= pad_left < kw");
+  }
+  return over_images<ffi::BF16>(
+      pool, x, kernel, bias, y,
+      {xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1], pad_top, pad_left, 2},
+      convolve_transposed<bf16>);
+}
+
+ffi::Error ConvWeightGradBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x,
+                                  ffi::Buffer<ffi::BF16> dy, ffi::ResultBuffer<ffi::F32> dw,
+                                  ffi::ResultBuffer<ffi::F32> db, int64_t pad_top,
+                                  int64_t pad_left, int64_t stride, bool sums_of_x) {
+  const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
+  if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || !stride_fits(stride) ||
+      xd[0] != gd[0] || xd[1] != stride * gd[1] || xd[2] != stride * gd[2] ||
+      !padding_fits(wd[0], wd[1], pad_top, pad_left) || wd[2] != xd[3] || wd[3] != gd[3] ||
+      static_cast<int64_t>(db->element_count()) != (sums_of_x ? xd[3] : gd[3])) {
+    return ffi::Error::InvalidArgument(
+        "conv_weight_grad_bf16: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
+        "db (Ci if sums_of_x else Co), stride s 1 or 2, 0 <= pad_top < kh, "
+        "0 <= pad_left < kw");
+  }
+  const Shape s{gd[0], gd[1], gd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left, stride};
+  const int64_t weights = s.kh * s.kw * s.ci * s.co, sums = db->element_count();
+  const int64_t size = weights + sums;
+  const int64_t x_image = s.h * s.w * stride * stride * s.ci, dy_image = s.h * s.w * s.co;
+  // About 256 KiB of widened x and dy per chunk, as the float32 kernel's.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
+                                                 std::max<int64_t>(1, (x_image + dy_image) * 4));
+  const bf16* xp = x.typed_data();
+  const bf16* dyp = dy.typed_data();
+  std::unique_ptr<float[]> sum(new float[size]);
+  sum_over_images(pool, s.n, chunk, size, sum.get(), [=](int64_t n0, int64_t n1, float* out) {
+    thread_local std::vector<float> wide_x, wide_dy;
+    wide_x.resize((n1 - n0) * x_image);
+    wide_dy.resize((n1 - n0) * dy_image);
+    widen(xp + n0 * x_image, (n1 - n0) * x_image, wide_x.data());
+    widen(dyp + n0 * dy_image, (n1 - n0) * dy_image, wide_dy.data());
+    accumulate(wide_x.data(), wide_dy.data(), s, sums_of_x, 0, n1 - n0, out, out + weights);
+  });
+  std::memcpy(dw->typed_data(), sum.get(), weights * sizeof(float));
+  std::memcpy(db->typed_data(), sum.get() + weights, sums * sizeof(float));
+  return ffi::Error::Success();
+}
+
+ffi::Error ChannelMomentsBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a,
+                                  ffi::Buffer<ffi::BF16> b, ffi::Buffer<ffi::F32> m,
+                                  ffi::ResultBuffer<ffi::F32> out) {
+  const auto ad = a.dimensions(), bd = b.dimensions();
+  if (ad.size() != 4 || bd.size() != 4 || !std::equal(ad.begin(), ad.end(), bd.begin()) ||
+      static_cast<int64_t>(m.element_count()) != ad[3] ||
+      static_cast<int64_t>(out->element_count()) != 2 * ad[3]) {
+    return ffi::Error::InvalidArgument(
+        "channel_moments_bf16: expected a and b (N,H,W,C), m (C) float32, out (2,C)");
+  }
+  const int64_t n = ad[0], pixels = ad[1] * ad[2], c = ad[3], image = pixels * c;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
+                                                 std::max<int64_t>(1, image * 8));
+  const bf16* ap = a.typed_data();
+  const bf16* bp = b.typed_data();
+  const float* mp = m.typed_data();
+  sum_over_images(pool, n, chunk, 2 * c, out->typed_data(),
+                  [=](int64_t n0, int64_t n1, float* sum) {
+                    thread_local std::vector<float> wide_a, wide_b;
+                    wide_a.resize(image);
+                    wide_b.resize(image);
+                    for (int64_t i = n0; i < n1; ++i) {
+                      widen(ap + i * image, image, wide_a.data());
+                      if (bp != ap) widen(bp + i * image, image, wide_b.data());
+                      add_moments(wide_a.data(), bp != ap ? wide_b.data() : wide_a.data(), mp,
+                                  pixels, c, sum);
+                    }
+                  });
+  return ffi::Error::Success();
+}
+#endif  // __AVX512BF16__
 
 }  // namespace
 
@@ -715,3 +951,46 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMoments, ChannelMomentsImpl,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl, forward_binding().Attr<int64_t>("stride"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTranspose, ConvTransposeImpl, forward_binding());
+
+#if defined(__AVX512BF16__)
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvBf16, ConvBf16Impl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::BF16>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTransposeBf16, ConvTransposeBf16Impl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::BF16>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGradBf16, ConvWeightGradBf16Impl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("stride")
+                                  .Attr<bool>("sums_of_x"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMomentsBf16, ChannelMomentsBf16Impl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+#endif  // __AVX512BF16__
