@@ -717,8 +717,9 @@ ffi::Error ConvTransposeImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 // twice the float32 multiply-add's rate): the kernel comes packed as (kh, kw, ⌈ci/2⌉, co, 2),
 // each 32-bit element a pair of input channels for one output channel; a pixel's pair is
 // broadcast against it. The outputs are rounded to bfloat16 (nearest even) once. The weight
-// gradient and the channel moments widen each chunk of images to float32 (exact) and run the
-// float32 kernels above: their results are float32 sums.
+// gradient multiplies pixel pairs the same way (its maps laid out in pairs per chunk of
+// images); the channel moments widen each image to float32 (exact) and run the float32 kernel.
+// All sums are float32.
 using bf16 = ffi::NativeType<ffi::BF16>;
 
 inline int32_t channel_pair(const bf16* p) {
@@ -814,6 +815,169 @@ void widen(const bf16* p, int64_t count, float* out) {
   }
 }
 
+// Weight gradient: dW[a,b,c,o] = Σ x[n, s·h+a−pt, s·w+b−pl, c] · dy[n,h,w,o] with vdpbf16ps over
+// pairs of grid pixels (w, w+1) of a row: per chunk of images, x (per tap column b) and dy are
+// laid out in pixel pairs, [n][row][w/2][channel][2] (zero outside the map and in an odd
+// tail), so that a channel's pair is one 32-bit element: broadcast for x, a lane for dy.
+struct PairLayout {
+  int64_t images, xh, xw, grid_w, pairs;  // pairs = ⌈grid width / 2⌉
+};
+
+// out[c] = (p0[c], p1[c]) for `channels` channels, a null pixel reading zero.
+void interleave_pixels(const bf16* p0, const bf16* p1, int64_t channels, bf16* out) {
+  for (int64_t c = 0; c < channels; c += 16) {
+    const __mmask16 mask = first_lanes(std::min<int64_t>(16, channels - c));
+    const __m512i low = p0 ? _mm512_maskz_cvtepu16_epi32(mask, _mm256_maskz_loadu_epi16(mask, p0 + c))
+                           : _mm512_setzero_si512();
+    const __m512i high = p1 ? _mm512_maskz_cvtepu16_epi32(mask, _mm256_maskz_loadu_epi16(mask, p1 + c))
+                            : _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(out + 2 * c, mask,
+                             _mm512_or_si512(low, _mm512_maskz_slli_epi32(0xFFFF, high, 16)));
+  }
+}
+
+// x's pixel pairs for tap column b: pair q of a row holds grid pixels 2q and 2q+1, i.e. the
+// map's columns s·2q + b − pl and s·(2q+1) + b − pl.
+void lay_out_columns(const bf16* x, const Shape& s, const PairLayout& l, int64_t b,
+                     bf16* columns) {
+  for (int64_t n = 0; n < l.images; ++n)
+    for (int64_t r = 0; r < l.xh; ++r) {
+      const bf16* row = x + (n * l.xh + r) * l.xw * s.ci;
+      bf16* to = columns + (n * l.xh + r) * l.pairs * s.ci * 2;
+      for (int64_t q = 0; q < l.pairs; ++q) {
+        const bf16* pixel[2];
+        for (int e = 0; e < 2; ++e) {
+          const int64_t column = s.stride * (2 * q + e) + b - s.pl;
+          const bool inside = 2 * q + e < l.grid_w && column >= 0 && column < l.xw;
+          pixel[e] = inside ? row + column * s.ci : nullptr;
+        }
+        interleave_pixels(pixel[0], pixel[1], s.ci, to + q * s.ci * 2);
+      }
+    }
+}
+
+void lay_out_pairs(const bf16* dy, const Shape& s, const PairLayout& l, bf16* pairs) {
+  for (int64_t n = 0; n < l.images; ++n)
+    for (int64_t h = 0; h < s.h; ++h) {
+      const bf16* row = dy + (n * s.h + h) * s.w * s.co;
+      for (int64_t q = 0; q < l.pairs; ++q)
+        interleave_pixels(row + 2 * q * s.co, 2 * q + 1 < s.w ? row + (2 * q + 1) * s.co : nullptr,
+                          s.co, pairs + ((n * s.h + h) * l.pairs + q) * s.co * 2);
+    }
+}
+
+// Adds the tile (tap row a, ROWS channels from the first of `columns`, outputs o0.. (NV
+// vectors)) of the laid-out chunk into out (the first channel's dW row of the tap).
+template <int ROWS, int NV>
+void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& s,
+                           const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
+                           float* out) {
+  alignas(64) float sums[ROWS][NV][16] = {};
+  const int64_t h_lo = std::max<int64_t>(0, ceil_div(s.pt - a, s.stride));
+  const int64_t h_hi = std::min<int64_t>(s.h, floor_div(l.xh - 1 + s.pt - a, s.stride) + 1);
+  for (int64_t n = 0; n < l.images; ++n)
+    for (int64_t h = h_lo; h < h_hi; ++h) {
+      const bf16* xr = columns + (n * l.xh + s.stride * h + a - s.pt) * l.pairs * s.ci * 2;
+      const bf16* dr = pairs + (n * s.h + h) * l.pairs * s.co * 2 + 2 * o0;
+      __m512 acc[ROWS][NV];
+#pragma GCC unroll 8
+      for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
+      for (int64_t q = 0; q < l.pairs; ++q, dr += 2 * s.co, xr += 2 * s.ci) {
+        __m512bh g[NV];
+#pragma GCC unroll 2
+        for (int j = 0; j < NV; ++j)
+          g[j] = (__m512bh)_mm512_maskz_loadu_epi32(j + 1 < NV ? 0xFFFF : last, dr + 32 * j);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; ++i) {
+          const __m512bh v = (__m512bh)_mm512_set1_epi32(channel_pair(xr + 2 * i));
+#pragma GCC unroll 2
+          for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], v, g[j]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+        for (int j = 0; j < NV; ++j) _mm512_store_ps(sums[i][j], acc[i][j]);
+    }
+  for (int i = 0; i < ROWS; ++i)
+    for (int j = 0; j < NV; ++j) {
+      float* o = out + i * s.co + o0 + 16 * j;
+      const __mmask16 mask = j + 1 < NV ? 0xFFFF : last;
+      _mm512_mask_storeu_ps(o, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o),
+                                                   _mm512_load_ps(sums[i][j])));
+    }
+}
+
+template <int NV>
+void weight_grad_tiles_bf16(int rows, const bf16* columns, const bf16* pairs, const Shape& s,
+                            const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
+                            float* out) {
+  if (rows == kRows) {
+    return weight_grad_tile_bf16<kRows, NV>(columns, pairs, s, l, a, o0, last, out);
+  }
+  if (rows & 4) weight_grad_tile_bf16<4, NV>(columns, pairs, s, l, a, o0, last, out),
+      columns += 2 * 4, out += 4 * s.co;
+  if (rows & 2) weight_grad_tile_bf16<2, NV>(columns, pairs, s, l, a, o0, last, out),
+      columns += 2 * 2, out += 2 * s.co;
+  if (rows & 1) weight_grad_tile_bf16<1, NV>(columns, pairs, s, l, a, o0, last, out);
+}
+
+// 16 bfloat16 values as float32 (the same bits, shifted; the masked forms spare GCC's headers a
+// false maybe-uninitialized warning).
+inline __m512 widened(__m256i v) {
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF,
+                                                     _mm512_maskz_cvtepu16_epi32(0xFFFF, v), 16));
+}
+
+// Adds the channel sums of `pixels` pixels of `channels` bfloat16 channels at p into out.
+void add_channel_sums(const bf16* p, int64_t pixels, int64_t channels, float* out) {
+  for (int64_t o0 = 0; o0 < channels; o0 += 16) {
+    const __mmask16 mask = first_lanes(std::min<int64_t>(16, channels - o0));
+    __m512 sum = _mm512_maskz_loadu_ps(mask, out + o0);
+    for (const bf16* q = p + o0, *end = p + pixels * channels; q < end; q += channels)
+      sum = _mm512_add_ps(sum, widened(_mm256_maskz_loadu_epi16(mask, q)));
+    _mm512_mask_storeu_ps(out + o0, mask, sum);
+  }
+}
+
+// The bfloat16 weight gradient of images [n0, n1) added into out and the channel sums of dy
+// (or of x, sums_of_x) into out_sums.
+void accumulate_bf16(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, int64_t n0,
+                     int64_t n1, float* out, float* out_sums) {
+  const PairLayout l{n1 - n0, s.stride * s.h, s.stride * s.w, s.w, (s.w + 1) / 2};
+  const int64_t x_image = l.xh * l.xw * s.ci, dy_image = s.h * s.w * s.co;
+  const int64_t columns_size = l.images * l.xh * s.ci * 2 * l.pairs;
+  thread_local std::vector<bf16> columns, pairs;
+  columns.resize(s.kw * columns_size);
+  pairs.resize(l.images * s.h * l.pairs * s.co * 2);
+  for (int64_t b = 0; b < s.kw; ++b)
+    lay_out_columns(x + n0 * x_image, s, l, b, columns.data() + b * columns_size);
+  lay_out_pairs(dy + n0 * dy_image, s, l, pairs.data());
+  for (int64_t a = 0; a < s.kh; ++a)
+    for (int64_t b = 0; b < s.kw; ++b)
+      for (int64_t o0 = 0; o0 < s.co; o0 += 32) {
+        const int64_t block = std::min<int64_t>(32, s.co - o0);
+        const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
+        for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
+          const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
+          const bf16* cols = columns.data() + b * columns_size + 2 * c0;
+          float* o = out + ((a * s.kw + b) * s.ci + c0) * s.co;
+          if (block > 16) {
+            weight_grad_tiles_bf16<2>(rows, cols, pairs.data(), s, l, a, o0, last, o);
+          } else {
+            weight_grad_tiles_bf16<1>(rows, cols, pairs.data(), s, l, a, o0, last, o);
+          }
+        }
+      }
+  if (sums_of_x) {
+    add_channel_sums(x + n0 * x_image, l.images * l.xh * l.xw, s.ci, out_sums);
+  } else {
+    add_channel_sums(dy + n0 * dy_image, l.images * s.h * s.w, s.co, out_sums);
+  }
+}
+
 // The packed kernel (kh, kw, ⌈ci/2⌉, co, 2) of a bfloat16 convolution of x (N,·,·,ci) into y.
 bool packed_kernel_fits(ffi::Span<const int64_t> xd, ffi::Span<const int64_t> kd,
                         ffi::Span<const int64_t> yd, int64_t bias_count, int64_t pad_top,
@@ -874,20 +1038,15 @@ ffi::Error ConvWeightGradBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x
   const Shape s{gd[0], gd[1], gd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left, stride};
   const int64_t weights = s.kh * s.kw * s.ci * s.co, sums = db->element_count();
   const int64_t size = weights + sums;
-  const int64_t x_image = s.h * s.w * stride * stride * s.ci, dy_image = s.h * s.w * s.co;
-  // About 256 KiB of widened x and dy per chunk, as the float32 kernel's.
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
-                                                 std::max<int64_t>(1, (x_image + dy_image) * 4));
+  // About 256 KiB of x's tap columns and dy's pairs per chunk, as the float32 kernel's.
+  const int64_t image_bytes =
+      std::max<int64_t>(1, s.h * s.w * (stride * stride * s.kw * s.ci + s.co) * 2);
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) / image_bytes);
   const bf16* xp = x.typed_data();
   const bf16* dyp = dy.typed_data();
   std::unique_ptr<float[]> sum(new float[size]);
   sum_over_images(pool, s.n, chunk, size, sum.get(), [=](int64_t n0, int64_t n1, float* out) {
-    thread_local std::vector<float> wide_x, wide_dy;
-    wide_x.resize((n1 - n0) * x_image);
-    wide_dy.resize((n1 - n0) * dy_image);
-    widen(xp + n0 * x_image, (n1 - n0) * x_image, wide_x.data());
-    widen(dyp + n0 * dy_image, (n1 - n0) * dy_image, wide_dy.data());
-    accumulate(wide_x.data(), wide_dy.data(), s, sums_of_x, 0, n1 - n0, out, out + weights);
+    accumulate_bf16(xp, dyp, s, sums_of_x, n0, n1, out, out + weights);
   });
   std::memcpy(dw->typed_data(), sum.get(), weights * sizeof(float));
   std::memcpy(db->typed_data(), sum.get() + weights, sums * sizeof(float));
