@@ -59,6 +59,18 @@ def model_spec(cfg: ExperimentConfig, task: Task) -> ModelSpec:
                      conv_impl=cfg.conv_impl, **task.head(cfg.num_filters))
 
 
+def precision_here(cfg: ExperimentConfig, log: Log) -> ExperimentConfig:
+    """``cfg``, or on a CPU whose convolutions would run bfloat16 through XLA (no AVX512_BF16
+    kernels: XLA:CPU's bfloat16 convolutions are slower than float32's) the same run in float32,
+    said in one line. ``--conv_impl=xla`` asks for XLA's bfloat16 and keeps it."""
+    if (cfg.precision == "bfloat16" and cfg.conv_impl == "auto" and jax.default_backend() == "cpu"
+            and conv_implementation("auto", "bfloat16") == "xla"):
+        log("note: this CPU has no bfloat16 convolution kernels here (they need AVX512_BF16 and "
+            "one CPU device); --precision=bfloat16 trains in float32, which is faster here.")
+        return cfg.replace(precision="float32")
+    return cfg
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOutput:
     config: ExperimentConfig
@@ -88,6 +100,7 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
     if cfg.batch_size > len(data.train_inputs):
         raise UserError(f"--batch_size={cfg.batch_size} is larger than the "
                         f"{len(data.train_inputs)} training images; use a smaller one.")
+    cfg = precision_here(cfg, log)
     objective = data.task.objective_for(cfg.loss, data.train_targets)
     model = build_model(model_spec(cfg, data.task))
     log(f"== {cfg.experiment}: {cfg.model}, {cfg.task}, {cfg.loss}, batch {cfg.batch_size}, lr "
@@ -95,7 +108,8 @@ def train_and_evaluate(cfg: ExperimentConfig, data: TaskData, log: Log = log_lin
         f"seed {cfg.seed}" + ("" if cfg.lr_schedule == "constant" else
                               f", {cfg.lr_schedule} schedule with a {cfg.warmup_epochs}-epoch "
                               f"warm-up")
-        + (", hflip" if cfg.hflip else ""))
+        + (", hflip" if cfg.hflip else "") + ("" if cfg.precision == "float32" else
+                                              f", {cfg.precision}"))
     report_epochs = sorted({*cfg.report_epochs, cfg.epochs})
     snapshots: dict[int, TrainState] = {}
 
