@@ -7,7 +7,8 @@ imports, loading the images, k-means, compilation (JAX), training, per-epoch val
 final test-set predictions:
 
 - jaxcolor: ``python experiments/q3_unet.py --epochs=N --noresume`` (it also checkpoints every
-  epoch, measures gradient norms and writes its tables and figures);
+  epoch, measures gradient norms and writes its tables and figures); side ``jax_bfloat16``: the
+  same with ``--precision=bfloat16``;
 - PyTorch: this file with ``--worker=torch``: the same data preparation (jaxcolor's loader and
   k-means, so both sides start from identical arrays), then the UNet of
   ``benchmarks/torch_models.py`` in eager mode with Adam (lr 1e-3), batch 100, a fresh shuffle
@@ -20,7 +21,7 @@ jaxcolor's side starts with a fresh HOME: it builds its native CPU kernels from 
 run on a new machine takes.
 
     python benchmarks/q3_end_to_end.py --image_dir=../shared/data/cifar10-jpeg [--epochs=25]
-        [--sides=jax,torch,torch_channels_last] [--json=out.json]
+        [--sides=jax,jax_bfloat16,torch,torch_channels_last] [--json=out.json]
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sides", default="jax,torch",
-                        help="which to run, in this order: jax, torch, torch_channels_last")
+                        help="which to run, in this order: jax, jax_bfloat16, torch, "
+                        "torch_channels_last")
     parser.add_argument("--torch_norm_before_upsample", action="store_true",
                         help="PyTorch up-blocks in jaxcolor's order (same values, less work)")
     parser.add_argument("--torch_channels_last", action="store_true",
@@ -128,9 +130,10 @@ def main() -> None:
                      args.torch_norm_before_upsample, args.torch_channels_last)
         return
 
-    unknown = set(args.sides.split(",")) - {"jax", "torch", "torch_channels_last"}
+    unknown = set(args.sides.split(",")) - {"jax", "jax_bfloat16", "torch", "torch_channels_last"}
     if unknown:
-        parser.error(f"--sides: unknown {sorted(unknown)}; use jax, torch, torch_channels_last")
+        parser.error(f"--sides: unknown {sorted(unknown)}; use jax, jax_bfloat16, torch, "
+                     "torch_channels_last")
     image_dir = str(Path(args.image_dir).resolve())
     summary = {"machine": f"{platform.processor() or platform.machine()}, "
                           f"{os.cpu_count()} CPUs", "epochs": args.epochs,
@@ -144,11 +147,12 @@ def main() -> None:
                    "JAXCOLOR_CACHE_DIR": tempfile.mkdtemp(dir=scratch),
                    "JAXCOLOR_NATIVE_CACHE_DIR": tempfile.mkdtemp(dir=scratch)}
             env.pop("JAX_COMPILATION_CACHE_DIR", None)
-            if side == "jax":
+            if side.startswith("jax"):
                 command = [sys.executable, "experiments/q3_unet.py", f"--image_dir={image_dir}",
                            f"--epochs={args.epochs}", f"--batch_size={args.batch_size}",
                            f"--seed={args.seed}", "--noresume",
-                           f"--output_dir={Path(scratch) / 'q3_jax'}"]
+                           f"--output_dir={Path(scratch) / f'q3_{side}'}",
+                           f"--precision={'bfloat16' if side == 'jax_bfloat16' else 'float32'}"]
             else:
                 command = [sys.executable, __file__, "--worker=torch",
                            f"--image_dir={image_dir}", f"--epochs={args.epochs}",
@@ -161,8 +165,8 @@ def main() -> None:
             last_epoch = [line for line in output.splitlines() if line.startswith("epoch")][-1]
             summary[side] = {"wall_seconds": seconds, "last_epoch": last_epoch.strip()}
             print(f"{side}: {seconds:.1f} s wall  ({last_epoch.strip()})", flush=True)
-            if side == "jax":  # the job's own breakdown (results.json), and process start-up
-                results = Path(scratch) / "q3_jax" / "results.json"
+            if side.startswith("jax"):  # the job's own breakdown (results.json), and start-up
+                results = Path(scratch) / f"q3_{side}" / "results.json"
                 phases = json.loads(results.read_text())[-1]["phases"]
                 phases["start-up"] = seconds - phases["total"]
                 summary[side]["phases"] = phases
@@ -174,6 +178,10 @@ def main() -> None:
             ratio = summary[side]["wall_seconds"] / summary["jax"]["wall_seconds"]
             summary[f"{side}_over_jax_wall"] = ratio
             print(f"PyTorch ({side}) wall ÷ jaxcolor wall: {ratio:.2f}×")
+    if "jax" in summary and "jax_bfloat16" in summary:
+        ratio = summary["jax"]["wall_seconds"] / summary["jax_bfloat16"]["wall_seconds"]
+        summary["jax_over_jax_bfloat16_wall"] = ratio
+        print(f"jaxcolor float32 wall ÷ jaxcolor bfloat16 wall: {ratio:.2f}×")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
 

@@ -12,8 +12,11 @@ intra-op pool.
 
 They need Linux on x86-64 with AVX-512F, or AVX2 and FMA (most laptops), and a C++17 compiler
 (``$CXX``, else ``g++``). The same source builds one shared library per instruction set; the
-best one the CPU runs is chosen at run time, and ``JAXCOLOR_NATIVE_ISA=avx2|avx512`` forces one
-(so that the AVX2 kernels are tested and measured on an AVX-512 machine). Each library is built
+best one the CPU runs is chosen at run time, and ``JAXCOLOR_NATIVE_ISA=avx2|avx512|avx512bf16``
+forces one (so that the AVX2 kernels are tested and measured on an AVX-512 machine). The
+``avx512bf16`` build (AVX512_BF16, with AVX512BW/VL: AMD Zen 4 and later, Intel Cooper Lake and
+Sapphire Rapids and later) also has bfloat16 kernels (:func:`runs`): the models' bfloat16
+convolutions multiply channel or pixel pairs with ``vdpbf16ps`` into float32 sums. Each library is built
 once per source, instruction set, jaxlib version and compiler (content-addressed, so every
 process and checkout can share it) into ``$JAXCOLOR_NATIVE_CACHE_DIR``, default
 ``~/.cache/jaxcolor/native``. Where any of that is missing, or with ``JAXCOLOR_NATIVE=0``,

@@ -157,10 +157,16 @@ def test_a_setting_a_checkpoint_does_not_record_counts_as_its_default(tiny_task,
     """Checkpoints written before a setting existed resume with its default, and are refused
     with any other value, naming it."""
     fit(tiny_task, 1, Checkpoints(tmp_path, FINGERPRINT, epochs=1))
-    newer = {**FINGERPRINT, "hflip": False, "warmup_epochs": 0, "lr_schedule": "constant"}
+    newer = {**FINGERPRINT, "hflip": False, "warmup_epochs": 0, "lr_schedule": "constant",
+             "precision": "float32"}
     assert len(fit(tiny_task, 2, Checkpoints(tmp_path, newer, epochs=2)).history) == 2
     with pytest.raises(UserError, match=r"hflip False \(checkpoint\) vs True \(now\)"):
         fit(tiny_task, 3, Checkpoints(tmp_path, {**newer, "hflip": True}, epochs=3))
+    # A run in the other precision has its own name (and folder); pointed at this one's
+    # checkpoints it is refused in one line rather than mixed in.
+    with pytest.raises(UserError, match=r"precision 'float32' \(checkpoint\) vs 'bfloat16' "
+                                        r"\(now\)"):
+        fit(tiny_task, 3, Checkpoints(tmp_path, {**newer, "precision": "bfloat16"}, epochs=3))
 
 
 def test_checkpoints_beyond_the_requested_epochs_are_refused(tiny_task, tmp_path):

@@ -728,6 +728,11 @@ inline int32_t channel_pair(const bf16* p) {
   return pair;
 }
 
+// Register tiles of 12 pixels (forward) or input channels (weight gradient) × 2 vectors: 24
+// accumulators, 2 loaded vectors and a broadcast of the 32 registers (more uses of each load
+// than the float32 kernels' 8 × 2); shorter tiles of 8, 4, 2 and 1.
+constexpr int kTileBf16 = 12;
+
 inline __mmask16 first_lanes(int64_t count) {
   return static_cast<__mmask16>((1u << count) - 1);
 }
@@ -773,10 +778,13 @@ template <int NV>
 void conv_tiles_bf16(int pixels, const bf16* x, int64_t x_step, const Taps& taps,
                      const bf16* kernel, const float* bias, int64_t pairs, int64_t co,
                      int64_t o0, __mmask16 last, bf16* y, int64_t y_step) {
-  if (pixels == kPixels) {
-    return conv_tile_bf16<kPixels, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
-                                       y_step);
+  if (pixels == kTileBf16) {
+    return conv_tile_bf16<kTileBf16, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last,
+                                         y, y_step);
   }
+  if (pixels & 8) conv_tile_bf16<8, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
+                                        y_step),
+      x += 8 * x_step, y += 8 * y_step;
   if (pixels & 4) conv_tile_bf16<4, NV>(x, x_step, taps, kernel, bias, pairs, co, o0, last, y,
                                         y_step),
       x += 4 * x_step, y += 4 * y_step;
@@ -794,8 +802,8 @@ void conv_row(const bf16* x, int64_t x_step, const Taps& taps, const bf16* kerne
   for (int64_t o0 = 0; o0 < co; o0 += 32) {
     const int64_t block = std::min<int64_t>(32, co - o0);
     const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
-    for (int64_t w0 = 0; w0 < width; w0 += kPixels) {
-      const int pixels = static_cast<int>(std::min<int64_t>(kPixels, width - w0));
+    for (int64_t w0 = 0; w0 < width; w0 += kTileBf16) {
+      const int pixels = static_cast<int>(std::min<int64_t>(kTileBf16, width - w0));
       if (block > 16) {
         conv_tiles_bf16<2>(pixels, x + w0 * x_step, x_step, taps, kernel, bias, pairs, co, o0,
                            last, y + w0 * y_step, y_step);
@@ -824,7 +832,14 @@ struct PairLayout {
 };
 
 // out[c] = (p0[c], p1[c]) for `channels` channels, a null pixel reading zero.
-void interleave_pixels(const bf16* p0, const bf16* p1, int64_t channels, bf16* out) {
+inline void interleave_pixels(const bf16* p0, const bf16* p1, int64_t channels, bf16* out) {
+  if (channels < 16) {  // the first layers' few channels: plain copies beat masked vectors
+    for (int64_t c = 0; c < channels; ++c) {
+      out[2 * c] = p0 ? p0[c] : bf16{0};
+      out[2 * c + 1] = p1 ? p1[c] : bf16{0};
+    }
+    return;
+  }
   for (int64_t c = 0; c < channels; c += 16) {
     const __mmask16 mask = first_lanes(std::min<int64_t>(16, channels - c));
     const __m512i low = p0 ? _mm512_maskz_cvtepu16_epi32(mask, _mm256_maskz_loadu_epi16(mask, p0 + c))
@@ -914,9 +929,11 @@ template <int NV>
 void weight_grad_tiles_bf16(int rows, const bf16* columns, const bf16* pairs, const Shape& s,
                             const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
                             float* out) {
-  if (rows == kRows) {
-    return weight_grad_tile_bf16<kRows, NV>(columns, pairs, s, l, a, o0, last, out);
+  if (rows == kTileBf16) {
+    return weight_grad_tile_bf16<kTileBf16, NV>(columns, pairs, s, l, a, o0, last, out);
   }
+  if (rows & 8) weight_grad_tile_bf16<8, NV>(columns, pairs, s, l, a, o0, last, out),
+      columns += 2 * 8, out += 8 * s.co;
   if (rows & 4) weight_grad_tile_bf16<4, NV>(columns, pairs, s, l, a, o0, last, out),
       columns += 2 * 4, out += 4 * s.co;
   if (rows & 2) weight_grad_tile_bf16<2, NV>(columns, pairs, s, l, a, o0, last, out),
@@ -960,8 +977,8 @@ void accumulate_bf16(const bf16* x, const bf16* dy, const Shape& s, bool sums_of
       for (int64_t o0 = 0; o0 < s.co; o0 += 32) {
         const int64_t block = std::min<int64_t>(32, s.co - o0);
         const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
-        for (int64_t c0 = 0; c0 < s.ci; c0 += kRows) {
-          const int rows = static_cast<int>(std::min<int64_t>(kRows, s.ci - c0));
+        for (int64_t c0 = 0; c0 < s.ci; c0 += kTileBf16) {
+          const int rows = static_cast<int>(std::min<int64_t>(kTileBf16, s.ci - c0));
           const bf16* cols = columns.data() + b * columns_size + 2 * c0;
           float* o = out + ((a * s.kw + b) * s.ci + c0) * s.co;
           if (block > 16) {
