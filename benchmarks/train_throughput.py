@@ -114,6 +114,20 @@ def benchmark_data(count: int, image_dir: str | None) -> tuple[np.ndarray, np.nd
     return data.train_inputs[rows], data.train_targets[rows].astype(np.int32)
 
 
+@contextlib.contextmanager
+def native_kernels_off():
+    """Within: jaxcolor runs as with ``JAXCOLOR_NATIVE=0`` (XLA's convolutions, phase forms)."""
+    before = os.environ.get(native.DISABLE_ENV)
+    os.environ[native.DISABLE_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[native.DISABLE_ENV]
+        else:
+            os.environ[native.DISABLE_ENV] = before
+
+
 def jax_model(name: str, conv_impl: str = "auto") -> nn.Module:
     """The benchmarked net ``name`` with the convolutions of ``conv_impl`` (``xla``: XLA's, not
     jaxcolor's native CPU kernels, ``jaxcolor.cpu.native``)."""
@@ -149,10 +163,12 @@ def jax_row(name: str, batch: int, steps: int, repeats: int,
     step = lowered.compile()
     compile_seconds = time.perf_counter() - start
     # FLOPs of the step's HLO before backend passes (a GPU's cuDNN calls are not counted after),
-    # counted with XLA's convolutions: XLA counts none for the native kernels' custom calls.
-    flops = float((train.make_train_step(jax_model(name, "xla"), tx, CLASSIFICATION, mesh).lower(
-        state, inputs.astype(jnp.float32), targets, order, 0).cost_analysis() or {}).get(
-            "flops", float("nan")))
+    # counted with XLA's convolutions (XLA counts none for the native kernels' custom calls) in
+    # the stride-2 layers' phase forms (XLA's own transposed ones count the dilation's zeros).
+    with native_kernels_off():
+        flops = float((train.make_train_step(jax_model(name), tx, CLASSIFICATION, mesh).lower(
+            state, inputs.astype(jnp.float32), targets, order, 0).cost_analysis() or {}).get(
+                "flops", float("nan")))
     indices = [jnp.asarray(i, jnp.int32) for i in range(steps)]
     holder = {"state": state}
 

@@ -124,9 +124,10 @@ class ExperimentConfig:
     resume: bool = setting(True, "Continue each run from its newest checkpoint (in "
                            "--checkpoint_dir); --noresume deletes them and starts afresh.")
     conv_impl: str = setting("auto", "How convolutions run: auto (the native CPU kernels where "
-                             "they can: float32, one CPU device; else XLA's), xla, or native "
-                             "(an error where they cannot). Same results within float rounding; "
-                             "each row records what ran.")
+                             "they can: one CPU device, bfloat16 with AVX512_BF16; else XLA's), "
+                             "xla (XLA's own, strided ones too), or native (an error where they "
+                             "cannot). Same results within float rounding; each row records what "
+                             "ran.")
     epoch_loop: str = setting("steps", "steps: one compiled call per batch; scan: each epoch as "
                               "one compiled lax.scan over its batches (same results; as fast "
                               "with the native CPU kernels, far slower on XLA:CPU's own "

@@ -16,12 +16,12 @@ best one the CPU runs is chosen at run time, and ``JAXCOLOR_NATIVE_ISA=avx2|avx5
 forces one (so that the AVX2 kernels are tested and measured on an AVX-512 machine). The
 ``avx512bf16`` build (AVX512_BF16, with AVX512BW/VL: AMD Zen 4 and later, Intel Cooper Lake and
 Sapphire Rapids and later) also has bfloat16 kernels (:func:`runs`): the models' bfloat16
-convolutions multiply channel or pixel pairs with ``vdpbf16ps`` into float32 sums. Each library is built
-once per source, instruction set, jaxlib version and compiler (content-addressed, so every
-process and checkout can share it) into ``$JAXCOLOR_NATIVE_CACHE_DIR``, default
-``~/.cache/jaxcolor/native``. Where any of that is missing, or with ``JAXCOLOR_NATIVE=0``,
-:func:`available` is False and the models use XLA's convolutions: same values within float
-tolerance (tested), slower.
+convolutions multiply channel or pixel pairs with ``vdpbf16ps`` into float32 sums. Each
+library is built once per source, instruction set, jaxlib version and compiler
+(content-addressed, so every process and checkout can share it) into
+``$JAXCOLOR_NATIVE_CACHE_DIR``, default ``~/.cache/jaxcolor/native``. Where any of that is
+missing, or with ``JAXCOLOR_NATIVE=0``, :func:`available` is False and the models use XLA's
+convolutions: same values within float tolerance (tested), slower.
 """
 
 from __future__ import annotations

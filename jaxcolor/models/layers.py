@@ -134,7 +134,8 @@ def _xla_conv2d(x: jax.Array, kernel: jax.Array, padding: native.Padding | None 
 
 
 # How convolutions (and BatchNorm's sums) run: "auto" (the native CPU kernels where they can,
-# else XLA's), "xla" or "native" (or a UserError saying why not).
+# else XLA's, with the stride-2 layers as phase forms on CPU), "xla" (XLA's own ops: stride-2
+# ones too) or "native" (or a UserError saying why not).
 CONV_IMPLEMENTATIONS = ("auto", "xla", "native")
 
 
@@ -242,11 +243,11 @@ def stride2_padding(size: int) -> tuple[int, int]:
     return (size - 1) // 2, size % 2
 
 
-def _phase_forms() -> bool:
+def _phase_forms(impl: str) -> bool:
     """Whether the stride-2 layers, where the native kernels are not used, run as phase
-    decompositions onto :func:`conv2d`: on CPU, sparing XLA:CPU's strided weight gradient;
-    elsewhere XLA's strided convolutions."""
-    return jax.default_backend() == "cpu"
+    decompositions onto :func:`conv2d`: with ``impl="auto"`` on CPU, sparing XLA:CPU's strided
+    weight gradient; with ``"xla"`` and elsewhere XLA's own strided convolutions."""
+    return impl != "xla" and jax.default_backend() == "cpu"
 
 
 def _phase_kernel(kernel: jax.Array, offset: Callable[[int, int], int | None],
@@ -270,7 +271,7 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
 
     With the native CPU kernels (where :func:`conv2d` uses them): one strided native
     convolution, its gradients native too (:func:`jaxcolor.cpu.native_ops.conv_stride2`).
-    Elsewhere on CPU: the
+    Elsewhere on CPU with ``impl="auto"``: the
     sum over the 4 input pixel phases (every other row and column) of stride-1 convolutions
     with the taps that read each phase (1×1, 1×2, 2×1 and 2×2 for k = 3: no multiplication by a
     structural zero), which spares XLA:CPU's strided weight gradient. Same values up to float
@@ -279,7 +280,7 @@ def conv_stride2(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None,
     padding = stride2_padding(kernel.shape[0])[0]
     if h % 2 == 0 and w % 2 == 0 and _use_native(x, kernel, impl):
         return native_ops.conv_stride2(x, kernel, _bias_or_zeros(bias, kernel), (padding, padding))
-    if not _phase_forms() or h % 2 or w % 2:
+    if not _phase_forms(impl) or h % 2 or w % 2:
         y = lax.conv_general_dilated(x, kernel, (2, 2), [(padding, padding)] * 2,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y if bias is None else y + bias
@@ -299,16 +300,15 @@ def conv_transpose2x(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = N
 
     With the native CPU kernels (where :func:`conv2d` uses them): one native transposed
     convolution, its gradients native too (:func:`jaxcolor.cpu.native_ops.conv_transpose2x`).
-    Elsewhere on CPU:
-    each of the 4 output pixel phases is a stride-1 convolution of x with the taps that reach it
-    (1×1, 1×2, 2×1 and 2×2 for k = 3) and the phases are interleaved. Same values up to float
-    rounding (tested against XLA's)."""
+    Elsewhere on CPU with ``impl="auto"``: each of the 4 output pixel phases is a stride-1
+    convolution of x with the taps that reach it (1×1, 1×2, 2×1 and 2×2 for k = 3) and the
+    phases are interleaved. Same values up to float rounding (tested against XLA's)."""
     size = kernel.shape[0]
     padding, output_padding = stride2_padding(size)
     if _use_native(x, kernel, impl):
         return native_ops.conv_transpose2x(x, kernel, _bias_or_zeros(bias, kernel),
                                         (padding, padding))
-    if not _phase_forms():
+    if not _phase_forms(impl):
         low, high = size - 1 - padding, size - 1 - padding + output_padding
         y = lax.conv_general_dilated(x, jnp.flip(kernel, (0, 1)), (1, 1), [(low, high)] * 2,
                                      lhs_dilation=(2, 2),

@@ -98,7 +98,7 @@ STRIDE2_SHAPES = [(3, 16, 16, 1, 32, 3), (2, 8, 8, 64, 24, 3), (2, 4, 10, 17, 40
 @needs_native
 @pytest.mark.parametrize("shape", STRIDE2_SHAPES, ids=str)
 @pytest.mark.parametrize("layer", ["conv_stride2", "conv_transpose2x"])
-def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa, monkeypatch):
+def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa):
     """The strided and transposed native kernels (both directions run in each layer's forward
     and backward pass: checked in the compiled program) against XLA's strided ops."""
     n, h, w, c_in, c_out, size = shape
@@ -113,7 +113,6 @@ def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa,
     assert layers._use_native(x, kernel, "auto")
     assert f"jaxcolor_conv_transpose_{isa}" in loss.lower(x, kernel, bias).as_text()
     ours = loss(x, kernel, bias)
-    monkeypatch.setattr(layers, "_phase_forms", lambda: False)
     theirs = jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a, impl="xla")) * weights),
                                 (0, 1, 2))(x, kernel, bias)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
@@ -123,10 +122,10 @@ def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa,
 
 @needs_native
 @pytest.mark.parametrize("name", ["unet", "unet_transpose"])
-def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, isa, name):
-    """Train steps through the native kernels (checked in the compiled program; the newer
-    edition's stride-2 layers as phase forms) give the losses and parameters of the same steps
-    with XLA's convolutions (and its strided ones). (SGD: Adam's first steps turn float noise
+def test_native_kernels_run_in_the_train_step_and_match_xla_steps(isa, name):
+    """Train steps through the native kernels (checked in the compiled program) give the
+    losses and parameters of the same steps with XLA's convolutions (its strided ones too).
+    (SGD: Adam's first steps turn float noise
     in the zero gradients of the biases that feed BatchNorm into full steps.)"""
     tx, mesh = optax.sgd(0.1), parallel.data_mesh()
     rng = np.random.default_rng(0)
@@ -137,7 +136,6 @@ def test_native_kernels_run_in_the_train_step_and_match_xla_steps(monkeypatch, i
     for use in (True, False):
         model = build_model(ModelSpec(name, num_filters=8, kernel=3, num_outputs=5,
                                       conv_impl="native" if use else "xla"))
-        monkeypatch.setattr(layers, "_phase_forms", lambda use=use: use)
         state = train_state.create_train_state(model, tx, inputs[0, :1], jax.random.key(0))
         lowered = train.make_train_step(model, tx, CLASSIFICATION, mesh).lower(
             state, inputs, targets, order, 0)

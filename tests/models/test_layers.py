@@ -102,19 +102,19 @@ def pytorch_definition(x, kernel, transposed):
     return out
 
 
-# How the stride-2 layers run: (native kernels, phase forms) as layers._use_native and
-# layers._phase_forms would answer on CPU.
-STRIDE2_FORMS = {"native kernels": (True, True), "phase forms": (False, True),
-                 "XLA's strided ops": (False, False)}
+# How the stride-2 layers run, by --conv_impl: the native kernels, the phase forms (auto's on
+# CPU where the native kernels do not run: switched off here) or XLA's own strided ops.
+STRIDE2_FORMS = {"native kernels": "native", "phase forms": "auto", "XLA's strided ops": "xla"}
 
 
 def use_stride2_form(monkeypatch, form) -> str:
-    """Set the phase forms as ``form`` has them; its convolution implementation."""
-    use_native, phase_forms = STRIDE2_FORMS[form]
-    if use_native and not native.available():
+    """The convolution implementation that runs ``form`` (the native kernels off for the phase
+    forms, as JAXCOLOR_NATIVE=0 does)."""
+    if form == "native kernels" and not native.available():
         pytest.skip("native kernels need Linux x86-64, AVX2 or AVX-512F, g++")
-    monkeypatch.setattr(layers, "_phase_forms", lambda: phase_forms)
-    return "native" if use_native else "xla"
+    if form == "phase forms":
+        monkeypatch.setenv(native.DISABLE_ENV, "0")
+    return STRIDE2_FORMS[form]
 
 
 @pytest.mark.parametrize("form", STRIDE2_FORMS)
