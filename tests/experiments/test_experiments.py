@@ -478,6 +478,19 @@ def test_q8_recipe_reports_each_ingredient_over_seeds(tmp_path):
     assert bad.returncode != 0 and "unknown adamw" in bad.stderr
 
 
+def test_precision_compares_bfloat16_with_float32_per_model(tmp_path):
+    out = tmp_path / "precision"
+    # XLA's convolutions: bfloat16 on any CPU (the native ones need AVX512_BF16)
+    result = run_script("precision", *TINY, "--models=cnn", "--seeds=0", "--conv_impl=xla",
+                        f"--output_dir={out}")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((out / "results.json").read_text())
+    assert [(row["precision"], row["seed"]) for row in rows] == [("float32", 0), ("bfloat16", 0)]
+    text = (out / "results.md").read_text()
+    assert "| cnn | float32 | 0 |" in text and "| cnn | bfloat16 | 0 |" in text
+    assert "`cnn`: bfloat16's mean final accuracy is" in text
+
+
 def test_q0_trains_from_scratch_offline_and_checks_backprop(tmp_path):
     out = tmp_path / "q0"
     result = run_script("q0_from_scratch", "--dataset=digits", "--epochs=3", "--hidden=16",
