@@ -62,7 +62,10 @@ LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def experiment_folders(results_dir: Path) -> list[Path]:
-    return sorted(path.parent for path in results_dir.glob("*/results.json"))
+    """The folders holding a results.json: the questions' (q*, r*) first, then the suite's own
+    studies (e.g. precision), each by name."""
+    return sorted((path.parent for path in results_dir.glob("*/results.json")),
+                  key=lambda folder: (re.match(r"[qr]\d", folder.name) is None, folder.name))
 
 
 def publish(results_dir: Path, publish_dir: Path) -> None:

@@ -40,7 +40,7 @@ RUNS = [
     Run("q8_newer_edition", "q8_newer_edition", SHARED, ("q2_classification", "q3_unet"),
         minutes=5),
     Run("q8_recipe", "q8_recipe", SHARED, minutes=14),
-    Run("precision", "precision", minutes=25),
+    Run("precision", "precision", minutes=15),
     Run("r0_char_rnn", "r0_train_char_rnn",
         ("--optimizer=adam", "--learning_rate=0.002", "--batch_size=32", "--steps=15000"),
         minutes=2),
