@@ -747,7 +747,7 @@ void conv_tile_bf16(const bf16* x, int64_t x_step, const Taps& taps, const bf16*
 #pragma GCC unroll 2
   for (int j = 0; j < NV; ++j) {
     const __m512 start = _mm512_maskz_loadu_ps(j + 1 < NV ? 0xFFFF : last, bias + o0 + 16 * j);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int p = 0; p < PIXELS; ++p) acc[p][j] = start;
   }
   for (const Tap& tap : taps) {
@@ -758,7 +758,7 @@ void conv_tile_bf16(const bf16* x, int64_t x_step, const Taps& taps, const bf16*
 #pragma GCC unroll 2
       for (int j = 0; j < NV; ++j)
         k[j] = (__m512bh)_mm512_maskz_loadu_epi32(j + 1 < NV ? 0xFFFF : last, kp + 32 * j);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int p = 0; p < PIXELS; ++p) {
         const __m512bh a = (__m512bh)_mm512_set1_epi32(channel_pair(xp + 2 * c + p * x_step));
 #pragma GCC unroll 2
@@ -766,7 +766,7 @@ void conv_tile_bf16(const bf16* x, int64_t x_step, const Taps& taps, const bf16*
       }
     }
   }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
   for (int p = 0; p < PIXELS; ++p)
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j)
@@ -895,7 +895,7 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
       const bf16* xr = columns + (n * l.xh + s.stride * h + a - s.pt) * l.pairs * s.ci * 2;
       const bf16* dr = pairs + (n * s.h + h) * l.pairs * s.co * 2 + 2 * o0;
       __m512 acc[ROWS][NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 2
         for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
@@ -904,14 +904,14 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
 #pragma GCC unroll 2
         for (int j = 0; j < NV; ++j)
           g[j] = (__m512bh)_mm512_maskz_loadu_epi32(j + 1 < NV ? 0xFFFF : last, dr + 32 * j);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int i = 0; i < ROWS; ++i) {
           const __m512bh v = (__m512bh)_mm512_set1_epi32(channel_pair(xr + 2 * i));
 #pragma GCC unroll 2
           for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], v, g[j]);
         }
       }
-#pragma GCC unroll 8
+#pragma GCC unroll 16
       for (int i = 0; i < ROWS; ++i)
 #pragma GCC unroll 2
         for (int j = 0; j < NV; ++j) _mm512_store_ps(sums[i][j], acc[i][j]);
