@@ -56,13 +56,15 @@ def maxpool2x(x: jax.Array) -> jax.Array:
     of XLA's select-and-scatter, which XLA:CPU runs slowly, and the forward pass of a training
     step finds max and argmax in one reduce (``benchmarks/maxpool_grad.py``).
     """
-    return _pool_windows(x).max(axis=-1)
+    return _pool_windows(x).max(axis=-1).astype(x.dtype)
 
 
 def _pool_windows(x: jax.Array) -> jax.Array:
-    """(N, H, W, C) → (N, H/2, W/2, C, 4): each 2×2 window's values in row-major order."""
+    """(N, H, W, C) → (N, H/2, W/2, C, 4): each 2×2 window's values in row-major order, in
+    float32 (exact: XLA:CPU compares bfloat16 windows far slower; BENCHMARKS.md, "Mixed
+    precision (bfloat16) train steps")."""
     n, h, w, c = x.shape
-    return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
+    return x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
         n, h // 2, w // 2, c, 4)
 
 
@@ -86,7 +88,7 @@ def _max_and_first_argmax(windows: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _maxpool_forward(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, tuple[int, ...]]]:
     maxima, first = _max_and_first_argmax(_pool_windows(x))
-    return maxima, (first, x.shape)
+    return maxima.astype(x.dtype), (first, x.shape)
 
 
 def _maxpool_backward(residual, grad: jax.Array) -> tuple[jax.Array]:
