@@ -42,15 +42,26 @@ rm -rf "$home" "$scratch"
 for run in 1 2 3; do
   measure "cpu_train_throughput_run$run" python benchmarks/train_throughput.py \
     --models=cnn,unet,conv_transpose,unet_transpose --batch_sizes=100 --repeats=9 \
-    --image_dir="$images" --json="$out/cpu_train_throughput_run$run.json"
+    --precisions=float32 --image_dir="$images" --json="$out/cpu_train_throughput_run$run.json"
   measure "cpu_avx2_train_throughput_run$run" env JAXCOLOR_NATIVE_ISA=avx2 \
     XLA_FLAGS=--xla_cpu_max_isa=AVX2 ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/train_throughput.py \
-    --batch_sizes=100 --repeats=9 --image_dir="$images" \
+    --batch_sizes=100 --repeats=9 --precisions=float32 --image_dir="$images" \
     --json="$out/cpu_avx2_train_throughput_run$run.json"
+done
+# Mixed precision: both precisions beside PyTorch's bfloat16 autocast (on an AVX512_BF16 CPU),
+# and the main job in both.
+measure cpu_bf16_train_throughput python benchmarks/train_throughput.py \
+  --models=cnn,unet,conv_transpose,unet_transpose --batch_sizes=100 --repeats=5 \
+  --image_dir="$images" --json="$out/cpu_bf16_train_throughput.json"
+measure cpu_bf16_q3_end_to_end python benchmarks/q3_end_to_end.py --image_dir="$images" \
+  --batch_size=50 --sides=jax,jax_bfloat16 --log_dir="$out" \
+  --json="$out/cpu_bf16_q3_end_to_end.json"
+for side in jax jax_bfloat16; do
+  mv "$out/q3_end_to_end_$side.log" "$out/cpu_bf16_q3_end_to_end_$side.log"
 done
 measure cpu_xla_variants_train_throughput python benchmarks/train_throughput.py \
   --models=cnn,unet --batch_sizes=100 --repeats=3 --xla_convolutions --xla_defaults \
-  --image_dir="$images" --json="$out/cpu_xla_variants_train_throughput.json"
+  --precisions=float32 --image_dir="$images" --json="$out/cpu_xla_variants_train_throughput.json"
 measure cpu_layer_rewrites python benchmarks/layer_rewrites.py --image_dir="$images" --rounds=6
 measure cpu_layer_rewrites_lab_bins python benchmarks/layer_rewrites.py --image_dir="$images" \
   --lab_bins --rounds=3

@@ -64,8 +64,8 @@ def _pool_windows(x: jax.Array) -> jax.Array:
     float32 (exact: XLA:CPU compares bfloat16 windows far slower; BENCHMARKS.md, "Mixed
     precision (bfloat16) train steps")."""
     n, h, w, c = x.shape
-    return x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(
-        n, h // 2, w // 2, c, 4)
+    windows = x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c)
+    return windows.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
 
 
 def _max_and_first_argmax(windows: jax.Array) -> tuple[jax.Array, jax.Array]:
