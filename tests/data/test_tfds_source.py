@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -146,7 +147,9 @@ def test_ctrl_c_during_the_download_leaves_nothing_that_breaks_the_next_run(tmp_
                 def trickle():
                     for index, chunk in enumerate(chunks):
                         if index == 1:  # the download has begun: the user presses Ctrl-C
-                            os.kill(os.getpid(), signal.SIGINT)
+                            # (to the main thread, as a terminal's usually lands: sent to the
+                            # process from here, Linux may hand it to this thread instead)
+                            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
                         time.sleep(0.05)
                         yield chunk
                 yield response, trickle()
