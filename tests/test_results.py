@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import jax
+import pytest
 
 from jaxcolor import results
 from jaxcolor.results import provenance, write_results
@@ -96,6 +97,7 @@ def _write_rows(folder: str, model: str, count: int) -> None:
         write_results(Path(folder), [_row(model=model, epochs=epochs)])
 
 
+@pytest.mark.slow
 def test_processes_writing_one_folder_at_once_lose_no_row(tmp_path):
     """Two real processes merge rows into one results.json at the same time, 150 times each."""
     import multiprocessing

@@ -62,7 +62,8 @@ def model_spec(cfg: ExperimentConfig, task: Task) -> ModelSpec:
 def precision_here(cfg: ExperimentConfig, log: Log) -> ExperimentConfig:
     """``cfg``, or on a CPU whose convolutions would run bfloat16 through XLA (no AVX512_BF16
     kernels: XLA:CPU's bfloat16 convolutions are slower than float32's, BENCHMARKS.md, "Mixed
-    precision (bfloat16) train steps") the same run in float32, said in one line. ``--conv_impl=xla`` asks for XLA's bfloat16 and keeps it."""
+    precision (bfloat16) train steps") the same run in float32, said in one line.
+    ``--conv_impl=xla`` asks for XLA's bfloat16 and keeps it."""
     if (cfg.precision == "bfloat16" and cfg.conv_impl == "auto" and jax.default_backend() == "cpu"
             and conv_implementation("auto", "bfloat16") == "xla"):
         log("note: this CPU has no bfloat16 convolution kernels here (they need AVX512_BF16 and "

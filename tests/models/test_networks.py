@@ -226,7 +226,7 @@ def test_transposed_kernels_are_initialised_as_pytorch_does():
         1 / np.sqrt(24 * 9), rel=0.02)
 
 
-@pytest.mark.parametrize("name", ["cnn", "unet", "conv_transpose", "unet_transpose"])
+@pytest.mark.parametrize("name", ["cnn", "unet_transpose"])  # every kind of layer between them
 def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters_and_statistics(name):
     """Mixed precision: fed bfloat16, every layer computes in bfloat16 while the parameters,
     BatchNorm statistics and gradients stay float32, within bfloat16's rounding of float32."""
