@@ -392,40 +392,6 @@ bool padding_fits(int64_t kh, int64_t kw, int64_t pt, int64_t pl) {
 // Whether stride is one the kernels take.
 bool stride_fits(int64_t stride) { return stride == 1 || stride == 2; }
 
-ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                              ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dw,
-                              ffi::ResultBuffer<ffi::F32> db, int64_t pad_top,
-                              int64_t pad_left, int64_t stride, bool sums_of_x) {
-  const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
-  if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || !stride_fits(stride) ||
-      xd[0] != gd[0] || xd[1] != stride * gd[1] || xd[2] != stride * gd[2] ||
-      !padding_fits(wd[0], wd[1], pad_top, pad_left) || wd[2] != xd[3] || wd[3] != gd[3] ||
-      static_cast<int64_t>(db->element_count()) != (sums_of_x ? xd[3] : gd[3])) {
-    return ffi::Error::InvalidArgument(
-        "conv_weight_grad: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
-        "db (Ci if sums_of_x else Co), stride s 1 or 2, 0 <= pad_top < kh, "
-        "0 <= pad_left < kw");
-  }
-  const Shape s{gd[0], gd[1], gd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left, stride};
-  // Each part's partial: the weight gradient, then the channel sums.
-  const int64_t weights = s.kh * s.kw * s.ci * s.co, sums = db->element_count();
-  const int64_t size = weights + sums;
-  // About 256 KiB of x and dy per chunk (one 32×32 image, several small ones): L2-resident
-  // while every tile of the chunk streams it.
-  const int64_t image_bytes =
-      std::max<int64_t>(1, s.h * s.w * (stride * stride * s.ci + s.co) * 4);
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) / image_bytes);
-  const float* xp = x.typed_data();
-  const float* dyp = dy.typed_data();
-  std::unique_ptr<float[]> sum(new float[size]);
-  sum_over_images(pool, s.n, chunk, size, sum.get(), [=](int64_t n0, int64_t n1, float* out) {
-    accumulate(xp, dyp, s, sums_of_x, n0, n1, out, out + weights);
-  });
-  std::memcpy(dw->typed_data(), sum.get(), weights * sizeof(float));
-  std::memcpy(db->typed_data(), sum.get() + weights, sums * sizeof(float));
-  return ffi::Error::Success();
-}
-
 // ---------------------------------------------------------------------------------------------
 // Channel moments for BatchNorm: [Σ a, Σ a·(b − m)] per channel over every pixel of NHWC maps a
 // and b (m per channel) in one pass: the batch statistics (a = b = x, m = 0: Σ x, Σ x²) and the
@@ -452,30 +418,6 @@ void add_moments(const float* a, const float* b, const float* m, int64_t pixels,
     V::store_masked(out + c + o0, mask, V::add(V::load_masked(out + c + o0, mask),
                                                V::add(products[0], products[1])));
   }
-}
-
-ffi::Error ChannelMomentsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a,
-                              ffi::Buffer<ffi::F32> b, ffi::Buffer<ffi::F32> m,
-                              ffi::ResultBuffer<ffi::F32> out) {
-  const auto ad = a.dimensions(), bd = b.dimensions();
-  if (ad.size() != 4 || bd.size() != 4 || !std::equal(ad.begin(), ad.end(), bd.begin()) ||
-      static_cast<int64_t>(m.element_count()) != ad[3] ||
-      static_cast<int64_t>(out->element_count()) != 2 * ad[3]) {
-    return ffi::Error::InvalidArgument(
-        "channel_moments: expected a and b (N,H,W,C), m (C), out (2,C)");
-  }
-  const int64_t n = ad[0], pixels = ad[1] * ad[2], c = ad[3];
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
-                                                 std::max<int64_t>(1, pixels * c * 8));
-  const float* ap = a.typed_data();
-  const float* bp = b.typed_data();
-  const float* mp = m.typed_data();
-  sum_over_images(pool, n, chunk, 2 * c, out->typed_data(),
-                  [=](int64_t n0, int64_t n1, float* sum) {
-                    for (int64_t i = n0; i < n1; ++i)
-                      add_moments(ap + i * pixels * c, bp + i * pixels * c, mp, pixels, c, sum);
-                  });
-  return ffi::Error::Success();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -961,7 +903,7 @@ void add_channel_sums(const bf16* p, int64_t pixels, int64_t channels, float* ou
 
 // The bfloat16 weight gradient of images [n0, n1) added into out and the channel sums of dy
 // (or of x, sums_of_x) into out_sums.
-void accumulate_bf16(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, int64_t n0,
+void accumulate(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, int64_t n0,
                      int64_t n1, float* out, float* out_sums) {
   const PairLayout l{n1 - n0, s.stride * s.h, s.stride * s.w, s.w, (s.w + 1) / 2};
   const int64_t x_image = l.xh * l.xw * s.ci, dy_image = s.h * s.w * s.co;
@@ -993,6 +935,19 @@ void accumulate_bf16(const bf16* x, const bf16* dy, const Shape& s, bool sums_of
   } else {
     add_channel_sums(dy + n0 * dy_image, l.images * s.h * s.w, s.co, out_sums);
   }
+}
+
+// One image's moments of bfloat16 maps: widened to float32 (exact), then as float32's.
+void add_moments(const bf16* a, const bf16* b, const float* m, int64_t pixels, int64_t c,
+                 float* out) {
+  thread_local std::vector<float> wide_a, wide_b;
+  wide_a.resize(pixels * c);
+  widen(a, pixels * c, wide_a.data());
+  if (b != a) {
+    wide_b.resize(pixels * c);
+    widen(b, pixels * c, wide_b.data());
+  }
+  add_moments(wide_a.data(), b != a ? wide_b.data() : wide_a.data(), m, pixels, c, out);
 }
 
 // The packed kernel (kh, kw, ⌈ci/2⌉, co, 2) of a bfloat16 convolution of x (N,·,·,ci) into y.
@@ -1038,91 +993,104 @@ ffi::Error ConvTransposeBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x,
       convolve_transposed<bf16>);
 }
 
-ffi::Error ConvWeightGradBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> x,
-                                  ffi::Buffer<ffi::BF16> dy, ffi::ResultBuffer<ffi::F32> dw,
-                                  ffi::ResultBuffer<ffi::F32> db, int64_t pad_top,
-                                  int64_t pad_left, int64_t stride, bool sums_of_x) {
+#endif  // __AVX512BF16__
+
+// ---------------------------------------------------------------------------------------------
+// The weight-gradient and moments handlers, for float32 maps and (AVX512_BF16) bfloat16 ones;
+// their sums are float32 either way.
+
+template <ffi::DataType D>
+ffi::Error ConvWeightGradImpl(ffi::ThreadPool pool, ffi::Buffer<D> x, ffi::Buffer<D> dy,
+                              ffi::ResultBuffer<ffi::F32> dw, ffi::ResultBuffer<ffi::F32> db,
+                              int64_t pad_top, int64_t pad_left, int64_t stride,
+                              bool sums_of_x) {
   const auto xd = x.dimensions(), gd = dy.dimensions(), wd = dw->dimensions();
   if (xd.size() != 4 || gd.size() != 4 || wd.size() != 4 || !stride_fits(stride) ||
       xd[0] != gd[0] || xd[1] != stride * gd[1] || xd[2] != stride * gd[2] ||
       !padding_fits(wd[0], wd[1], pad_top, pad_left) || wd[2] != xd[3] || wd[3] != gd[3] ||
       static_cast<int64_t>(db->element_count()) != (sums_of_x ? xd[3] : gd[3])) {
     return ffi::Error::InvalidArgument(
-        "conv_weight_grad_bf16: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
+        "conv_weight_grad: expected x (N,s·H,s·W,Ci), dy (N,H,W,Co), dw (kh,kw,Ci,Co), "
         "db (Ci if sums_of_x else Co), stride s 1 or 2, 0 <= pad_top < kh, "
         "0 <= pad_left < kw");
   }
   const Shape s{gd[0], gd[1], gd[2], xd[3], gd[3], wd[0], wd[1], pad_top, pad_left, stride};
+  // Each part's partial: the weight gradient, then the channel sums.
   const int64_t weights = s.kh * s.kw * s.ci * s.co, sums = db->element_count();
   const int64_t size = weights + sums;
-  // About 256 KiB of x's tap columns and dy's pairs per chunk, as the float32 kernel's.
-  const int64_t image_bytes =
-      std::max<int64_t>(1, s.h * s.w * (stride * stride * s.kw * s.ci + s.co) * 2);
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) / image_bytes);
-  const bf16* xp = x.typed_data();
-  const bf16* dyp = dy.typed_data();
+  // About 256 KiB per chunk of what its tiles stream (one 32×32 image, several small ones),
+  // L2-resident: x and dy (float32), or x's tap columns and dy's pairs (bfloat16).
+  const int64_t pixel_bytes = D == ffi::DataType::F32
+                                  ? (stride * stride * s.ci + s.co) * 4
+                                  : (stride * stride * s.kw * s.ci + s.co) * 2;
+  const int64_t chunk =
+      std::max<int64_t>(1, (int64_t{256} << 10) / std::max<int64_t>(1, s.h * s.w * pixel_bytes));
+  const auto* xp = x.typed_data();
+  const auto* dyp = dy.typed_data();
   std::unique_ptr<float[]> sum(new float[size]);
   sum_over_images(pool, s.n, chunk, size, sum.get(), [=](int64_t n0, int64_t n1, float* out) {
-    accumulate_bf16(xp, dyp, s, sums_of_x, n0, n1, out, out + weights);
+    accumulate(xp, dyp, s, sums_of_x, n0, n1, out, out + weights);
   });
   std::memcpy(dw->typed_data(), sum.get(), weights * sizeof(float));
   std::memcpy(db->typed_data(), sum.get() + weights, sums * sizeof(float));
   return ffi::Error::Success();
 }
 
-ffi::Error ChannelMomentsBf16Impl(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a,
-                                  ffi::Buffer<ffi::BF16> b, ffi::Buffer<ffi::F32> m,
-                                  ffi::ResultBuffer<ffi::F32> out) {
+template <ffi::DataType D>
+ffi::Error ChannelMomentsImpl(ffi::ThreadPool pool, ffi::Buffer<D> a, ffi::Buffer<D> b,
+                              ffi::Buffer<ffi::F32> m, ffi::ResultBuffer<ffi::F32> out) {
   const auto ad = a.dimensions(), bd = b.dimensions();
   if (ad.size() != 4 || bd.size() != 4 || !std::equal(ad.begin(), ad.end(), bd.begin()) ||
       static_cast<int64_t>(m.element_count()) != ad[3] ||
       static_cast<int64_t>(out->element_count()) != 2 * ad[3]) {
     return ffi::Error::InvalidArgument(
-        "channel_moments_bf16: expected a and b (N,H,W,C), m (C) float32, out (2,C)");
+        "channel_moments: expected a and b (N,H,W,C), m (C) float32, out (2,C)");
   }
-  const int64_t n = ad[0], pixels = ad[1] * ad[2], c = ad[3], image = pixels * c;
+  const int64_t n = ad[0], pixels = ad[1] * ad[2], c = ad[3];
   const int64_t chunk = std::max<int64_t>(1, (int64_t{256} << 10) /
-                                                 std::max<int64_t>(1, image * 8));
-  const bf16* ap = a.typed_data();
-  const bf16* bp = b.typed_data();
+                                                 std::max<int64_t>(1, pixels * c * 8));
+  const auto* ap = a.typed_data();
+  const auto* bp = b.typed_data();
   const float* mp = m.typed_data();
   sum_over_images(pool, n, chunk, 2 * c, out->typed_data(),
                   [=](int64_t n0, int64_t n1, float* sum) {
-                    thread_local std::vector<float> wide_a, wide_b;
-                    wide_a.resize(image);
-                    wide_b.resize(image);
-                    for (int64_t i = n0; i < n1; ++i) {
-                      widen(ap + i * image, image, wide_a.data());
-                      if (bp != ap) widen(bp + i * image, image, wide_b.data());
-                      add_moments(wide_a.data(), bp != ap ? wide_b.data() : wide_a.data(), mp,
-                                  pixels, c, sum);
-                    }
+                    for (int64_t i = n0; i < n1; ++i)
+                      add_moments(ap + i * pixels * c, bp + i * pixels * c, mp, pixels, c, sum);
                   });
   return ffi::Error::Success();
 }
-#endif  // __AVX512BF16__
+
+template <ffi::DataType D>
+auto weight_grad_binding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .template Arg<ffi::Buffer<D>>()
+      .template Arg<ffi::Buffer<D>>()
+      .template Ret<ffi::Buffer<ffi::F32>>()
+      .template Ret<ffi::Buffer<ffi::F32>>()
+      .template Attr<int64_t>("pad_top")
+      .template Attr<int64_t>("pad_left")
+      .template Attr<int64_t>("stride")
+      .template Attr<bool>("sums_of_x");
+}
+
+template <ffi::DataType D>
+auto moments_binding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .template Arg<ffi::Buffer<D>>()
+      .template Arg<ffi::Buffer<D>>()
+      .template Arg<ffi::Buffer<ffi::F32>>()
+      .template Ret<ffi::Buffer<ffi::F32>>();
+}
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("stride")
-                                  .Attr<bool>("sums_of_x"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGrad, ConvWeightGradImpl<ffi::F32>,
+                              weight_grad_binding<ffi::F32>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMoments, ChannelMomentsImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMoments, ChannelMomentsImpl<ffi::F32>,
+                              moments_binding<ffi::F32>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConv, ConvImpl, forward_binding().Attr<int64_t>("stride"));
 
@@ -1150,23 +1118,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvTransposeBf16, ConvTransposeBf16Impl,
                                   .Attr<int64_t>("pad_top")
                                   .Attr<int64_t>("pad_left"));
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGradBf16, ConvWeightGradBf16Impl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("stride")
-                                  .Attr<bool>("sums_of_x"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorConvWeightGradBf16, ConvWeightGradImpl<ffi::BF16>,
+                              weight_grad_binding<ffi::BF16>());
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMomentsBf16, ChannelMomentsBf16Impl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Arg<ffi::Buffer<ffi::BF16>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxcolorChannelMomentsBf16, ChannelMomentsImpl<ffi::BF16>,
+                              moments_binding<ffi::BF16>());
 #endif  // __AVX512BF16__
