@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import threading
 import time
 import types
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.image import metadata as image_metadata
+from tensorboard.summary.writer import event_file_writer
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from jaxcolor.errors import UserError
@@ -39,6 +41,7 @@ class RunLog:
     def __init__(self, directory: Path, hparams: dict[str, Any]) -> None:
         self.directory = directory
         self._failed = False  # a write failed: nothing more is written
+        _writer_thread_reports_left_out()
         with self._writing():
             self._writer = EventFileWriter(str(directory))
         self.last_step = 0  # the highest step written
@@ -108,6 +111,25 @@ class RunLog:
             self._failed = True
             raise UserError(f"cannot write TensorBoard events in {self.directory}: "
                             f"{err.strerror or err}; --notensorboard runs without them.") from None
+
+
+def _writer_thread_reports_left_out() -> None:
+    """TensorBoard's writer thread keeps a failed write for the writer's next call (which
+    :class:`RunLog` says in one line) and then raises it again, so Python would also print the
+    thread's traceback; that report is left out, by a ``threading.excepthook`` around the one in
+    place (installed again if something replaced it). Its thread class is private: where it is
+    renamed, the report is printed, nothing else changes."""
+    if getattr(threading.excepthook, "leaves_out_writer_threads", False):
+        return
+    writer_thread = getattr(event_file_writer, "_AsyncWriterThread", ())
+    previous = threading.excepthook
+
+    def hook(args: Any) -> None:
+        if not (isinstance(args.thread, writer_thread) and issubclass(args.exc_type, OSError)):
+            previous(args)
+
+    hook.leaves_out_writer_threads = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def sample_strip(columns: list[np.ndarray]) -> np.ndarray:

@@ -79,3 +79,33 @@ def test_a_tensorboard_server_on_localhost_serves_the_scalars(board_dir):
         server.terminate()
         server.wait(timeout=30)
     assert [step for _, step, _ in points] == [STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH]
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_refused_write_is_one_line_without_the_writer_thread_s_traceback(tmp_path):
+    """The disk refuses the events (a full disk, at the file the writer's thread writes): the
+    run's next write or close is one UserError, and the thread's own report is left out."""
+    import errno
+
+    from jaxcolor.errors import UserError
+    from jaxcolor.runner.tensorboard import RunLog
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    log = RunLog(tmp_path, {"seed": 0})
+    log._writer._async_writer._writer._writer = FullDisk()  # the events' file, full
+    with pytest.raises(UserError, match="cannot write TensorBoard events in .*: No space left "
+                                        "on device; --notensorboard runs without them"):
+        for step in range(1000):  # until the thread's failure reaches the caller
+            log._write(step)
+            log._flush()
+            time.sleep(0.001)
+    log.close()  # the thread's own report would fail the test (an unhandled thread exception)
