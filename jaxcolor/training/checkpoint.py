@@ -142,9 +142,10 @@ def _closed_loop_reports_left_out() -> None:
 
 
 def _stray_read_reports_left_out(checkpoint: epath.Path) -> None:
-    """A failed restore's other reads may end after it, at any later time; asyncio then logs
-    "Task exception was never retrieved" with each one's error, which names the files read.
-    Those about ``checkpoint`` (already reported once, as damaged) are left out."""
+    """A failed restore's other reads may end after it, at any later time (while it settles, or
+    long after); asyncio then logs "Task exception was never retrieved" with each one's error,
+    which names the files read. Those about ``checkpoint`` (reported once, as damaged, by the
+    restore that failed) are left out; a restore that succeeds has none."""
     named = f"{checkpoint}{os.sep}"
     logging.getLogger("asyncio").addFilter(
         lambda record: named not in record.getMessage())
@@ -251,6 +252,7 @@ class Checkpoints:
             raise DamagedCheckpointError(self.directory, epoch, err) from err
         self._check_fingerprint(fingerprint)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        _stray_read_reports_left_out(self.directory / str(epoch))
         failure = None
         with _unraisable_silenced():
             try:
@@ -263,7 +265,6 @@ class Checkpoints:
                     time.sleep(0.05)
                     gc.collect()
         if failure is not None:
-            _stray_read_reports_left_out(self.directory / str(epoch))
             raise failure
         return state, history
 
