@@ -11,6 +11,7 @@ import importlib.metadata
 import json
 import math
 import os
+import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -193,6 +194,13 @@ def quality_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         renderings = row.get("quality_by_rendering") or {"argmax": row}
         table += [{**row, **quality, "rendering": name} for name, quality in renderings.items()]
     return table
+
+
+def mean_sd(values: Sequence[float], digits: int = 2) -> str:
+    """A table cell of ``values``: their mean ± sample standard deviation (the mean alone for
+    one value)."""
+    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:

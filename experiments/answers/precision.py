@@ -6,16 +6,11 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from jaxcolor.results import markdown_table
+from jaxcolor.results import markdown_table, mean_sd
 
 # Within this many points of float32's mean final accuracy, bfloat16 counts as a match (the
 # bar set for offering it).
 MATCH_POINTS = 1.0
-
-
-def _mean_sd(values: list[float], digits: int = 2) -> str:
-    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.{digits}f}{spread}"
 
 
 def precision_notes(rows: list[dict[str, Any]]) -> str:
@@ -35,8 +30,8 @@ def precision_notes(rows: list[dict[str, Any]]) -> str:
                  if reference and precision != "float32" else None)
         table.append({"model": model, "precision": precision,
                       "seeds": ", ".join(str(run["seed"]) for run in runs),
-                      "final": _mean_sd(final),
-                      "best": _mean_sd([run["best_val_accuracy"] for run in runs]),
+                      "final": mean_sd(final),
+                      "best": mean_sd([run["best_val_accuracy"] for run in runs]),
                       "delta": f"{delta:+.2f}" if delta is not None else "",
                       "rate": f"{statistics.mean(r['train_images_per_sec'] for r in runs):.0f}",
                       "implementation": runs[0].get("conv_implementation", "")})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from jaxcolor.colour.metrics import colourfulness_error, image_quality
-from jaxcolor.results import markdown_table, read_rows
+from jaxcolor.results import markdown_table, mean_sd, read_rows
 from jaxcolor.runner import RunOutput, plots, predict_renderings
 from jaxcolor.tasks import TaskData
 from jaxcolor.tasks.lab import baselines
@@ -269,12 +269,6 @@ def runs_by_settings(results_dir: Path) -> list[list[SeedRun]]:
     return [sorted(group.values(), key=lambda run: run.seed) for group in groups.values()]
 
 
-def _mean_sd(values: Sequence[float]) -> str:
-    values = np.asarray(values, np.float64)
-    spread = f" ± {values.std(ddof=1):.2f}" if len(values) > 1 else ""
-    return f"{values.mean():.2f}{spread}"
-
-
 def seed_summary(runs: Sequence[SeedRun]) -> tuple[list[str], list[dict[str, Any]]]:
     """Markdown (the verdict per seed, then each criterion over seeds) and flat records
     (one per decoding, seed and criterion) for runs that differ only in their seed."""
@@ -301,9 +295,9 @@ def seed_summary(runs: Sequence[SeedRun]) -> tuple[list[str], list[dict[str, Any
             checks = [run_checks[i] for _, run_checks in judged]
             positive_means += float(np.mean([c.margin for c in checks])) > 0
             over_seeds.append({
-                "criterion": criterion, "ours": _mean_sd([c.ours for c in checks]),
-                "bar": _mean_sd([c.bar for c in checks]),
-                "margin": _mean_sd([c.margin for c in checks]),
+                "criterion": criterion, "ours": mean_sd([c.ours for c in checks]),
+                "bar": mean_sd([c.bar for c in checks]),
+                "margin": mean_sd([c.margin for c in checks]),
                 "worst": f"{min(c.margin for c in checks):.2f}",
                 "passed": f"{sum(c.passed for c in checks)} of {len(checks)}"})
         wins = sum(all(c.passed for c in checks) for _, checks in judged)

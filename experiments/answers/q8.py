@@ -14,7 +14,7 @@ from jax import lax
 
 from jaxcolor.models import ModelSpec, build_model
 from jaxcolor.models.layers import stride2_padding
-from jaxcolor.results import markdown_table
+from jaxcolor.results import markdown_table, mean_sd
 
 RUN_COLUMNS = [("model", "model"), ("batch_size", "batch"), ("epochs", "epochs"),
                ("train_loss", "train loss"), ("val_loss", "val loss"),
@@ -144,11 +144,6 @@ def ingredient(row: dict[str, Any]) -> str | None:
     return next((name for name, wanted in INGREDIENTS.items() if settings == wanted), None)
 
 
-def _mean_sd(values: list[float], digits: int = 2) -> str:
-    spread = f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.{digits}f}{spread}"
-
-
 def recipe_notes(rows: list[dict[str, Any]]) -> str:
     """Each ingredient over its seeds: mean ± sd of final and best validation accuracy and final
     validation loss, and the change in mean final accuracy against the constant rate."""
@@ -166,9 +161,9 @@ def recipe_notes(rows: list[dict[str, Any]]) -> str:
         final = [r["val_accuracy"] for r in runs]
         table.append({
             "ingredient": name, "seeds": ", ".join(str(r["seed"]) for r in runs),
-            "final": _mean_sd(final),
-            "best": _mean_sd([r["best_val_accuracy"] for r in runs]),
-            "loss": _mean_sd([r["val_loss"] for r in runs], 4),
+            "final": mean_sd(final),
+            "best": mean_sd([r["best_val_accuracy"] for r in runs]),
+            "loss": mean_sd([r["val_loss"] for r in runs], 4),
             "mean": statistics.mean(final),
             "sd": statistics.stdev(final) if len(final) > 1 else None,
             "delta": (f"{statistics.mean(final) - baseline:+.2f}" if baseline is not None
