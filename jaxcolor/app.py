@@ -62,6 +62,7 @@ STOP_MESSAGE = ("interrupted; the same command goes on from what is saved (check
 # thread. A preemptible VM allows 30 s.
 STOP_GRACE_SECONDS = 10.0
 _stop_reported = threading.Event()  # the main thread has printed its stop line
+_stop_heard = threading.Event()  # a stop signal reached the main thread's handler
 
 
 def run_main(main: Callable[[list[str]], None], argv: list[str]) -> int:
@@ -97,7 +98,10 @@ def _orbax_errors_left_out(record: logging.LogRecord) -> bool:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (what schedulers and preemptible VMs send) handled as Ctrl-C."""
+    """Ctrl-C, and SIGTERM (what schedulers and preemptible VMs send) handled as Ctrl-C; noted
+    first, since Python loses the KeyboardInterrupt where it is raised inside a garbage-collector
+    callback (:func:`run` still ends the run as stopped)."""
+    _stop_heard.set()
     raise KeyboardInterrupt
 
 
@@ -178,6 +182,11 @@ def run(main: Callable[[list[str]], None]) -> None:
             # reaches jaxcolor as an exception and is said in one line.
             logging.getLogger("absl").addFilter(_orbax_errors_left_out)
         status = run_main(main, argv)
+        if status == 0 and _stop_heard.is_set() and not _stop_reported.is_set():
+            # Python lost the stop's KeyboardInterrupt (raised inside a garbage-collector
+            # callback, it is only an "Exception ignored"): the stop still ends the run.
+            print(STOP_MESSAGE, file=sys.stderr, flush=True)
+            status = INTERRUPTED_STATUS
         gc.freeze()  # see below: the interpreter's teardown then skips its collections
         sys.exit(status)
 
@@ -185,6 +194,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     use_compilation_cache()
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, &)
+        signal.signal(signal.SIGINT, _interrupt)
     watch_stop_signals()
     # The imported modules' objects live as long as the process: frozen, the garbage collector
     # stops rescanning them while JAX traces and at exit (the start-up of BENCHMARKS.md, "The
