@@ -16,7 +16,7 @@ from jaxcolor.training import TrainState
 def test_colorizer_file_round_trip_keeps_size_and_full_resolution_lightness(tmp_path):
     spec = ModelSpec("unet", num_filters=4, kernel=3, num_outputs=2)
     model = build_model(spec)
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 32, 32, 1)))
     params = jax.tree.map(jnp.zeros_like, variables["params"])  # ab = 0: a grey output
     state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
                        batch_stats=variables["batch_stats"], opt_state=(), rng=jax.random.key(0))

@@ -59,9 +59,9 @@ def assert_close(got, want, tolerance):
 
 
 def _xla_loss_and_grads(x, kernel, bias, weights, padding):
-    return jax.value_and_grad(
+    return jax.jit(jax.value_and_grad(
         lambda v, k, b: jnp.sum(jnp.sin(layers._xla_conv2d(v, k, padding) + b) * weights),
-        (0, 1, 2))(x, kernel, bias)
+        (0, 1, 2)))(x, kernel, bias)
 
 
 @needs_native
@@ -75,9 +75,12 @@ def test_native_conv_values_and_gradients_equal_xla(shape, isa):
     bias = jax.random.normal(keys[2], (c_out,))
     weights = jax.random.normal(keys[3], (n, h, w, c_out))
     assert layers._use_native(x, kernel, "auto")
-    xla = layers._xla_conv2d(x, kernel, padding)
-    assert_close(layers.conv2d(x, kernel, padding=padding), xla, 1e-6)
-    assert_close(layers.conv2d(x, kernel, bias, padding), xla + bias, 1e-6)
+    xla = jax.jit(layers._xla_conv2d, static_argnums=2)(x, kernel, padding)
+    without_bias, with_bias = jax.jit(
+        lambda v, k, b: (layers.conv2d(v, k, padding=padding), layers.conv2d(v, k, b, padding)))(
+        x, kernel, bias)
+    assert_close(without_bias, xla, 1e-6)
+    assert_close(with_bias, xla + bias, 1e-6)
     ours = jax.jit(jax.value_and_grad(
         lambda v, k, b: jnp.sum(jnp.sin(layers.conv2d(v, k, b, padding)) * weights), (0, 1, 2)))(
         x, kernel, bias)
@@ -113,8 +116,8 @@ def test_native_stride2_layers_equal_xla_values_and_gradients(layer, shape, isa)
     assert layers._use_native(x, kernel, "auto")
     assert f"jaxcolor_conv_transpose_{isa}" in loss.lower(x, kernel, bias).as_text()
     ours = loss(x, kernel, bias)
-    theirs = jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(layer(*a, impl="xla")) * weights),
-                                (0, 1, 2))(x, kernel, bias)
+    theirs = jax.jit(jax.value_and_grad(
+        lambda *a: jnp.sum(jnp.sin(layer(*a, impl="xla")) * weights), (0, 1, 2)))(x, kernel, bias)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4)
     for got, want in zip(ours[1], theirs[1], strict=True):
         assert_close(got, want, 5e-5)
@@ -270,7 +273,8 @@ def test_a_model_vmapped_over_its_parameters_runs_the_native_kernels(isa):
         model = build_model(ModelSpec("unet", num_filters=4, kernel=3, num_outputs=5,
                                       conv_impl=impl))
         x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
-        stacked = jax.vmap(lambda key: model.init(key, x[:1]))(jax.random.split(jax.random.key(1)))
+        stacked = jax.jit(jax.vmap(lambda key: model.init(key, x[:1])))(
+            jax.random.split(jax.random.key(1)))
 
         def grads(variables):
             def loss(params):
@@ -280,7 +284,8 @@ def test_a_model_vmapped_over_its_parameters_runs_the_native_kernels(isa):
             return jax.grad(loss)(variables["params"])
 
         together = jax.jit(jax.vmap(grads))(stacked)
-        alone = [grads(jax.tree.map(lambda leaf, i=i: leaf[i], stacked)) for i in range(2)]
+        alone = [jax.jit(grads)(jax.tree.map(lambda leaf, i=i: leaf[i], stacked))
+                 for i in range(2)]
         return together, alone
 
     native_together, native_alone = loss_grads("native")

@@ -349,8 +349,8 @@ def test_q7_compares_rgb_and_lab_models_and_its_colorizer_runs_on_any_size(tmp_p
     out = tmp_path / "q7"
     bins_file = tmp_path / "pts_in_hull.npy"  # a 313-bin list, as Zhang et al. publish
     np.save(bins_file, zhang_sized_bins())
-    result = run_script("q7_lab", *TINY, "--epochs=1", "--hflip", f"--ab_bins_file={bins_file}",
-                        f"--output_dir={out}")
+    result = run_script("q7_lab", *TINY, "--epochs=1", "--max_images=64", "--hflip",
+                        f"--ab_bins_file={bins_file}", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr
     assert "task lab_bins: CIE Lab, 313 ab bins" in result.stdout + result.stderr
     rows = json.loads((out / "results.json").read_text())

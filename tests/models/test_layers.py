@@ -1,3 +1,5 @@
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -63,7 +65,8 @@ def test_conv_over_parts_equals_nn_conv_over_their_concatenation():
     half = jax.random.normal(keys[2], (2, 4, 3, 2))
     weights = jax.random.normal(keys[3], (2, 8, 6, 5))
     ours = layers.Conv(5, 3)
-    variables = ours.init(keys[4], [(a, False), (b, False), (half, True)])
+    variables = jax.jit(lambda key: ours.init(key, [(a, False), (b, False), (half, True)]))(
+        keys[4])
 
     def loss_ours(variables, a, b, half):
         return jnp.sum(ours.apply(variables, [(a, False), (b, False), (half, True)]) * weights)
@@ -73,7 +76,7 @@ def test_conv_over_parts_equals_nn_conv_over_their_concatenation():
         return jnp.sum(nn.Conv(5, (3, 3), padding="SAME").apply(variables, concatenated)
                        * weights)
 
-    got, want = (jax.value_and_grad(loss, argnums=(0, 1, 2, 3))(variables, a, b, half)
+    got, want = (jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2, 3)))(variables, a, b, half)
                  for loss in (loss_ours, loss_flax))
     for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4)
@@ -139,7 +142,8 @@ def test_stride2_layers_compute_pytorchs_layers_and_xlas_gradients(layer, size, 
 
     want = value_and_grads(use_stride2_form(monkeypatch, "XLA's strided ops"))
     impl = use_stride2_form(monkeypatch, form)
-    np.testing.assert_allclose(layer(x, kernel, bias, impl), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(layer, static_argnums=3)(x, kernel, bias, impl), expected,
+                               rtol=1e-5, atol=1e-5)
     got = value_and_grads(impl)
     for ours, xla in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(ours, xla, rtol=1e-4, atol=1e-4)
@@ -186,18 +190,19 @@ def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypa
     x = jax.random.normal(jax.random.key(0), (6, 4, 4, 5)) * 2 + 1
     ours, theirs = (BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5, impl=impl),
                     nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5))
-    variables = ours.init(jax.random.key(1), x)
+    variables = jax.jit(ours.init)(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, variables) == jax.tree.map(
-        jnp.shape, theirs.init(jax.random.key(1), x))
+        jnp.shape, jax.eval_shape(theirs.init, jax.random.key(1), x))
     np.testing.assert_array_equal(variables["batch_stats"]["mean"], 0.0)  # init: no update
     variables = {"params": {"scale": jnp.linspace(0.5, 2.0, 5), "bias": jnp.arange(5.0)},
                  "batch_stats": {"mean": jnp.full(5, 0.3), "var": jnp.full(5, 2.0)}}
     (y, stats), (y_ref, stats_ref) = (
-        module.apply(variables, x, mutable=["batch_stats"]) for module in (ours, theirs))
+        jax.jit(partial(module.apply, mutable=["batch_stats"]))(variables, x)
+        for module in (ours, theirs))
     np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
     for a, b in zip(jax.tree.leaves(stats), jax.tree.leaves(stats_ref), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    inference = [module.clone(use_running_average=True).apply(variables, x)
+    inference = [jax.jit(module.clone(use_running_average=True).apply)(variables, x)
                  for module in (ours, theirs)]
     np.testing.assert_allclose(inference[0], inference[1], rtol=1e-5, atol=1e-5)
 
@@ -212,9 +217,9 @@ def test_batch_norm_matches_flax_in_training_and_inference(native_sums, monkeypa
                             mutable=["batch_stats"])[0]
 
     args = (x, variables["params"]["scale"], variables["params"]["bias"])
-    ours_grad = jax.grad(lambda *a: loss(lambda *b: batch_norm(*b, 1e-5, impl), *a),
-                         argnums=(0, 1, 2))(*args)
-    theirs_grad = jax.grad(lambda *a: loss(flax_norm, *a), argnums=(0, 1, 2))(*args)
+    ours_grad = jax.jit(jax.grad(lambda *a: loss(lambda *b: batch_norm(*b, 1e-5, impl), *a),
+                                 argnums=(0, 1, 2)))(*args)
+    theirs_grad = jax.jit(jax.grad(lambda *a: loss(flax_norm, *a), argnums=(0, 1, 2)))(*args)
     for a, b in zip(ours_grad, theirs_grad, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 

@@ -1,3 +1,5 @@
+from functools import partial
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -87,7 +89,7 @@ def test_up_block_normalises_before_upsampling_with_the_reference_values():
     in training (outputs, batch statistics, gradients) and at inference."""
     block = ConvBlock(features=5, kernel=3, resample="up")
     x = jax.random.normal(jax.random.key(0), (4, 6, 6, 3))
-    variables = block.init(jax.random.key(1), [(x, False)], train=True)
+    variables = jax.jit(lambda key: block.init(key, [(x, False)], train=True))(jax.random.key(1))
 
     def reference(variables, x, train):
         conv = nn.Conv(5, (3, 3), padding="SAME")
@@ -100,18 +102,20 @@ def test_up_block_normalises_before_upsampling_with_the_reference_values():
         return nn.relu(y), {"BatchNorm_0": updates["batch_stats"]}
 
     for train in (True, False):
-        ours, stats = block.apply(variables, [(x, False)], train=train, mutable=["batch_stats"])
+        ours, stats = jax.jit(lambda v, train=train: block.apply(
+            v, [(x, False)], train=train, mutable=["batch_stats"]))(variables)
         ours = upsample2x(ours)  # an up-block leaves the upsampling to the next layer
-        expected, expected_stats = reference(variables, x, train)
+        expected, expected_stats = jax.jit(reference, static_argnums=2)(variables, x, train)
         np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
         if train:
             for a, b in zip(jax.tree.leaves(stats["batch_stats"]),
                             jax.tree.leaves(expected_stats), strict=True):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     weights = jax.random.normal(jax.random.key(2), ours.shape)
-    ours_grad = jax.grad(lambda v: jnp.sum(upsample2x(block.apply(
-        v, [(x, False)], train=True, mutable=["batch_stats"])[0]) * weights))(variables)
-    expected_grad = jax.grad(lambda v: jnp.sum(reference(v, x, True)[0] * weights))(variables)
+    ours_grad = jax.jit(jax.grad(lambda v: jnp.sum(upsample2x(block.apply(
+        v, [(x, False)], train=True, mutable=["batch_stats"])[0]) * weights)))(variables)
+    expected_grad = jax.jit(jax.grad(lambda v: jnp.sum(reference(v, x, True)[0] * weights)))(
+        variables)
     for a, b in zip(jax.tree.leaves(ours_grad["params"]),
                     jax.tree.leaves(expected_grad["params"]), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)  # conv bias: 0 ± rounding
@@ -163,8 +167,8 @@ def test_models_compute_the_reference_network(name):
     model = build_model(ModelSpec(name, num_filters=4, kernel=3, num_outputs=5))
     reference = ReferenceNet(nf=4, nc=5, skip=name == "unet")
     x = jax.random.normal(jax.random.key(0), (3, 16, 16, 1))
-    variables = model.init(jax.random.key(1), x)
-    reference_variables = reference.init(jax.random.key(1), x, train=False)
+    variables = jax.jit(model.init)(jax.random.key(1), x)
+    reference_variables = jax.jit(partial(reference.init, train=False))(jax.random.key(1), x)
     assert jax.tree.map(jnp.shape, variables) == jax.tree.map(jnp.shape, reference_variables)
     for a, b in zip(jax.tree.leaves(variables), jax.tree.leaves(reference_variables),
                     strict=True):
@@ -184,9 +188,9 @@ def test_models_compute_the_reference_network(name):
     for mine, expected in ((our_stats, their_stats), (our_grads, their_grads)):
         for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    evaluated = model.apply(variables, x, train=False)
-    np.testing.assert_allclose(evaluated, reference.apply(variables, x, train=False),
-                               rtol=1e-4, atol=1e-4)
+    evaluated = jax.jit(model.apply)(variables, x)
+    expected = jax.jit(partial(reference.apply, train=False))(variables, x)
+    np.testing.assert_allclose(evaluated, expected, rtol=1e-4, atol=1e-4)
 
 
 STRIDED_BLOCKS = {"block1": (16, 16, 32), "block2": (8, 8, 64), "block3": (16, 16, 32),
@@ -218,7 +222,7 @@ def test_newer_edition_shapes_and_parameter_counts(name, convs, blocks):
 def test_transposed_kernels_are_initialised_as_pytorch_does():
     """PyTorch's ConvTranspose2d draws U(±1/√(out·k²)): its fan-in is the output channels."""
     model = build_model(ModelSpec("conv_transpose", num_filters=16, kernel=3, num_outputs=24))
-    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
     up, down = params["block3"]["kernel"], params["block2"]["kernel"]  # (3, 3, 32, 16), (…, 16, 32)
     assert float(jnp.abs(up).max()) == pytest.approx(1 / np.sqrt(16 * 9), rel=0.02)
     assert float(jnp.abs(down).max()) == pytest.approx(1 / np.sqrt(16 * 9), rel=0.02)
@@ -232,7 +236,7 @@ def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters_and_statist
     BatchNorm statistics and gradients stay float32, within bfloat16's rounding of float32."""
     model = build_model(ModelSpec(name, num_filters=8, kernel=3, num_outputs=5))
     x = jax.random.uniform(jax.random.key(0), (4, 16, 16, 1))
-    variables = model.init(jax.random.key(1), x)
+    variables = jax.jit(model.init)(jax.random.key(1), x)
     targets = jax.random.normal(jax.random.key(2), (4, 16, 16, 5))
 
     def loss(params, inputs):
@@ -256,7 +260,7 @@ def test_bfloat16_inputs_compute_in_bfloat16_with_float32_parameters_and_statist
     flat = [np.concatenate([np.ravel(g) for g in jax.tree.leaves(grads)])
             for grads in (half_grads, full_grads)]
     assert relative_error(*flat) < 0.25
-    evaluated = model.apply(variables, x.astype(jnp.bfloat16), train=False)
+    evaluated = jax.jit(model.apply)(variables, x.astype(jnp.bfloat16))
     assert evaluated.dtype == jnp.bfloat16
 
 

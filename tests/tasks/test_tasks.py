@@ -40,8 +40,8 @@ def test_every_task_builds_arrays_a_model_and_renders_rgb(name, model_name, imag
     assert task_data.train_inputs.dtype == np.float32 and task_data.in_channels in (1, 3)
     model = build_model(ModelSpec(model_name, num_filters=4, kernel=3,
                                   num_outputs=task.num_outputs, **task.head(4)))
-    variables = model.init(jax.random.key(0), task_data.test_inputs[:2])
-    outputs = model.apply(variables, task_data.test_inputs[:2])
+    variables = jax.jit(model.init)(jax.random.key(0), task_data.test_inputs[:2])
+    outputs = jax.jit(model.apply)(variables, task_data.test_inputs[:2])
     assert outputs.shape == (2, 32, 32, task.num_outputs)
     loss = task.objective.loss(outputs, prepared(task.objective, task_data.test_targets[:2]))
     assert loss.shape == (2, 32, 32) and np.isfinite(loss).all()
@@ -131,13 +131,13 @@ def test_baselines_keep_l_with_no_colour_or_the_mean_colour(images):
 def test_cheap_head_changes_only_the_last_block_and_classifier():
     model = build_model(ModelSpec("unet", num_filters=8, kernel=3, num_outputs=100,
                                   head_features=8, final_kernel=1))
-    variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+    variables = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
     assert variables["params"]["block5"]["Conv_0"]["kernel"].shape == (3, 3, 16, 8)
     assert variables["params"]["final"]["kernel"].shape == (1, 1, 9, 100)
-    assert model.apply(variables, jnp.zeros((2, 16, 16, 1))).shape == (2, 16, 16, 100)
+    assert jax.jit(model.apply)(variables, jnp.zeros((2, 16, 16, 1))).shape == (2, 16, 16, 100)
     newer = build_model(ModelSpec("unet_transpose", num_filters=8, kernel=3, num_outputs=100,
                                   head_features=8, final_kernel=1))
-    variables = newer.init(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
+    variables = jax.jit(newer.init)(jax.random.key(0), jnp.zeros((1, 16, 16, 1)))
     assert variables["params"]["block4"]["kernel"].shape == (3, 3, 16, 8)
     assert variables["params"]["final"]["kernel"].shape == (1, 1, 9, 100)
 
