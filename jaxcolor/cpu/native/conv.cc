@@ -824,24 +824,27 @@ void lay_out_pairs(const bf16* dy, const Shape& s, const PairLayout& l, bf16* pa
 }
 
 // Adds the tile (tap row a, ROWS channels from the first of `columns`, outputs o0.. (NV
-// vectors)) of the laid-out chunk into out (the first channel's dW row of the tap).
+// vectors)) of the laid-out chunk into out (the first channel's dW row of the tap). The sums
+// stay in registers for the whole chunk; with stride 1 an image's rows (x's rows h + a − pt
+// as dy's rows h) follow each other in both layouts, so each image is one run of pairs.
 template <int ROWS, int NV>
 void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& s,
                            const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
                            float* out) {
-  alignas(64) float sums[ROWS][NV][16] = {};
+  __m512 acc[ROWS][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_setzero_ps();
   const int64_t h_lo = std::max<int64_t>(0, ceil_div(s.pt - a, s.stride));
   const int64_t h_hi = std::min<int64_t>(s.h, floor_div(l.xh - 1 + s.pt - a, s.stride) + 1);
+  const bool rows_follow = s.stride == 1;
+  const int64_t run = rows_follow ? (h_hi - h_lo) * l.pairs : l.pairs;
   for (int64_t n = 0; n < l.images; ++n)
-    for (int64_t h = h_lo; h < h_hi; ++h) {
+    for (int64_t h = h_lo; h < h_hi; h += rows_follow ? h_hi - h_lo : 1) {
       const bf16* xr = columns + (n * l.xh + s.stride * h + a - s.pt) * l.pairs * s.ci * 2;
       const bf16* dr = pairs + (n * s.h + h) * l.pairs * s.co * 2 + 2 * o0;
-      __m512 acc[ROWS][NV];
-#pragma GCC unroll 16
-      for (int i = 0; i < ROWS; ++i)
-#pragma GCC unroll 2
-        for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_load_ps(sums[i][j]);
-      for (int64_t q = 0; q < l.pairs; ++q, dr += 2 * s.co, xr += 2 * s.ci) {
+      for (int64_t q = 0; q < run; ++q, dr += 2 * s.co, xr += 2 * s.ci) {
         __m512bh g[NV];
 #pragma GCC unroll 2
         for (int j = 0; j < NV; ++j)
@@ -853,17 +856,14 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
           for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], v, g[j]);
         }
       }
-#pragma GCC unroll 16
-      for (int i = 0; i < ROWS; ++i)
-#pragma GCC unroll 2
-        for (int j = 0; j < NV; ++j) _mm512_store_ps(sums[i][j], acc[i][j]);
     }
+#pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i)
+#pragma GCC unroll 2
     for (int j = 0; j < NV; ++j) {
       float* o = out + i * s.co + o0 + 16 * j;
       const __mmask16 mask = j + 1 < NV ? 0xFFFF : last;
-      _mm512_mask_storeu_ps(o, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o),
-                                                   _mm512_load_ps(sums[i][j])));
+      _mm512_mask_storeu_ps(o, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, o), acc[i][j]));
     }
 }
 
