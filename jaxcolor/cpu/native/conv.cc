@@ -801,6 +801,15 @@ void lay_out_columns(const bf16* x, const Shape& s, const PairLayout& l, int64_t
     for (int64_t r = 0; r < l.xh; ++r) {
       const bf16* row = x + (n * l.xh + r) * l.xw * s.ci;
       bf16* to = columns + (n * l.xh + r) * l.pairs * s.ci * 2;
+      if (s.ci == 1 && s.stride == 1) {  // the pairs are the row itself, shifted by b − pl
+        const int64_t shift = b - s.pl, width = 2 * l.pairs;
+        const int64_t lo = std::clamp<int64_t>(-shift, 0, width);
+        const int64_t hi = std::clamp<int64_t>(std::min(l.grid_w, l.xw - shift), lo, width);
+        std::fill(to, to + lo, bf16{0});
+        std::memcpy(to + lo, row + lo + shift, (hi - lo) * sizeof(bf16));
+        std::fill(to + hi, to + width, bf16{0});
+        continue;
+      }
       for (int64_t q = 0; q < l.pairs; ++q) {
         const bf16* pixel[2];
         for (int e = 0; e < 2; ++e) {
@@ -823,14 +832,18 @@ void lay_out_pairs(const bf16* dy, const Shape& s, const PairLayout& l, bf16* pa
     }
 }
 
-// Adds the tile (tap row a, ROWS channels from the first of `columns`, outputs o0.. (NV
-// vectors)) of the laid-out chunk into out (the first channel's dW row of the tap). The sums
-// stay in registers for the whole chunk; with stride 1 an image's rows (x's rows h + a − pt
-// as dy's rows h) follow each other in both layouts, so each image is one run of pairs.
-template <int ROWS, int NV>
+// Adds the tile (tap row a, outputs o0.. (NV vectors), ROWS rows of dW from the first of
+// `columns`, each s.co apart in out) of the laid-out chunk into out. The rows are input
+// channels (each pair 2 elements after the last) or, for a 1-channel input (TAP_ROWS), the tap
+// columns b (each `row_step` elements after the last: b's layout), so that dy's pairs are read
+// once per tap row rather than once per tap. The sums stay in registers for the whole chunk;
+// with stride 1 an image's rows (x's rows h + a − pt as dy's rows h) follow each other in both
+// layouts, so each image is one run of pairs.
+template <int ROWS, int NV, bool TAP_ROWS>
 void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& s,
                            const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
-                           float* out) {
+                           int64_t row_step, float* out) {
+  const int64_t step = TAP_ROWS ? row_step : 2;
   __m512 acc[ROWS][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < ROWS; ++i)
@@ -851,7 +864,7 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
           g[j] = (__m512bh)_mm512_maskz_loadu_epi32(j + 1 < NV ? 0xFFFF : last, dr + 32 * j);
 #pragma GCC unroll 16
         for (int i = 0; i < ROWS; ++i) {
-          const __m512bh v = (__m512bh)_mm512_set1_epi32(channel_pair(xr + 2 * i));
+          const __m512bh v = (__m512bh)_mm512_set1_epi32(channel_pair(xr + step * i));
 #pragma GCC unroll 2
           for (int j = 0; j < NV; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], v, g[j]);
         }
@@ -867,20 +880,26 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
     }
 }
 
-template <int NV>
+template <int NV, bool TAP_ROWS>
 void weight_grad_tiles_bf16(int rows, const bf16* columns, const bf16* pairs, const Shape& s,
                             const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
-                            float* out) {
+                            int64_t row_step, float* out) {
+  const int64_t step = TAP_ROWS ? row_step : 2;
   if (rows == kTileBf16) {
-    return weight_grad_tile_bf16<kTileBf16, NV>(columns, pairs, s, l, a, o0, last, out);
+    return weight_grad_tile_bf16<kTileBf16, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
+                                                          row_step, out);
   }
-  if (rows & 8) weight_grad_tile_bf16<8, NV>(columns, pairs, s, l, a, o0, last, out),
-      columns += 2 * 8, out += 8 * s.co;
-  if (rows & 4) weight_grad_tile_bf16<4, NV>(columns, pairs, s, l, a, o0, last, out),
-      columns += 2 * 4, out += 4 * s.co;
-  if (rows & 2) weight_grad_tile_bf16<2, NV>(columns, pairs, s, l, a, o0, last, out),
-      columns += 2 * 2, out += 2 * s.co;
-  if (rows & 1) weight_grad_tile_bf16<1, NV>(columns, pairs, s, l, a, o0, last, out);
+  if (rows & 8) weight_grad_tile_bf16<8, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
+                                                       row_step, out),
+      columns += 8 * step, out += 8 * s.co;
+  if (rows & 4) weight_grad_tile_bf16<4, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
+                                                       row_step, out),
+      columns += 4 * step, out += 4 * s.co;
+  if (rows & 2) weight_grad_tile_bf16<2, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
+                                                       row_step, out),
+      columns += 2 * step, out += 2 * s.co;
+  if (rows & 1) weight_grad_tile_bf16<1, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
+                                                       row_step, out);
 }
 
 // 16 bfloat16 values as float32 (the same bits, shifted; the masked forms spare GCC's headers a
@@ -914,19 +933,29 @@ void accumulate(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, i
   for (int64_t b = 0; b < s.kw; ++b)
     lay_out_columns(x + n0 * x_image, s, l, b, columns.data() + b * columns_size);
   lay_out_pairs(dy + n0 * dy_image, s, l, pairs.data());
+  // Tiles of dW rows: up to kTileBf16 input channels of one tap, or (1 channel) tap columns.
+  const bool tap_rows = s.ci == 1;
+  const int64_t row_count = tap_rows ? s.kw : s.ci, tap_count = tap_rows ? 1 : s.kw;
   for (int64_t a = 0; a < s.kh; ++a)
-    for (int64_t b = 0; b < s.kw; ++b)
+    for (int64_t b = 0; b < tap_count; ++b)
       for (int64_t o0 = 0; o0 < s.co; o0 += 32) {
         const int64_t block = std::min<int64_t>(32, s.co - o0);
         const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
-        for (int64_t c0 = 0; c0 < s.ci; c0 += kTileBf16) {
-          const int rows = static_cast<int>(std::min<int64_t>(kTileBf16, s.ci - c0));
-          const bf16* cols = columns.data() + b * columns_size + 2 * c0;
-          float* o = out + ((a * s.kw + b) * s.ci + c0) * s.co;
+        for (int64_t r0 = 0; r0 < row_count; r0 += kTileBf16) {
+          const int rows = static_cast<int>(std::min<int64_t>(kTileBf16, row_count - r0));
+          const bf16* cols = columns.data() + (tap_rows ? r0 * columns_size
+                                                        : b * columns_size + 2 * r0);
+          float* o = out + ((a * s.kw + b) * s.ci + r0) * s.co;
+          const auto tiles = [&](auto nv, auto by_tap) {
+            weight_grad_tiles_bf16<decltype(nv)::value, decltype(by_tap)::value>(
+                rows, cols, pairs.data(), s, l, a, o0, last, columns_size, o);
+          };
+          using One = std::integral_constant<int, 1>;
+          using Two = std::integral_constant<int, 2>;
           if (block > 16) {
-            weight_grad_tiles_bf16<2>(rows, cols, pairs.data(), s, l, a, o0, last, o);
+            tap_rows ? tiles(Two{}, std::true_type{}) : tiles(Two{}, std::false_type{});
           } else {
-            weight_grad_tiles_bf16<1>(rows, cols, pairs.data(), s, l, a, o0, last, o);
+            tap_rows ? tiles(One{}, std::true_type{}) : tiles(One{}, std::false_type{});
           }
         }
       }
