@@ -307,11 +307,13 @@ def relative_error(got, want):
     return float(np.linalg.norm(got - want) / np.linalg.norm(want))
 
 
-# (in channels, out channels, stride or "transposed"): odd channel counts (paired with a zero
-# channel), the 16-lane and 8-lane tails, two 16-lane vectors, every tile height (12, 8, 4, 2,
-# 1: 33 channels), several 32-channel blocks.
+# (in channels, out channels, stride or "transposed"[, kernel size, default 3]): odd channel
+# counts (paired with a zero channel), the 16-lane and 8-lane tails, two 16-lane vectors, every
+# tile height (12, 8, 4, 2, 1: 33 channels), several 32-channel blocks; 1-channel inputs, whose
+# weight gradient tiles a kernel row's taps (1 to 5 wide).
 BFLOAT16_LAYERS = [(1, 32, 1), (25, 24, 1), (33, 40, 1), (7, 40, 2), (32, 24, "transposed"),
-                   (5, 3, "transposed")]
+                   (5, 3, "transposed"), (1, 24, 1, 5), (1, 8, 1, 2), (1, 16, 1, 4),
+                   (1, 20, 1, 1)]
 
 
 @needs_bfloat16
@@ -320,12 +322,13 @@ def test_bfloat16_kernels_are_float32_s_values_and_gradients_rounded_once(layer)
     """The bfloat16 kernels (vdpbf16ps, float32 sums) against XLA's float32 convolution of the
     same bfloat16 numbers: values and input gradients within one bfloat16 rounding, kernel and
     bias gradients too (float32 sums, rounded to the parameters' bfloat16)."""
-    c_in, c_out, stride = layer
+    c_in, c_out, stride, kernel_size = (*layer, 3)[:4]
     size = 8 if stride == "transposed" else 16
     keys = jax.random.split(jax.random.key(c_in * c_out), 4)
     width = size + (2 if stride == 2 else 3)  # odd where it can be: pixel pairs with a tail
     x = jax.random.normal(keys[0], (3, size, width, c_in)).astype(jnp.bfloat16)
-    kernel = (jax.random.normal(keys[1], (3, 3, c_in, c_out)) / 3).astype(jnp.bfloat16)
+    kernel = (jax.random.normal(keys[1], (kernel_size, kernel_size, c_in, c_out))
+              / kernel_size).astype(jnp.bfloat16)
     bias = jax.random.normal(keys[2], (c_out,)).astype(jnp.bfloat16)
 
     def layer_of(impl):

@@ -880,26 +880,44 @@ void weight_grad_tile_bf16(const bf16* columns, const bf16* pairs, const Shape& 
     }
 }
 
+// Tap-column tiles hold a kernel row's taps whole (up to kTapTile: kernels up to 5 wide in one
+// pass over dy's pairs).
+constexpr int kTapTile = 5;
+
 template <int NV, bool TAP_ROWS>
 void weight_grad_tiles_bf16(int rows, const bf16* columns, const bf16* pairs, const Shape& s,
                             const PairLayout& l, int64_t a, int64_t o0, __mmask16 last,
                             int64_t row_step, float* out) {
-  const int64_t step = TAP_ROWS ? row_step : 2;
-  if (rows == kTileBf16) {
-    return weight_grad_tile_bf16<kTileBf16, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
-                                                          row_step, out);
+  if constexpr (TAP_ROWS) {
+    switch (rows) {
+      case 5: return weight_grad_tile_bf16<5, NV, true>(columns, pairs, s, l, a, o0, last,
+                                                        row_step, out);
+      case 4: return weight_grad_tile_bf16<4, NV, true>(columns, pairs, s, l, a, o0, last,
+                                                        row_step, out);
+      case 3: return weight_grad_tile_bf16<3, NV, true>(columns, pairs, s, l, a, o0, last,
+                                                        row_step, out);
+      case 2: return weight_grad_tile_bf16<2, NV, true>(columns, pairs, s, l, a, o0, last,
+                                                        row_step, out);
+      default: return weight_grad_tile_bf16<1, NV, true>(columns, pairs, s, l, a, o0, last,
+                                                         row_step, out);
+    }
+  } else {
+    if (rows == kTileBf16) {
+      return weight_grad_tile_bf16<kTileBf16, NV, false>(columns, pairs, s, l, a, o0, last,
+                                                         row_step, out);
+    }
+    if (rows & 8) weight_grad_tile_bf16<8, NV, false>(columns, pairs, s, l, a, o0, last,
+                                                      row_step, out),
+        columns += 2 * 8, out += 8 * s.co;
+    if (rows & 4) weight_grad_tile_bf16<4, NV, false>(columns, pairs, s, l, a, o0, last,
+                                                      row_step, out),
+        columns += 2 * 4, out += 4 * s.co;
+    if (rows & 2) weight_grad_tile_bf16<2, NV, false>(columns, pairs, s, l, a, o0, last,
+                                                      row_step, out),
+        columns += 2 * 2, out += 2 * s.co;
+    if (rows & 1) weight_grad_tile_bf16<1, NV, false>(columns, pairs, s, l, a, o0, last,
+                                                      row_step, out);
   }
-  if (rows & 8) weight_grad_tile_bf16<8, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
-                                                       row_step, out),
-      columns += 8 * step, out += 8 * s.co;
-  if (rows & 4) weight_grad_tile_bf16<4, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
-                                                       row_step, out),
-      columns += 4 * step, out += 4 * s.co;
-  if (rows & 2) weight_grad_tile_bf16<2, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
-                                                       row_step, out),
-      columns += 2 * step, out += 2 * s.co;
-  if (rows & 1) weight_grad_tile_bf16<1, NV, TAP_ROWS>(columns, pairs, s, l, a, o0, last,
-                                                       row_step, out);
 }
 
 // 16 bfloat16 values as float32 (the same bits, shifted; the masked forms spare GCC's headers a
@@ -933,7 +951,8 @@ void accumulate(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, i
   for (int64_t b = 0; b < s.kw; ++b)
     lay_out_columns(x + n0 * x_image, s, l, b, columns.data() + b * columns_size);
   lay_out_pairs(dy + n0 * dy_image, s, l, pairs.data());
-  // Tiles of dW rows: up to kTileBf16 input channels of one tap, or (1 channel) tap columns.
+  // Tiles of dW rows: up to kTileBf16 input channels of one tap, or (1 channel) up to kTapTile
+  // tap columns.
   const bool tap_rows = s.ci == 1;
   const int64_t row_count = tap_rows ? s.kw : s.ci, tap_count = tap_rows ? 1 : s.kw;
   for (int64_t a = 0; a < s.kh; ++a)
@@ -941,8 +960,9 @@ void accumulate(const bf16* x, const bf16* dy, const Shape& s, bool sums_of_x, i
       for (int64_t o0 = 0; o0 < s.co; o0 += 32) {
         const int64_t block = std::min<int64_t>(32, s.co - o0);
         const __mmask16 last = first_lanes(block > 16 ? block - 16 : block);
-        for (int64_t r0 = 0; r0 < row_count; r0 += kTileBf16) {
-          const int rows = static_cast<int>(std::min<int64_t>(kTileBf16, row_count - r0));
+        const int64_t tile = tap_rows ? kTapTile : kTileBf16;
+        for (int64_t r0 = 0; r0 < row_count; r0 += tile) {
+          const int rows = static_cast<int>(std::min<int64_t>(tile, row_count - r0));
           const bf16* cols = columns.data() + (tap_rows ? r0 * columns_size
                                                         : b * columns_size + 2 * r0);
           float* o = out + ((a * s.kw + b) * s.ci + r0) * s.co;
