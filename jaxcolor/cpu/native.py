@@ -48,6 +48,7 @@ from jaxcolor.errors import UserError
 DISABLE_ENV = "JAXCOLOR_NATIVE"
 ISA_ENV = "JAXCOLOR_NATIVE_ISA"
 CACHE_DIR_ENV = "JAXCOLOR_NATIVE_CACHE_DIR"
+LOCK_NAME = "build.lock"  # in the cache folder
 SOURCE = Path(__file__).with_name("native") / "conv.cc"
 # Instruction set → the /proc/cpuinfo flags it needs and its compiler flags, best first.
 # Portable code per instruction set (not -march=native): a cache shared by machines stays valid.
@@ -111,10 +112,19 @@ def _build(compiler: str, isa: str) -> Path:
     if library.exists():
         return library
     cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as scratch:  # atomic for concurrent builds
-        built = Path(scratch) / library.name
-        subprocess.run([*command, "-o", str(built)], check=True, capture_output=True, text=True)
-        os.replace(built, library)
+    # One build at a time per cache: processes started together (test workers, a sweep's runs)
+    # wait for the first one's library instead of compiling it again each.
+    import fcntl  # POSIX; the kernels build on Linux only
+
+    with open(cache / LOCK_NAME, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if library.exists():
+            return library
+        with tempfile.TemporaryDirectory(dir=cache) as scratch:  # atomic: never half a library
+            built = Path(scratch) / library.name
+            subprocess.run([*command, "-o", str(built)], check=True, capture_output=True,
+                           text=True)
+            os.replace(built, library)
     return library
 
 

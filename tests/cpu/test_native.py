@@ -1,5 +1,6 @@
 """The native CPU convolution kernels against XLA's convolution: values and gradients."""
 
+import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -245,7 +246,23 @@ def test_the_kernels_build_in_the_background_once_per_source(tmp_path, monkeypat
     built = library.stat().st_mtime_ns
     assert native._build(os.environ.get("CXX", "g++"), native.isa()) == library
     assert library.stat().st_mtime_ns == built
-    assert [p.name for p in tmp_path.iterdir()] == [library.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([library.name, native.LOCK_NAME])
+
+
+def test_processes_building_at_once_compile_the_kernels_once(tmp_path, monkeypatch):
+    """Builds started together (test workers, a sweep's runs on a fresh machine) wait for the
+    first one's library: one compile. The compiler is a stand-in that logs its calls."""
+    log = tmp_path / "calls.log"
+    compiler = tmp_path / "fake-g++"
+    compiler.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\n"
+                        "case \"$*\" in *--version*) echo fake 1.0; exit 0;; esac\n"
+                        "sleep 0.5\nfor target; do :; done\ntouch \"$target\"\n")
+    compiler.chmod(0o755)
+    monkeypatch.setenv(native.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        built = list(pool.map(lambda _: native._build(str(compiler), "avx2"), range(3)))
+    assert len(set(built)) == 1 and built[0].exists()
+    assert sum(" -o " in line for line in log.read_text().splitlines()) == 1
 
 
 def test_nothing_builds_in_the_background_when_switched_off(monkeypatch):
