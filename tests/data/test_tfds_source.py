@@ -72,6 +72,7 @@ def tensorflow_installed() -> bool:
     return importlib.machinery.PathFinder.find_spec("tensorflow") is not None
 
 
+@pytest.mark.slow  # a new Python process each, one of them importing TensorFlow
 @pytest.mark.parametrize("tensorflow", ["absent", "importable"])
 def test_first_run_prepares_cifar10_from_the_download(tmp_path, archive, batches, tensorflow):
     if tensorflow == "importable" and not tensorflow_installed():
