@@ -143,6 +143,7 @@ app.run(main)
 """
 
 
+@pytest.mark.slow  # a new Python process
 def test_a_stop_whose_keyboard_interrupt_python_loses_still_ends_the_run():
     """A Ctrl-C whose KeyboardInterrupt is raised inside a garbage-collector callback (JAX has
     one) is only an "Exception ignored": the run still ends with the stop line and status 130

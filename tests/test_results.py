@@ -62,6 +62,7 @@ def test_outside_a_git_checkout_the_commit_is_unknown(tmp_path, monkeypatch):
         results.code_commit.cache_clear()
 
 
+@pytest.mark.slow  # a new Python process
 def test_the_commit_is_read_when_the_code_is_loaded():
     """A commit made while a run goes on is not the code it runs: the run reports the commit
     its modules were imported from."""

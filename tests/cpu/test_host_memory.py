@@ -34,6 +34,7 @@ def probe(mode: str, **env: str) -> tuple[bool, int]:
     return applied, faults
 
 
+@pytest.mark.slow  # a new Python process
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="a glibc malloc setting")
 def test_retained_memory_is_reused_without_page_faults():
     assert probe("default") == (False, pytest.approx(16384, rel=0.2))  # 64 MiB of 4 KiB pages
@@ -41,5 +42,6 @@ def test_retained_memory_is_reused_without_page_faults():
     assert applied and faults < 100
 
 
+@pytest.mark.slow  # a new Python process
 def test_retaining_memory_can_be_switched_off():
     assert probe("retain", JAXCOLOR_RETAIN_MEMORY="0")[0] is False

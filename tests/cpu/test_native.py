@@ -190,6 +190,7 @@ def test_forms_that_the_native_kernels_do_not_cover_use_xla():
     assert not layers._use_native(x.astype(jnp.bfloat16), jnp.ones((3, 3, 3, 4)), "auto")
 
 
+@pytest.mark.slow  # a new Python process
 def test_native_kernels_can_be_switched_off(tmp_path):
     """JAXCOLOR_NATIVE=0: not built, not used; the models still train (XLA's convolutions)."""
     code = ("import jax.numpy as jnp; from jaxcolor.models import layers; "
@@ -200,6 +201,7 @@ def test_native_kernels_can_be_switched_off(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # a new Python process
 @pytest.mark.skipif(sys.platform != "linux", reason="the build is tried on Linux only")
 def test_a_failed_build_warns_once_and_falls_back_to_xla(tmp_path):
     code = ("import warnings, jax.numpy as jnp; from jaxcolor.models import layers\n"

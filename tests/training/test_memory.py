@@ -18,6 +18,7 @@ def test_a_step_needs_its_temporaries_and_outputs_beyond_its_arguments():
     assert need is not None and need >= 512 * 512 * 4  # the (512, 512) product
 
 
+@pytest.mark.slow  # a new Python process
 def test_host_free_memory_respects_the_address_space_limit():
     free = memory.host_free_bytes()
     assert free is not None and free > 0
