@@ -58,19 +58,24 @@ def maxpool2x(x: jax.Array) -> jax.Array:
     gradient (evaluation, inference) the max is taken elementwise over the 4 window positions
     of the untransposed map, which XLA:CPU runs faster than any reduce over the windows.
     """
-    n, h, w, c = x.shape
-    grid = x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c)  # window rows: axis 2
+    grid = _window_grid(x)
     return jnp.maximum(jnp.maximum(grid[:, :, 0, :, 0], grid[:, :, 0, :, 1]),
                        jnp.maximum(grid[:, :, 1, :, 0], grid[:, :, 1, :, 1])).astype(x.dtype)
 
 
+def _window_grid(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) → (N, H/2, 2, W/2, 2, C), a reshape: each 2×2 window's rows on axis 2 and
+    columns on axis 4, in float32 (exact: XLA:CPU compares bfloat16 windows far slower;
+    BENCHMARKS.md, "Mixed precision (bfloat16) train steps")."""
+    n, h, w, c = x.shape
+    return x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c)
+
+
 def _pool_windows(x: jax.Array) -> jax.Array:
     """(N, H, W, C) → (N, H/2, W/2, C, 4): each 2×2 window's values in row-major order, in
-    float32 (exact: XLA:CPU compares bfloat16 windows far slower; BENCHMARKS.md, "Mixed
-    precision (bfloat16) train steps")."""
+    float32 (:func:`_window_grid`)."""
     n, h, w, c = x.shape
-    windows = x.astype(jnp.float32).reshape(n, h // 2, 2, w // 2, 2, c)
-    return windows.transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
+    return _window_grid(x).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
 
 
 def _max_and_first_argmax(windows: jax.Array) -> tuple[jax.Array, jax.Array]:
